@@ -1,0 +1,19 @@
+#include "schemas/alloc.hpp"
+
+namespace poolbus {
+
+outcome<PoolUri> parse_pool_uri(const std::string& uri) {
+  auto slash = uri.find('/');
+  if (slash == std::string::npos)
+    return make_pool_error(error_kind::invalid, "uri \"" + uri + "\" has no '/' (want <pool>/<id>)");
+  PoolUri out{uri.substr(0, slash), uri.substr(slash + 1)};
+  if (out.pool.empty() || out.local.empty())
+    return make_pool_error(error_kind::invalid, "uri \"" + uri + "\" has an empty pool or id");
+  return out;
+}
+
+std::string make_pool_uri(const std::string& pool, const std::string& local) {
+  return pool + "/" + local;
+}
+
+}  // namespace poolbus

@@ -1,0 +1,142 @@
+#include "schemas/resources.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+namespace poolbus {
+namespace {
+
+Resources::amount to_units(double value) {
+  return static_cast<Resources::amount>(std::llround(value * Resources::units_per_one));
+}
+
+double to_value(Resources::amount units) {
+  return static_cast<double>(units) / Resources::units_per_one;
+}
+
+template <class Op>
+Resources combine(const Resources& a, const Resources& b, Op op) {
+  Resources out;
+  std::set<std::string> keys;
+  for (const auto& [k, _] : a.amounts()) keys.insert(k);
+  for (const auto& [k, _] : b.amounts()) keys.insert(k);
+  for (const auto& k : keys) out.set_units(k, op(a.units(k), b.units(k)));
+  return out;
+}
+
+std::string format_number(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+}  // namespace
+
+Resources::Resources(std::initializer_list<std::pair<const std::string, double>> values) {
+  for (const auto& [k, v] : values) set(k, v);
+}
+
+outcome<Resources> Resources::from_values(const std::map<std::string, double>& values) {
+  Resources out;
+  for (const auto& [k, v] : values) {
+    if (k.empty()) return make_pool_error(error_kind::invalid, "resource name is empty");
+    if (!std::isfinite(v)) return make_pool_error(error_kind::invalid, "resource " + k + " is not finite");
+    if (v < 0) return make_pool_error(error_kind::invalid, "resource " + k + " is negative");
+    if (v > max_value) return make_pool_error(error_kind::invalid, "resource " + k + " is too large");
+    out.set(k, v);
+  }
+  return out;
+}
+
+double Resources::get(const std::string& key) const { return to_value(units(key)); }
+
+Resources::amount Resources::units(const std::string& key) const {
+  auto it = amounts_.find(key);
+  return it == amounts_.end() ? 0 : it->second;
+}
+
+void Resources::set(const std::string& key, double value) { amounts_[key] = to_units(value); }
+void Resources::set_units(const std::string& key, amount units) { amounts_[key] = units; }
+
+bool Resources::is_zero() const {
+  for (const auto& [_, v] : amounts_)
+    if (v != 0) return false;
+  return true;
+}
+
+std::map<std::string, double> Resources::values() const {
+  std::map<std::string, double> out;
+  for (const auto& [k, v] : amounts_) out[k] = to_value(v);
+  return out;
+}
+
+bool Resources::available(const Resources& need) const {
+  for (const auto& [k, v] : need.amounts_)
+    if (units(k) < v) return false;
+  return true;
+}
+
+Resources Resources::sub(const Resources& other) const {
+  return combine(*this, other, [](amount a, amount b) { return a - b; });
+}
+Resources Resources::add(const Resources& other) const {
+  return combine(*this, other, [](amount a, amount b) { return a + b; });
+}
+Resources Resources::min(const Resources& other) const {
+  return combine(*this, other, [](amount a, amount b) { return a < b ? a : b; });
+}
+Resources Resources::max(const Resources& other) const {
+  return combine(*this, other, [](amount a, amount b) { return a > b ? a : b; });
+}
+
+Resources Resources::scale(double factor) const {
+  Resources out;
+  for (const auto& [k, v] : amounts_)
+    out.amounts_[k] = static_cast<amount>(std::llround(static_cast<double>(v) * factor));
+  return out;
+}
+
+double Resources::scaled_distance(const Resources& other) const {
+  constexpr double mem_scaling = 1.0 / (8 * GiB);
+  constexpr double cpu_scaling = 1.0;
+  return std::fabs(get("mem") - other.get("mem")) * mem_scaling +
+         std::fabs(get("cpu") - other.get("cpu")) * cpu_scaling;
+}
+
+bool Resources::equal(const Resources& other) const {
+  for (const auto& [k, v] : amounts_)
+    if (other.units(k) != v) return false;
+  for (const auto& [k, v] : other.amounts_)
+    if (units(k) != v) return false;
+  return true;
+}
+
+std::string Resources::to_string() const {
+  if (amounts_.empty()) return "{}";
+  std::string out = "{mem:" + format_size(get("mem")) + " cpu:" + format_number(get("cpu")) +
+                    " disk:" + format_size(get("disk"));
+  for (const auto& [k, v] : amounts_) {
+    if (k == "mem" || k == "cpu" || k == "disk") continue;
+    out += " " + k + ":" + format_number(to_value(v));
+  }
+  return out + "}";
+}
+
+std::string format_size(double bytes) {
+  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int i = 0;
+  double v = bytes;
+  while (std::fabs(v) >= 1024 && i < 6) {
+    v /= 1024;
+    ++i;
+  }
+  char buf[64];
+  if (i == 0)
+    std::snprintf(buf, sizeof buf, "%gB", v);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f%s", v, units[i]);
+  return buf;
+}
+
+}  // namespace poolbus
