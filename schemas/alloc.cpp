@@ -1,5 +1,7 @@
 #include "schemas/alloc.hpp"
 
+#include "schemas/sha256.hpp"
+
 namespace poolbus {
 
 outcome<PoolUri> parse_pool_uri(const std::string& uri) {
@@ -15,5 +17,7 @@ outcome<PoolUri> parse_pool_uri(const std::string& uri) {
 std::string make_pool_uri(const std::string& pool, const std::string& local) {
   return pool + "/" + local;
 }
+
+std::string taskdb_alloc_id(const std::string& alloc_uri) { return "sha256:" + sha256_hex(alloc_uri); }
 
 }  // namespace poolbus

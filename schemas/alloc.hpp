@@ -93,6 +93,9 @@ struct PoolUri {
 outcome<PoolUri> parse_pool_uri(const std::string& uri);
 std::string make_pool_uri(const std::string& pool, const std::string& local);
 
+// The alloc's stable id for a task database: "sha256:<hex>" of its full URI.
+std::string taskdb_alloc_id(const std::string& alloc_uri);
+
 // reflow: AllocExpired / AllocExpiredBy, from an inspect and the current time.
 inline bool alloc_expired(const AllocInspect& a, int64_t now_ms) { return now_ms >= a.expires_ms; }
 inline int64_t alloc_expired_by_ms(const AllocInspect& a, int64_t now_ms) { return now_ms - a.expires_ms; }

@@ -83,11 +83,20 @@ Resources Resources::sub(const Resources& other) const {
 Resources Resources::add(const Resources& other) const {
   return combine(*this, other, [](amount a, amount b) { return a + b; });
 }
+// reflow's Min/Max start from a copy of the receiver and only let the other
+// side's keys replace a value (a missing one counting as 0). So a key only in
+// *this keeps its value: {mem:10, gpu:1}.min({mem:5}) is {mem:5, gpu:1}.
 Resources Resources::min(const Resources& other) const {
-  return combine(*this, other, [](amount a, amount b) { return a < b ? a : b; });
+  Resources out = *this;
+  for (const auto& [k, v] : other.amounts_)
+    if (v < out.units(k)) out.amounts_[k] = v;
+  return out;
 }
 Resources Resources::max(const Resources& other) const {
-  return combine(*this, other, [](amount a, amount b) { return a > b ? a : b; });
+  Resources out = *this;
+  for (const auto& [k, v] : other.amounts_)
+    if (v > out.units(k)) out.amounts_[k] = v;
+  return out;
 }
 
 Resources Resources::scale(double factor) const {
@@ -112,28 +121,32 @@ bool Resources::equal(const Resources& other) const {
   return true;
 }
 
+// reflow's String: mem, cpu and disk always (when any of them is non-zero),
+// then every other non-zero label by name.
 std::string Resources::to_string() const {
-  if (amounts_.empty()) return "{}";
-  std::string out = "{mem:" + format_size(get("mem")) + " cpu:" + format_number(get("cpu")) +
-                    " disk:" + format_size(get("disk"));
+  std::string out = "{";
+  if (units("mem") != 0 || units("cpu") != 0 || units("disk") != 0)
+    out += "mem:" + format_size(get("mem")) + " cpu:" + format_number(get("cpu")) + " disk:" + format_size(get("disk"));
   for (const auto& [k, v] : amounts_) {
-    if (k == "mem" || k == "cpu" || k == "disk") continue;
+    if (k == "mem" || k == "cpu" || k == "disk" || v == 0) continue;
     out += " " + k + ":" + format_number(to_value(v));
   }
   return out + "}";
 }
 
+// As reflow's data.Size: whole bytes (truncated, it is an int64 there) below
+// 1 KiB, else one decimal in the largest unit that fits; the sign is kept.
 std::string format_size(double bytes) {
   static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   int i = 0;
-  double v = bytes;
+  double v = std::trunc(bytes);
   while (std::fabs(v) >= 1024 && i < 6) {
     v /= 1024;
     ++i;
   }
   char buf[64];
   if (i == 0)
-    std::snprintf(buf, sizeof buf, "%gB", v);
+    std::snprintf(buf, sizeof buf, "%lldB", static_cast<long long>(v));
   else
     std::snprintf(buf, sizeof buf, "%.1f%s", v, units[i]);
   return buf;

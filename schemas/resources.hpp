@@ -43,9 +43,11 @@ class Resources {
 
   // reflow: r.Available(s): whether r has enough of every resource in s.
   bool available(const Resources& need) const;
-  // reflow: Sub/Add/Min/Max over the union of keys (missing keys count as 0).
+  // reflow: Sub/Add over the union of keys (missing keys count as 0).
   Resources sub(const Resources& other) const;
   Resources add(const Resources& other) const;
+  // reflow: Min/Max(r, other): r's keys keep their value unless other's
+  // (a missing one counting as 0) is smaller/larger; so not symmetric.
   Resources min(const Resources& other) const;
   Resources max(const Resources& other) const;
   // reflow: Scale(s, factor): every amount multiplied by factor.
@@ -57,7 +59,8 @@ class Resources {
   friend bool operator==(const Resources& a, const Resources& b) { return a.equal(b); }
   friend bool operator!=(const Resources& a, const Resources& b) { return !a.equal(b); }
 
-  // reflow's human-readable form: {mem:8.0GiB cpu:4 disk:100.0GiB gpu:1}.
+  // reflow's human-readable form: {mem:8.0GiB cpu:4 disk:100.0GiB gpu:1};
+  // mem/cpu/disk unless all three are 0, other labels only when non-zero.
   std::string to_string() const;
 
   template <class Inspector>

@@ -1,0 +1,30 @@
+// alloc_manager: reflow's AllocManager, the C++ interface a pool uses to create
+// and destroy what backs an alloc (a directory, later its execs). Plain class,
+// no actor: the pool actor calls it from its own handlers.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "schemas/alloc.hpp"
+
+namespace poolbus {
+
+class alloc_manager {
+ public:
+  virtual ~alloc_manager() = default;
+  virtual std::string name() const = 0;
+  // Create the backing of alloc `id` (the inspect already carries meta and lease).
+  // `existing` lists the pool's other allocs, as reflow passes them.
+  virtual outcome<void> create(const AllocInspect& alloc, int64_t keepalive_ms,
+                               const std::vector<AllocInspect>& existing) = 0;
+  // Destroy the backing of an alloc that was freed or collected.
+  virtual outcome<void> kill(const AllocInspect& alloc) = 0;
+};
+
+// The local manager: each alloc gets the directory <state_dir>/allocs/<id>,
+// removed on kill.
+std::shared_ptr<alloc_manager> make_local_alloc_manager(std::string state_dir);
+
+}  // namespace poolbus

@@ -1,0 +1,404 @@
+#include "actors/mux_actor.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+
+#include "actors/error_bridge.hpp"
+#include "policy/offer_picker.hpp"
+
+namespace poolbus {
+namespace {
+
+struct queued_allocate {
+  Resources min;
+  int64_t width;
+  AllocMeta meta_template;
+  caf::typed_response_promise<AllocInspect> promise;
+};
+
+struct mux_state {
+  mux_config config;
+  std::map<std::string, pool_actor> pools;  // by pool id
+  std::map<std::string, offer_cache> caches;  // by pool id, only while caching
+  uint64_t membership_generation = 0;         // the latest set_pools wins
+  std::deque<queued_allocate> allocates;      // waiting, in arrival order
+  bool allocating = false;
+  std::mt19937_64 seeds;
+  static inline const char* name = "mux";
+};
+
+using mux_pointer = mux_actor::stateful_pointer<mux_state>;
+
+int64_t now_ms(mux_pointer self) { return self->state.config.clock.now_ms(self->clock()); }
+
+// One concurrent round of requests to every pool. Each pool settles its part
+// exactly once (an answer, or nothing on error/deadline); `done` runs when
+// the last part is settled, with the parts in pool-id order.
+template <class T>
+struct gather_round {
+  std::vector<std::optional<std::vector<T>>> parts;
+  std::size_t pending = 0;
+  std::function<void(std::vector<T>)> done;
+
+  void settle(std::size_t i, std::optional<std::vector<T>> part) {
+    parts[i] = std::move(part);
+    if (--pending > 0) return;
+    std::vector<T> all;
+    for (auto& p : parts)
+      if (p) all.insert(all.end(), std::make_move_iterator(p->begin()), std::make_move_iterator(p->end()));
+    done(std::move(all));
+  }
+};
+
+// ask(i, pool_id, handle, round) must end in round->settle(i, ...) once.
+template <class T, class Ask>
+void gather(mux_pointer self, Ask ask, std::function<void(std::vector<T>)> done) {
+  auto round = std::make_shared<gather_round<T>>();
+  round->parts.resize(self->state.pools.size());
+  round->pending = self->state.pools.size();
+  round->done = std::move(done);
+  if (round->pending == 0) {
+    round->done({});
+    return;
+  }
+  std::size_t i = 0;
+  // Copy: an ask may settle synchronously and its `done` may change membership.
+  auto pools = self->state.pools;
+  for (const auto& [id, handle] : pools) ask(i++, id, handle, round);
+}
+
+// Offers of every pool with LOCAL ids and `pool` set to the pool's id. With
+// caching, a pool whose cache is still valid is not asked.
+void gather_local_offers(mux_pointer self, std::function<void(std::vector<OfferInfo>)> done) {
+  gather<OfferInfo>(
+      self,
+      [self](std::size_t i, const std::string& id, const pool_actor& handle,
+             std::shared_ptr<gather_round<OfferInfo>> round) {
+        auto& st = self->state;
+        if (auto cache = st.caches.find(id); cache != st.caches.end() && !cache->second.needs_refresh(now_ms(self))) {
+          round->settle(i, cache->second.offers());
+          return;
+        }
+        self->request(handle, st.config.gather_deadline, offers_atom::value)
+            .then(
+                [self, i, id, round](std::vector<OfferInfo>& offers) {
+                  for (auto& o : offers) o.pool = id;
+                  auto& caches = self->state.caches;
+                  if (auto cache = caches.find(id); cache != caches.end())
+                    offers = cache->second.refresh(std::move(offers), now_ms(self));
+                  round->settle(i, std::move(offers));
+                },
+                [i, id, round](caf::error& err) {
+                  spdlog::debug("mux: pool {} left out of offers: {}", id, to_pool_error(err).to_string());
+                  round->settle(i, std::nullopt);
+                });
+      },
+      std::move(done));
+}
+
+// Settles an accept of `local_offer` on pool `pool_id`, tracking it in the
+// pool's offer cache when caching knows the offer.
+void accept_on_pool(mux_pointer self, const std::string& pool_id, const std::string& local_offer, AllocMeta meta,
+                    std::function<void(outcome<AllocInspect>)> settle) {
+  auto& st = self->state;
+  auto pool = st.pools.find(pool_id);
+  if (pool == st.pools.end()) {
+    settle(make_pool_error(error_kind::not_exist, "pool " + pool_id + " is not in the mux"));
+    return;
+  }
+  std::optional<offer_cache::accept_ticket> ticket;
+  if (auto cache = st.caches.find(pool_id); cache != st.caches.end() && cache->second.find(local_offer)) {
+    auto reserved = cache->second.begin_accept(local_offer, meta.want);
+    if (!reserved) {
+      settle(reserved.error());  // the tracked offer can't cover it: don't bother the pool
+      return;
+    }
+    ticket = *reserved;
+  }
+  auto on_result = [self, pool_id, ticket, settle](outcome<AllocInspect> result) {
+    if (ticket) {
+      auto& caches = self->state.caches;
+      if (auto cache = caches.find(pool_id); cache != caches.end()) {
+        if (result)
+          cache->second.finish_accept(*ticket, *result);
+        else
+          cache->second.fail_accept(*ticket);
+      }
+    }
+    settle(std::move(result));
+  };
+  self->request(pool->second, st.config.request_timeout, accept_atom::value, local_offer, std::move(meta))
+      .then([on_result](AllocInspect& alloc) { on_result(std::move(alloc)); },
+            [on_result](caf::error& err) { on_result(to_pool_error(err)); });
+}
+
+void run_next_allocate(mux_pointer self);
+
+// Drives one allocate_plan to its end, then starts the next queued allocate.
+void advance_allocate(mux_pointer self, std::shared_ptr<allocate_plan> plan,
+                      caf::typed_response_promise<AllocInspect> promise, allocate_plan::step step) {
+  if (std::holds_alternative<allocate_plan::gather_offers>(step)) {
+    gather_local_offers(self, [self, plan, promise](std::vector<OfferInfo> offers) {
+      advance_allocate(self, plan, promise, plan->on_offers(std::move(offers)));
+    });
+  } else if (auto* accept = std::get_if<allocate_plan::accept_offer>(&step)) {
+    auto pool_id = accept->offer.pool;
+    accept_on_pool(self, pool_id, accept->offer.id, accept->meta,
+                   [self, plan, promise, pool_id](outcome<AllocInspect> result) mutable {
+                     if (result) {
+                       spdlog::info("mux: allocated {} ({}) after {} tries", result->id,
+                                    result->resources.to_string(), plan->tries());
+                       promise.deliver(std::move(*result));
+                       self->state.allocating = false;
+                       run_next_allocate(self);
+                       return;
+                     }
+                     spdlog::debug("mux: allocate: accept on {} failed: {}", pool_id, result.error().to_string());
+                     advance_allocate(self, plan, promise, plan->on_accept_failed(result.error()));
+                   });
+  } else {
+    const auto& error = std::get<allocate_plan::give_up>(step).error;
+    spdlog::info("mux: allocate {} gave up: {}", plan->min().to_string(), error.to_string());
+    promise.deliver(make_error(error));
+    self->state.allocating = false;
+    run_next_allocate(self);
+  }
+}
+
+void run_next_allocate(mux_pointer self) {
+  auto& st = self->state;
+  if (st.allocating || st.allocates.empty()) return;
+  auto next = std::move(st.allocates.front());
+  st.allocates.pop_front();
+  st.allocating = true;
+  auto plan = std::make_shared<allocate_plan>(std::move(next.min), next.width, std::move(next.meta_template),
+                                              st.seeds());
+  advance_allocate(self, plan, next.promise, plan->start());
+}
+
+// Routes a request named by URI to its pool: `invalid` for a bad URI,
+// `not_exist` for an unknown pool; `convert` maps the pool's answer.
+template <class T, class Answer, class Convert, class... Args>
+caf::result<T> route(mux_pointer self, const std::string& uri, Convert convert, Args... args) {
+  auto parsed = parse_pool_uri(uri);
+  if (!parsed) return make_error(parsed.error());
+  auto pool = self->state.pools.find(parsed->pool);
+  if (pool == self->state.pools.end())
+    return make_error(error_kind::not_exist, "pool " + parsed->pool + " of " + uri + " is not in the mux");
+  auto promise = self->template make_response_promise<T>();
+  auto pool_id = parsed->pool;
+  self->request(pool->second, self->state.config.request_timeout, args..., parsed->local)
+      .then([promise, convert, pool_id](Answer& answer) mutable { promise.deliver(convert(pool_id, answer)); },
+            [promise](caf::error& err) mutable { promise.deliver(make_error(to_pool_error(err))); });
+  return promise;
+}
+
+mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
+  self->state.config = std::move(config);
+  self->state.seeds.seed(self->state.config.seed);
+  return {
+      [=](pool_id_atom) { return std::string{}; },
+      [=](status_atom) -> caf::result<PoolStatus> {
+        auto promise = self->make_response_promise<PoolStatus>();
+        gather<PoolStatus>(
+            self,
+            [self](std::size_t i, const std::string&, const pool_actor& handle,
+                   std::shared_ptr<gather_round<PoolStatus>> round) {
+              self->request(handle, self->state.config.gather_deadline, status_atom::value)
+                  .then([i, round](PoolStatus& s) { round->settle(i, std::vector<PoolStatus>{s}); },
+                        [i, round](caf::error&) { round->settle(i, std::nullopt); });
+            },
+            [promise](std::vector<PoolStatus> statuses) mutable {
+              PoolStatus total;
+              for (const auto& s : statuses) {
+                total.resources = total.resources.add(s.resources);
+                total.available = total.available.add(s.available);
+                total.allocs += s.allocs;
+                total.last_seen_ms = std::max(total.last_seen_ms, s.last_seen_ms);
+              }
+              promise.deliver(std::move(total));
+            });
+        return promise;
+      },
+      [=](offers_atom) -> caf::result<std::vector<OfferInfo>> {
+        auto promise = self->make_response_promise<std::vector<OfferInfo>>();
+        gather_local_offers(self, [promise](std::vector<OfferInfo> offers) mutable {
+          for (auto& o : offers) o.id = make_pool_uri(o.pool, o.id);
+          promise.deliver(std::move(offers));
+        });
+        return promise;
+      },
+      [=](offer_atom, const std::string& uri) -> caf::result<OfferInfo> {
+        return route<OfferInfo, OfferInfo>(
+            self, uri,
+            [](const std::string& pool_id, OfferInfo& offer) {
+              offer.id = make_pool_uri(pool_id, offer.id);
+              offer.pool = pool_id;
+              return offer;
+            },
+            offer_atom::value);
+      },
+      [=](accept_atom, const std::string& uri, AllocMeta meta) -> caf::result<AllocInspect> {
+        auto parsed = parse_pool_uri(uri);
+        if (!parsed) return make_error(parsed.error());
+        if (!self->state.pools.count(parsed->pool))
+          return make_error(error_kind::not_exist, "pool " + parsed->pool + " of " + uri + " is not in the mux");
+        auto promise = self->make_response_promise<AllocInspect>();
+        accept_on_pool(self, parsed->pool, parsed->local, std::move(meta),
+                       [promise](outcome<AllocInspect> result) mutable {
+                         if (result)
+                           promise.deliver(std::move(*result));
+                         else
+                           promise.deliver(make_error(result.error()));
+                       });
+        return promise;
+      },
+      [=](allocs_atom) -> caf::result<std::vector<AllocInspect>> {
+        auto promise = self->make_response_promise<std::vector<AllocInspect>>();
+        gather<AllocInspect>(
+            self,
+            [self](std::size_t i, const std::string& id, const pool_actor& handle,
+                   std::shared_ptr<gather_round<AllocInspect>> round) {
+              self->request(handle, self->state.config.gather_deadline, allocs_atom::value)
+                  .then([i, round](std::vector<AllocInspect>& allocs) { round->settle(i, std::move(allocs)); },
+                        [i, id, round](caf::error& err) {
+                          spdlog::debug("mux: pool {} left out of allocs: {}", id, to_pool_error(err).to_string());
+                          round->settle(i, std::nullopt);
+                        });
+            },
+            [promise](std::vector<AllocInspect> allocs) mutable { promise.deliver(std::move(allocs)); });
+        return promise;
+      },
+      [=](inspect_atom, const std::string& uri) -> caf::result<AllocInspect> {
+        return route<AllocInspect, AllocInspect>(
+            self, uri, [](const std::string&, AllocInspect& alloc) { return alloc; }, inspect_atom::value);
+      },
+      [=](keepalive_atom, const std::string& uri, int64_t interval_ms) -> caf::result<int64_t> {
+        auto parsed = parse_pool_uri(uri);
+        if (!parsed) return make_error(parsed.error());
+        auto pool = self->state.pools.find(parsed->pool);
+        if (pool == self->state.pools.end())
+          return make_error(error_kind::not_exist, "pool " + parsed->pool + " of " + uri + " is not in the mux");
+        auto promise = self->make_response_promise<int64_t>();
+        self->request(pool->second, self->state.config.request_timeout, keepalive_atom::value, parsed->local,
+                      interval_ms)
+            .then([promise](int64_t granted) mutable { promise.deliver(granted); },
+                  [promise](caf::error& err) mutable { promise.deliver(make_error(to_pool_error(err))); });
+        return promise;
+      },
+      [=](free_atom, const std::string& uri) -> caf::result<caf::ok_atom> {
+        return route<caf::ok_atom, caf::ok_atom>(
+            self, uri,
+            [self, uri](const std::string& pool_id, caf::ok_atom ok) {
+              // reflow freeTrackingAlloc: the freed resources return to the tracked offer.
+              if (auto cache = self->state.caches.find(pool_id); cache != self->state.caches.end())
+                cache->second.freed(uri);
+              return ok;
+            },
+            free_atom::value);
+      },
+      [=](set_pools_atom, const std::vector<pool_actor>& handles) -> caf::result<caf::ok_atom> {
+        auto promise = self->make_response_promise<caf::ok_atom>();
+        auto generation = ++self->state.membership_generation;
+        struct naming_round {
+          std::vector<std::optional<std::string>> ids;
+          std::size_t pending;
+        };
+        auto round = std::make_shared<naming_round>(naming_round{{}, handles.size()});
+        round->ids.resize(handles.size());
+        auto apply = [self, promise, generation, round, handles]() mutable {
+          auto& st = self->state;
+          if (generation != st.membership_generation) {
+            promise.deliver(caf::ok_atom::value);  // a later set_pools superseded this one
+            return;
+          }
+          std::map<std::string, pool_actor> pools;
+          for (std::size_t i = 0; i < handles.size(); ++i) {
+            if (!round->ids[i]) continue;
+            if (!pools.emplace(*round->ids[i], handles[i]).second)
+              spdlog::warn("mux: set_pools: pool id {} given twice, keeping the first", *round->ids[i]);
+          }
+          std::map<std::string, offer_cache> caches;
+          if (st.config.caching)
+            for (const auto& [id, _] : pools) {
+              auto kept = st.caches.find(id);
+              bool same_pool = kept != st.caches.end() && st.pools.count(id) && st.pools.at(id) == pools.at(id);
+              caches.emplace(id, same_pool ? kept->second : offer_cache(st.config.cache_ttl_ms));
+            }
+          st.pools = std::move(pools);
+          st.caches = std::move(caches);
+          spdlog::info("mux: {} pools", st.pools.size());
+          promise.deliver(caf::ok_atom::value);
+        };
+        if (handles.empty()) {
+          apply();
+          return promise;
+        }
+        for (std::size_t i = 0; i < handles.size(); ++i) {
+          self->request(handles[i], self->state.config.request_timeout, pool_id_atom::value)
+              .then(
+                  [round, i, apply](std::string& id) mutable {
+                    if (id.empty() || id.find('/') != std::string::npos)
+                      spdlog::warn("mux: set_pools: pool id \"{}\" is not usable, leaving it out", id);
+                    else
+                      round->ids[i] = std::move(id);
+                    if (--round->pending == 0) apply();
+                  },
+                  [round, apply](caf::error& err) mutable {
+                    spdlog::warn("mux: set_pools: a pool did not tell its id: {}", to_pool_error(err).to_string());
+                    if (--round->pending == 0) apply();
+                  });
+        }
+        return promise;
+      },
+      [=](pools_atom) -> caf::result<std::vector<PoolStatus>> {
+        auto promise = self->make_response_promise<std::vector<PoolStatus>>();
+        gather<PoolStatus>(
+            self,
+            [self](std::size_t i, const std::string& id, const pool_actor& handle,
+                   std::shared_ptr<gather_round<PoolStatus>> round) {
+              self->request(handle, self->state.config.gather_deadline, status_atom::value)
+                  .then([i, round](PoolStatus& s) { round->settle(i, std::vector<PoolStatus>{s}); },
+                        [i, id, round](caf::error& err) {
+                          spdlog::debug("mux: pool {} left out of pools: {}", id, to_pool_error(err).to_string());
+                          round->settle(i, std::nullopt);
+                        });
+            },
+            [promise](std::vector<PoolStatus> statuses) mutable { promise.deliver(std::move(statuses)); });
+        return promise;
+      },
+      [=](size_atom) { return static_cast<int>(self->state.pools.size()); },
+      [=](caching_atom, bool on) {
+        auto& st = self->state;
+        st.config.caching = on;
+        st.caches.clear();
+        if (on)
+          for (const auto& [id, _] : st.pools) st.caches.emplace(id, offer_cache(st.config.cache_ttl_ms));
+        spdlog::info("mux: caching {}", on ? "on" : "off");
+        return caf::ok_atom::value;
+      },
+      [=](allocate_atom, Resources min, int64_t width, AllocMeta meta_template) -> caf::result<AllocInspect> {
+        if (width < 0) return make_error(error_kind::invalid, "allocate: width must be >= 0");
+        auto promise = self->make_response_promise<AllocInspect>();
+        self->state.allocates.push_back({std::move(min), width, std::move(meta_template), promise});
+        run_next_allocate(self);
+        return promise;
+      },
+  };
+}
+
+}  // namespace
+
+mux_actor spawn_mux_actor(caf::actor_system& sys, mux_config config) {
+  return sys.spawn(mux_behavior, std::move(config));
+}
+
+}  // namespace poolbus

@@ -1,0 +1,346 @@
+#include "actors/pool_actor.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <caf/all.hpp>
+
+#include <map>
+#include <optional>
+#include <stdexcept>
+
+#include "actors/alloc_actor.hpp"
+#include "actors/error_bridge.hpp"
+#include "policy/resource_pool.hpp"
+
+namespace poolbus {
+namespace {
+
+// The pool actor's full interface: the worker pool plus its own expiry timer.
+using pool_actor_impl = worker_pool_actor::extend<caf::reacts_to<tick_atom, uint64_t>>;
+
+// What subscribers saw last; a change in any of it is a change of the offer.
+struct offer_view {
+  Resources resources;
+  Resources available;
+  std::vector<OfferInfo> offers;
+  int64_t allocs = 0;
+
+  bool operator==(const offer_view& o) const {
+    return resources == o.resources && available == o.available && offers == o.offers && allocs == o.allocs;
+  }
+};
+
+struct pool_state {
+  pool_actor_config config;
+  std::optional<resource_pool> table;
+  std::map<std::string, local_alloc_actor> alloc_actors;  // by local id
+  std::vector<caf::actor> subscribers;
+  int64_t seq = 0;
+  offer_view announced;
+  uint64_t timer_generation = 0;        // a tick with another generation is stale
+  std::optional<int64_t> timer_at_ms;   // the expiry the live timer waits for
+  int64_t started_ms = 0;
+  int64_t last_free_ms = 0;             // 0 = nothing freed yet
+  static inline const char* name = "pool_actor";
+};
+
+using pool_self = pool_actor_impl::stateful_pointer<pool_state>;
+
+int64_t now_ms(pool_self self) { return self->state.config.clock.now_ms(self->clock()); }
+
+offer_view current_view(pool_self self, int64_t now) {
+  auto& table = *self->state.table;
+  offer_view view{table.total(), table.available(now), table.offers(now), static_cast<int64_t>(table.size())};
+  // Announcements name the offer by URI, as the stream publishes it.
+  for (auto& offer : view.offers) offer.id = make_pool_uri(table.pool_id(), offer.id);
+  return view;
+}
+
+offer_announcement make_announcement(pool_self self, int64_t now) {
+  auto& st = self->state;
+  offer_announcement out;
+  out.pool = st.config.id;
+  out.run = st.config.run;
+  out.seq = st.seq;
+  out.resources = st.announced.resources;
+  out.available = st.announced.available;
+  out.offers = st.announced.offers;
+  out.allocs = st.announced.allocs;
+  out.ts_ms = now;
+  return out;
+}
+
+// Announces the offer when it changed since the last announcement (or always,
+// when forced), with the next seq.
+void publish(pool_self self, int64_t now, bool force = false) {
+  auto& st = self->state;
+  auto view = current_view(self, now);
+  if (!force && view == st.announced) return;
+  st.announced = std::move(view);
+  ++st.seq;
+  auto announcement = make_announcement(self, now);
+  spdlog::debug("pool {}: offer seq {} available {} allocs {}", st.config.id, st.seq,
+                announcement.available.to_string(), announcement.allocs);
+  for (const auto& sub : st.subscribers) caf::anon_send(sub, changed_atom::value, announcement);
+}
+
+void emit(pool_self self, alloc_event_kind kind, const AllocInspect& alloc, int64_t now) {
+  auto& st = self->state;
+  spdlog::info("pool {}: alloc {} {} ({})", st.config.id, alloc.id, to_string(kind), alloc.resources.to_string());
+  alloc_event event{st.config.id, kind, alloc, now};
+  for (const auto& sub : st.subscribers) caf::anon_send(sub, alloc_event_atom::value, event);
+}
+
+// Arms the timer for the next expiry, unless it already waits for it.
+void rearm(pool_self self, int64_t now) {
+  auto& st = self->state;
+  auto next = st.table->next_expiry(now);
+  if (next == st.timer_at_ms) return;
+  st.timer_at_ms = next;
+  ++st.timer_generation;  // any earlier tick is now stale
+  if (next)
+    self->delayed_send(self, std::chrono::milliseconds(*next - now), tick_atom::value, st.timer_generation);
+}
+
+// Brings subscribers up to date with what time alone changed: expired allocs
+// and the offer they return. Every handler starts here, so events keep their
+// order even when a request beats the timer.
+void catch_up(pool_self self, int64_t now) {
+  for (const auto& alloc : self->state.table->newly_expired(now)) emit(self, alloc_event_kind::expired, alloc, now);
+  publish(self, now);
+}
+
+// After a change: announce it and re-aim the timer.
+void settle(pool_self self, int64_t now, bool force = false) {
+  publish(self, now, force);
+  rearm(self, now);
+}
+
+// An alloc left the table (freed, collected, or stopped): destroy its backing,
+// retire its actor, tell subscribers. Returns the manager's verdict.
+outcome<void> retire(pool_self self, const AllocInspect& alloc, alloc_event_kind kind, int64_t now) {
+  auto& st = self->state;
+  auto killed = st.config.manager->kill(alloc);
+  if (!killed) spdlog::error("pool {}: alloc manager kill {}: {}", st.config.id, alloc.id, killed.error().to_string());
+  auto local = alloc.id.substr(alloc.id.find('/') + 1);
+  auto it = st.alloc_actors.find(local);
+  if (it != st.alloc_actors.end()) {
+    self->send(it->second, kill_atom::value);
+    st.alloc_actors.erase(it);
+  }
+  emit(self, kind, alloc, now);
+  return killed;
+}
+
+void spawn_alloc_actor(pool_self self, const AllocInspect& alloc) {
+  auto local = alloc.id.substr(alloc.id.find('/') + 1);
+  pool_actor me = caf::actor_cast<pool_actor_impl>(self);
+  self->state.alloc_actors[local] = self->spawn<caf::linked>(alloc_actor_behavior, std::move(me), local, alloc.id);
+}
+
+// An id from a request: a local id, or a URI whose pool part is this pool.
+outcome<std::string> resolve(pool_self self, const std::string& id) {
+  if (id.find('/') == std::string::npos) return id;
+  auto uri = parse_pool_uri(id);
+  if (!uri) return uri.error();
+  if (uri->pool != self->state.config.id)
+    return make_pool_error(error_kind::not_exist, "\"" + id + "\" does not belong to pool " + self->state.config.id);
+  return uri->local;
+}
+
+// reflow New / offer.Accept: plan, build the backing, then commit, so a manager
+// failure leaves the table untouched.
+caf::result<AllocInspect> create_alloc(pool_self self, const std::optional<std::string>& offer_id,
+                                       const AllocMeta& meta) {
+  auto& st = self->state;
+  auto now = now_ms(self);
+  catch_up(self, now);
+  auto planned = offer_id ? st.table->plan_accept(*offer_id, meta, now) : st.table->plan(meta, now);
+  if (!planned) {
+    spdlog::debug("pool {}: accept {} refused: {}", st.config.id, meta.want.to_string(), planned.error().to_string());
+    return make_error(planned.error());
+  }
+  std::vector<AllocInspect> remaining;
+  for (auto& alloc : st.table->allocs()) {
+    bool collected = false;
+    for (const auto& gone : planned->collected) collected = collected || gone.id == alloc.id;
+    if (!collected) remaining.push_back(std::move(alloc));
+  }
+  auto backed = st.config.manager->create(planned->alloc, initial_lease_ms, remaining);
+  if (!backed) {
+    spdlog::error("pool {}: alloc manager {} create {}: {}", st.config.id, st.config.manager->name(),
+                  planned->alloc.id, backed.error().to_string());
+    return make_error(error_kind::internal, "alloc manager " + st.config.manager->name() +
+                                                " could not create " + planned->alloc.id + ": " +
+                                                backed.error().message);
+  }
+  auto committed = st.table->commit(*planned);
+  if (!committed) return make_error(committed.error());
+  for (const auto& gone : planned->collected) retire(self, gone, alloc_event_kind::collected, now);
+  spawn_alloc_actor(self, planned->alloc);
+  emit(self, alloc_event_kind::created, planned->alloc, now);
+  settle(self, now);
+  return planned->alloc;
+}
+
+pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_config config) {
+  auto& st = self->state;
+  st.config = std::move(config);
+  st.table.emplace(st.config.id, st.config.resources);
+  st.started_ms = now_ms(self);
+  st.announced = current_view(self, st.started_ms);
+  spdlog::info("pool {}: started with {} (manager {})", st.config.id, st.config.resources.to_string(),
+               st.config.manager->name());
+  self->set_down_handler([=](caf::down_msg& down) {
+    auto& subs = self->state.subscribers;
+    subs.erase(std::remove_if(subs.begin(), subs.end(), [&](const caf::actor& s) { return s.address() == down.source; }),
+               subs.end());
+  });
+  return {
+      [=](pool_id_atom) { return self->state.config.id; },
+      [=](status_atom) {
+        auto now = now_ms(self);
+        catch_up(self, now);
+        auto& table = *self->state.table;
+        return PoolStatus{table.pool_id(), table.total(), table.available(now), static_cast<int64_t>(table.size()),
+                          now};
+      },
+      [=](offers_atom) {
+        auto now = now_ms(self);
+        catch_up(self, now);
+        return self->state.table->offers(now);
+      },
+      [=](offer_atom, const std::string& id) -> caf::result<OfferInfo> {
+        auto now = now_ms(self);
+        catch_up(self, now);
+        auto offer = self->state.table->offer(id, now);
+        if (!offer) return make_error(offer.error());
+        return *offer;
+      },
+      [=](accept_atom, const std::string& offer_id, const AllocMeta& meta) -> caf::result<AllocInspect> {
+        auto local = resolve(self, offer_id);
+        if (!local) return make_error(local.error());
+        return create_alloc(self, *local, meta);
+      },
+      [=](new_atom, const AllocMeta& meta) -> caf::result<AllocInspect> {
+        return create_alloc(self, std::nullopt, meta);
+      },
+      [=](allocs_atom) {
+        catch_up(self, now_ms(self));
+        return self->state.table->allocs();
+      },
+      [=](inspect_atom, const std::string& id) -> caf::result<AllocInspect> {
+        catch_up(self, now_ms(self));
+        auto local = resolve(self, id);
+        if (!local) return make_error(local.error());
+        auto alloc = self->state.table->inspect(*local);
+        if (!alloc) return make_error(alloc.error());
+        return *alloc;
+      },
+      [=](keepalive_atom, const std::string& id, int64_t interval_ms) -> caf::result<int64_t> {
+        auto now = now_ms(self);
+        catch_up(self, now);
+        auto local = resolve(self, id);
+        if (!local) return make_error(local.error());
+        auto granted = self->state.table->keepalive(*local, interval_ms, now);
+        if (!granted) return make_error(granted.error());
+        spdlog::debug("pool {}: keepalive {} granted {} ms", self->state.config.id, *local, *granted);
+        settle(self, now);  // a revived alloc shrinks the offer
+        return *granted;
+      },
+      [=](free_atom, const std::string& id) -> caf::result<caf::ok_atom> {
+        auto now = now_ms(self);
+        catch_up(self, now);
+        auto local = resolve(self, id);
+        if (!local) return make_error(local.error());
+        auto freed = self->state.table->free(*local);
+        if (!freed) return make_error(freed.error());
+        self->state.last_free_ms = now;
+        auto killed = retire(self, *freed, alloc_event_kind::freed, now);
+        settle(self, now);
+        if (!killed)  // reflow's Free reports the manager's failure; the alloc is gone regardless
+          return make_error(error_kind::internal, "alloc " + freed->id + " freed, but " + killed.error().message);
+        return caf::ok_atom::value;
+      },
+      [=](init_atom, const Resources& total, const std::vector<AllocInspect>& restored) {
+        auto& st = self->state;
+        auto now = now_ms(self);
+        catch_up(self, now);
+        for (auto& [_, actor] : st.alloc_actors) self->send(actor, kill_atom::value);
+        st.alloc_actors.clear();
+        auto dropped = st.table->init(total, restored);
+        for (const auto& alloc : dropped) {
+          spdlog::warn("pool {}: restored alloc {} does not fit {}; destroying it", st.config.id, alloc.id,
+                       total.to_string());
+          auto killed = st.config.manager->kill(alloc);
+          if (!killed) spdlog::error("pool {}: alloc manager kill {}: {}", st.config.id, alloc.id,
+                                     killed.error().to_string());
+        }
+        for (const auto& alloc : st.table->allocs()) spawn_alloc_actor(self, alloc);
+        spdlog::info("pool {}: init {} with {} restored allocs", st.config.id, total.to_string(),
+                     st.table->size());
+        settle(self, now, /*force=*/true);
+        return caf::ok_atom::value;
+      },
+      [=](alloc_atom, const std::string& id) -> caf::result<alloc_actor> {
+        catch_up(self, now_ms(self));
+        auto local = resolve(self, id);
+        if (!local) return make_error(local.error());
+        auto it = self->state.alloc_actors.find(*local);
+        if (it == self->state.alloc_actors.end())
+          return make_error(error_kind::not_exist, "alloc " + id + " does not exist");
+        alloc_actor handle = it->second;
+        return handle;
+      },
+      [=](alive_atom, const std::string& id) {
+        catch_up(self, now_ms(self));
+        auto local = resolve(self, id);
+        return local.ok() && self->state.table->alive(*local);
+      },
+      [=](available_atom) {
+        auto now = now_ms(self);
+        catch_up(self, now);
+        return self->state.table->available(now);
+      },
+      [=](resources_atom) { return self->state.table->total(); },
+      [=](idle_stop_atom, int64_t idle_ms) -> caf::result<bool, int64_t> {
+        auto& st = self->state;
+        auto now = now_ms(self);
+        catch_up(self, now);
+        auto verdict = st.table->stop_if_idle_for(idle_ms, now, st.started_ms, st.last_free_ms);
+        if (verdict.stopped) {
+          spdlog::info("pool {}: idle for {} ms; stopped, freeing {} allocs", st.config.id, idle_ms,
+                       verdict.freed.size());
+          for (const auto& alloc : verdict.freed) retire(self, alloc, alloc_event_kind::freed, now);
+          settle(self, now);
+        }
+        return {verdict.stopped, verdict.max_time_to_expiry_ms};
+      },
+      [=](subscribe_atom, const caf::actor& subscriber) {
+        auto now = now_ms(self);
+        catch_up(self, now);
+        self->monitor(subscriber);
+        self->state.subscribers.push_back(subscriber);
+        caf::anon_send(subscriber, changed_atom::value, make_announcement(self, now));
+      },
+      [=](tick_atom, uint64_t generation) {
+        auto& st = self->state;
+        if (generation != st.timer_generation) return;  // superseded by a later arm
+        st.timer_at_ms.reset();
+        auto now = now_ms(self);
+        catch_up(self, now);
+        rearm(self, now);
+      },
+  };
+}
+
+}  // namespace
+
+worker_pool_actor spawn_pool_actor(caf::actor_system& sys, pool_actor_config config) {
+  if (!config.manager) throw std::invalid_argument("pool actor " + config.id + " needs an alloc manager");
+  if (config.id.empty() || config.id.find('/') != std::string::npos)
+    throw std::invalid_argument("pool id \"" + config.id + "\" must be non-empty and without '/'");
+  return sys.spawn(pool_actor_behavior, std::move(config));
+}
+
+}  // namespace poolbus

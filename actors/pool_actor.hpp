@@ -1,0 +1,52 @@
+// pool actor: reflow's ResourcePool on a worker. It owns the pool's lease
+// table (policy/resource_pool.hpp), one alloc actor per alloc, and an
+// AllocManager that creates and kills what backs each alloc.
+//
+// Invariant: the sum of the resources of the pool's unexpired allocs never
+// exceeds its total; every change of the offer reaches each subscriber as an
+// offer_announcement with the next seq, and every alloc life event as an
+// alloc_event.
+#pragma once
+
+#include <caf/fwd.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/alloc_manager.hpp"
+#include "actors/pool_api.hpp"
+#include "actors/wall_clock.hpp"
+#include "schemas/announcements.hpp"
+
+namespace poolbus {
+
+// Subscribers receive:
+//   (changed_atom, offer_announcement)   on every change of the offer (and on subscribe)
+//   (alloc_event_atom, alloc_event)      created | freed | expired | collected
+using worker_pool_actor = pool_actor::extend<
+    // reflow Init(resources, allocs): set the total and restore allocs (a restart).
+    caf::replies_to<init_atom, Resources, std::vector<AllocInspect>>::with<caf::ok_atom>,
+    // reflow New(meta): like accept of the current offer.
+    caf::replies_to<new_atom, AllocMeta>::with<AllocInspect>,
+    // reflow Alloc(id): the alloc's own actor.
+    caf::replies_to<alloc_atom, std::string>::with<alloc_actor>,
+    caf::replies_to<alive_atom, std::string>::with<bool>,
+    caf::replies_to<available_atom>::with<Resources>,
+    caf::replies_to<resources_atom>::with<Resources>,
+    // reflow StopIfIdleFor(d): (stopped, longest time to expiry in ms when not stopped).
+    caf::replies_to<idle_stop_atom, int64_t>::with<bool, int64_t>,
+    caf::reacts_to<subscribe_atom, caf::actor>>;
+
+struct pool_actor_config {
+  std::string id;          // pool id: no '/'
+  std::string run;         // this worker run's id (announcements carry it)
+  Resources resources;     // the total; may also be set by init
+  wall_clock clock = wall_clock::real();
+  std::shared_ptr<alloc_manager> manager;  // required
+};
+
+worker_pool_actor spawn_pool_actor(caf::actor_system& sys, pool_actor_config config);
+
+}  // namespace poolbus

@@ -1,0 +1,163 @@
+#include "actors/proxy_actor.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <functional>
+#include <map>
+
+#include "actors/error_bridge.hpp"
+
+namespace poolbus {
+namespace {
+
+struct pending_request {
+  int64_t deadline_ms;
+  std::function<void(outcome<worker_reply>)> complete;
+};
+
+struct proxy_state {
+  proxy_config config;
+  offer_announcement last;
+  bool announced = false;
+  uint64_t next_rid = 1;
+  // Ordered by rid; with one timeout for all, that is also deadline order.
+  std::map<uint64_t, pending_request> pending;
+  bool sweeping = false;
+  static inline const char* name = "proxy";
+};
+
+using proxy_pointer = proxy_actor::stateful_pointer<proxy_state>;
+
+int64_t now_ms(proxy_pointer self) { return self->state.config.clock.now_ms(self->clock()); }
+
+int64_t sweep_period_ms(const proxy_config& c) {
+  return std::max<int64_t>(1, std::min<int64_t>(100, c.request_timeout_ms / 10));
+}
+
+void arm_sweep(proxy_pointer self) {
+  if (self->state.sweeping) return;
+  self->state.sweeping = true;
+  self->delayed_send(self, std::chrono::milliseconds(sweep_period_ms(self->state.config)), sweep_atom::value);
+}
+
+// Sends `request` to the worker; `on_reply` turns a successful reply into T.
+template <class T, class Convert>
+caf::result<T> forward(proxy_pointer self, worker_request request, Convert on_reply) {
+  auto promise = self->template make_response_promise<T>();
+  auto& st = self->state;
+  request.rid = st.next_rid++;
+  st.pending.emplace(request.rid, pending_request{now_ms(self) + st.config.request_timeout_ms,
+                                                  [promise, on_reply](outcome<worker_reply> reply) mutable {
+                                                    if (!reply) {
+                                                      promise.deliver(make_error(reply.error()));
+                                                    } else if (!reply->ok) {
+                                                      promise.deliver(make_error(reply->error));
+                                                    } else {
+                                                      promise.deliver(on_reply(*reply));
+                                                    }
+                                                  }});
+  st.config.sink->post({channel::workers, {st.config.pool, encode_worker_request(request)}});
+  arm_sweep(self);
+  return promise;
+}
+
+void fail_all(proxy_pointer self, const pool_error& error) {
+  auto pending = std::move(self->state.pending);
+  self->state.pending.clear();
+  for (auto& [rid, request] : pending) request.complete(error);
+}
+
+proxy_actor::behavior_type proxy_behavior(proxy_pointer self, proxy_config config) {
+  self->state.config = std::move(config);
+  self->state.last.pool = self->state.config.pool;
+  return {
+      [=](pool_id_atom) { return self->state.config.pool; },
+      [=](status_atom) {
+        const auto& a = self->state.last;
+        return PoolStatus{self->state.config.pool, a.resources, a.available, a.allocs, a.ts_ms};
+      },
+      [=](offers_atom) {
+        std::vector<OfferInfo> offers;
+        for (const auto& o : self->state.last.offers) offers.push_back(OfferInfo{"1", o.pool, o.available});
+        return offers;
+      },
+      [=](offer_atom, const std::string& id) -> caf::result<OfferInfo> {
+        for (const auto& o : self->state.last.offers)
+          if (id == "1") return OfferInfo{"1", o.pool, o.available};
+        return make_error(error_kind::not_exist, "pool " + self->state.config.pool + " has no offer " + id);
+      },
+      [=](accept_atom, const std::string& offer_id, const AllocMeta& meta) {
+        worker_request r;
+        r.op = worker_op::accept;
+        r.offer_id = offer_id;
+        r.meta = meta;
+        return forward<AllocInspect>(self, std::move(r), [](const worker_reply& w) { return w.alloc; });
+      },
+      [=](allocs_atom) {
+        worker_request r;
+        r.op = worker_op::allocs;
+        return forward<std::vector<AllocInspect>>(self, std::move(r), [](const worker_reply& w) { return w.allocs; });
+      },
+      [=](inspect_atom, const std::string& alloc_id) {
+        worker_request r;
+        r.op = worker_op::inspect;
+        r.alloc_id = alloc_id;
+        return forward<AllocInspect>(self, std::move(r), [](const worker_reply& w) { return w.alloc; });
+      },
+      [=](keepalive_atom, const std::string& alloc_id, int64_t interval_ms) {
+        worker_request r;
+        r.op = worker_op::keepalive;
+        r.alloc_id = alloc_id;
+        r.interval_ms = interval_ms;
+        return forward<int64_t>(self, std::move(r), [](const worker_reply& w) { return w.interval_ms; });
+      },
+      [=](free_atom, const std::string& alloc_id) {
+        worker_request r;
+        r.op = worker_op::free;
+        r.alloc_id = alloc_id;
+        return forward<caf::ok_atom>(self, std::move(r), [](const worker_reply&) { return caf::ok_atom::value; });
+      },
+      [=](announce_atom, const offer_announcement& a) {
+        auto& last = self->state.last;
+        // A new run restarts seq; within a run, ignore anything older than what we hold.
+        if (self->state.announced && a.run == last.run && a.seq < last.seq) return;
+        last = a;
+        self->state.announced = true;
+      },
+      [=](wreply_atom, const worker_reply& reply) {
+        auto it = self->state.pending.find(reply.rid);
+        if (it == self->state.pending.end()) {
+          spdlog::debug("proxy {}: reply for unknown or expired request {}", self->state.config.pool, reply.rid);
+          return;
+        }
+        auto complete = std::move(it->second.complete);
+        self->state.pending.erase(it);
+        complete(reply);
+      },
+      [=](sweep_atom) {
+        auto& st = self->state;
+        st.sweeping = false;
+        auto now = now_ms(self);
+        while (!st.pending.empty() && st.pending.begin()->second.deadline_ms <= now) {
+          auto complete = std::move(st.pending.begin()->second.complete);
+          st.pending.erase(st.pending.begin());
+          complete(pool_error{error_kind::timeout, "pool " + st.config.pool + " did not answer within " +
+                                                       std::to_string(st.config.request_timeout_ms) + " ms"});
+        }
+        if (!st.pending.empty()) arm_sweep(self);
+      },
+      [=](lost_atom) {
+        fail_all(self, pool_error{error_kind::unavailable, "pool " + self->state.config.pool + " stopped answering"});
+        self->quit();
+      },
+  };
+}
+
+}  // namespace
+
+proxy_actor spawn_proxy_actor(caf::actor_system& sys, proxy_config config) {
+  return sys.spawn(proxy_behavior, std::move(config));
+}
+
+}  // namespace poolbus

@@ -1,0 +1,147 @@
+#include "actors/worker_actor.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/error_bridge.hpp"
+
+namespace poolbus {
+namespace {
+
+// The pool actor is local; this only guards against a bug leaving a request unanswered.
+constexpr auto local_deadline = std::chrono::seconds(30);
+
+struct worker_state {
+  worker_actor_config config;
+  offer_announcement last;
+  bool announced = false;
+  bool stopped = false;
+  static inline const char* name = "worker";
+};
+
+using worker_pointer = caf::stateful_actor<worker_state>*;
+
+int64_t now_ms(worker_pointer self) { return self->state.config.clock.now_ms(self->clock()); }
+
+void announce(worker_pointer self) {
+  auto& st = self->state;
+  st.last.ts_ms = now_ms(self);
+  st.config.sink->post({channel::announce, {offers_topic(st.config.pool), encode_offer_announcement(st.last)}});
+}
+
+void hello(worker_pointer self) {
+  auto& st = self->state;
+  st.config.sink->post({channel::broker, {encode_worker_hello({st.config.pool, st.config.run, now_ms(self)})}});
+}
+
+void send_reply(worker_pointer self, worker_reply reply) {
+  self->state.config.sink->post({channel::broker, {encode_worker_reply(reply)}});
+}
+
+// Asks the pool and replies with what `fill` puts into the reply, or the error.
+template <class Result, class Fill, class... Args>
+void serve(worker_pointer self, uint64_t rid, Fill fill, Args&&... args) {
+  self->request(self->state.config.pool_actor, local_deadline, std::forward<Args>(args)...)
+      .then(
+          [=](Result& result) {
+            worker_reply reply;
+            reply.rid = rid;
+            fill(reply, result);
+            send_reply(self, std::move(reply));
+          },
+          [=](caf::error& err) {
+            worker_reply reply;
+            reply.rid = rid;
+            reply.ok = false;
+            reply.error = to_pool_error(err);
+            send_reply(self, std::move(reply));
+          });
+}
+
+void handle(worker_pointer self, const worker_request& req) {
+  switch (req.op) {
+    case worker_op::accept:
+      serve<AllocInspect>(self, req.rid, [](worker_reply& r, AllocInspect& a) { r.alloc = std::move(a); },
+                          accept_atom::value, req.offer_id, req.meta);
+      return;
+    case worker_op::free:
+      serve<caf::ok_atom>(self, req.rid, [](worker_reply&, caf::ok_atom&) {}, free_atom::value, req.alloc_id);
+      return;
+    case worker_op::keepalive:
+      serve<int64_t>(self, req.rid, [](worker_reply& r, int64_t& granted) { r.interval_ms = granted; },
+                     keepalive_atom::value, req.alloc_id, req.interval_ms);
+      return;
+    case worker_op::inspect:
+      serve<AllocInspect>(self, req.rid, [](worker_reply& r, AllocInspect& a) { r.alloc = std::move(a); },
+                          inspect_atom::value, req.alloc_id);
+      return;
+    case worker_op::allocs:
+      serve<std::vector<AllocInspect>>(
+          self, req.rid, [](worker_reply& r, std::vector<AllocInspect>& a) { r.allocs = std::move(a); },
+          allocs_atom::value);
+      return;
+    case worker_op::offers:
+      serve<std::vector<OfferInfo>>(
+          self, req.rid, [](worker_reply& r, std::vector<OfferInfo>& o) { r.offers = std::move(o); },
+          offers_atom::value);
+      return;
+  }
+}
+
+void check_idle(worker_pointer self) {
+  auto& st = self->state;
+  self->request(st.config.pool_actor, local_deadline, idle_stop_atom::value, st.config.max_idle_ms)
+      .then(
+          [=](bool stopped, int64_t) {
+            auto& st = self->state;
+            if (!stopped || st.stopped) return;
+            st.stopped = true;
+            spdlog::info("pool {} idle for {} ms: stopped", st.config.pool, st.config.max_idle_ms);
+            pool_event ev{st.config.pool, pool_event_kind::stopped, now_ms(self)};
+            st.config.sink->post({channel::announce, {pools_topic(st.config.pool), encode_pool_event(ev)}});
+            if (st.config.on_idle_stop) st.config.on_idle_stop();
+          },
+          [=](caf::error& err) { spdlog::warn("idle check failed: {}", to_pool_error(err).to_string()); });
+}
+
+caf::behavior worker_behavior(worker_pointer self, worker_actor_config config) {
+  self->state.config = std::move(config);
+  self->state.last.pool = self->state.config.pool;
+  self->state.last.run = self->state.config.run;
+  self->send(self->state.config.pool_actor, subscribe_atom::value, caf::actor{self});
+  hello(self);
+  self->send(self, heartbeat_atom::value);
+  return {
+      [=](changed_atom, offer_announcement& a) {
+        auto& st = self->state;
+        a.pool = st.config.pool;
+        a.run = st.config.run;
+        a.heartbeat_ms = st.config.heartbeat_ms;
+        st.last = std::move(a);
+        st.announced = true;
+        announce(self);
+      },
+      [=](alloc_event_atom, alloc_event& e) {
+        e.pool = self->state.config.pool;
+        if (e.ts_ms == 0) e.ts_ms = now_ms(self);
+        self->state.config.sink->post({channel::announce, {allocs_topic(e.pool), encode_alloc_event(e)}});
+      },
+      [=](wrequest_atom, const worker_request& req) { handle(self, req); },
+      [=](heartbeat_atom) {
+        auto& st = self->state;
+        if (st.stopped) return;
+        if (st.announced) announce(self);
+        hello(self);
+        if (st.config.max_idle_ms > 0) check_idle(self);
+        self->delayed_send(self, std::chrono::milliseconds(st.config.heartbeat_ms), heartbeat_atom::value);
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_worker_actor(caf::actor_system& sys, worker_actor_config config) {
+  return sys.spawn(worker_behavior, std::move(config));
+}
+
+}  // namespace poolbus

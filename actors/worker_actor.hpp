@@ -1,0 +1,36 @@
+// worker actor: a worker's link to the broker. It serves the worker <-> broker
+// protocol (schemas/worker_messages.hpp) against the local pool actor, turns
+// the pool's change notifications into announcements on the announce PUB, and
+// keeps the broker's view alive: every heartbeat it repeats the last
+// announcement and says hello on the DEALER (so a restarted broker relearns
+// the route). With max_idle set it runs reflow's StopIfIdleFor each heartbeat.
+//
+// Invariant: every request received gets exactly one reply, carrying its rid.
+#pragma once
+
+#include <caf/fwd.hpp>
+
+#include <functional>
+#include <string>
+
+#include "actors/pool_actor.hpp"
+#include "schemas/frames.hpp"
+#include "schemas/worker_messages.hpp"
+
+namespace poolbus {
+
+struct worker_actor_config {
+  std::string pool;
+  std::string run;
+  worker_pool_actor pool_actor;
+  frame_sink_ptr sink;          // announce: [topic, body]; broker: [body]
+  int64_t heartbeat_ms = 1000;
+  int64_t max_idle_ms = 0;      // 0 = never stop idle
+  wall_clock clock = wall_clock::real();
+  std::function<void()> on_idle_stop;  // called once, after `stopped` was announced
+};
+
+// Accepts (wrequest_atom, worker_request) from the bus.
+caf::actor spawn_worker_actor(caf::actor_system& sys, worker_actor_config config);
+
+}  // namespace poolbus

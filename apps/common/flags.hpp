@@ -1,0 +1,28 @@
+// Flag parsing shared by the programs: DURATION and RES values validated at
+// parse time, so a bad flag is a one-line error and a non-zero exit.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "schemas/resources.hpp"
+
+namespace poolbus {
+
+// --name DURATION ("500ms", "30s", "2m", "1h") into milliseconds.
+CLI::Option* add_duration_flag(CLI::App& app, const std::string& name, int64_t& target_ms,
+                               const std::string& description);
+// --name ENDPOINT (tcp://host:port, ipc://path).
+CLI::Option* add_endpoint_flag(CLI::App& app, const std::string& name, std::string& target,
+                               const std::string& description);
+// RES ("cpu=4,mem=8GiB") into Resources.
+CLI::Option* add_resources_flag(CLI::App& app, const std::string& name, Resources& target,
+                                const std::string& description);
+
+// Runs app.parse; on error prints one line "<program>: <error>" and returns the exit code to use.
+// Returns -1 when the program should go on.
+int parse_flags(CLI::App& app, int argc, char** argv);
+
+}  // namespace poolbus

@@ -1,0 +1,132 @@
+// pool-broker: the one broker. Wiring only: flags, the mux, registry and api
+// actors, and the I/O thread that owns the api ROUTER, stream PUB, workers
+// ROUTER and announce SUB. Malformed client requests are answered on the I/O
+// thread itself and never reach an actor.
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "actors/api_actor.hpp"
+#include "actors/mux_actor.hpp"
+#include "actors/registry_actor.hpp"
+#include "apps/common/flags.hpp"
+#include "apps/common/logging.hpp"
+#include "apps/common/shutdown_latch.hpp"
+#include "bus/endpoints.hpp"
+#include "bus/envelope.hpp"
+#include "bus/io_thread.hpp"
+#include "schemas/api_messages.hpp"
+
+using namespace poolbus;
+
+namespace {
+
+struct broker_actors {
+  caf::actor api;
+  caf::actor registry;
+};
+
+void on_client_message(std::vector<std::string>&& frames, const broker_actors& actors, frame_sink& sink) {
+  auto request = split_router_message(std::move(frames));
+  if (!request.well_formed) {
+    if (!request.route.empty())
+      sink.post(make_reply(channel::api, std::move(request.route),
+                           encode_error_reply(nil_id_raw, {error_kind::invalid, "want exactly one body frame"})));
+    return;
+  }
+  std::string id_raw;
+  auto decoded = decode_api_request(request.body, &id_raw);
+  if (!decoded) {
+    sink.post(make_reply(channel::api, std::move(request.route), encode_error_reply(id_raw, decoded.error())));
+    return;
+  }
+  caf::anon_send(actors.api, api_atom::value, std::move(request.route), std::move(*decoded));
+}
+
+void on_broker_message(channel via, std::vector<std::string>&& frames, const broker_actors& actors,
+                       frame_sink& sink) {
+  switch (via) {
+    case channel::api:
+      on_client_message(std::move(frames), actors, sink);
+      return;
+    case channel::announce:
+      if (frames.size() == 2)
+        caf::anon_send(actors.registry, announce_atom::value, std::move(frames[0]), std::move(frames[1]));
+      else
+        spdlog::debug("dropped an announcement of {} frames", frames.size());
+      return;
+    case channel::workers:
+      if (frames.size() == 2)
+        caf::anon_send(actors.registry, wframes_atom::value, std::move(frames[0]), std::move(frames[1]));
+      else
+        spdlog::debug("dropped a worker message of {} frames", frames.size());
+      return;
+    default:
+      return;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  shutdown_latch latch;
+  CLI::App app{"pool-broker: places work on the pools of many workers", "pool-broker"};
+  broker_endpoints endpoints;
+  int64_t worker_timeout_ms = 3000, request_timeout_ms = 5000;
+  std::string log_level = "info";
+  add_endpoint_flag(app, "--api", endpoints.api, "client API ROUTER");
+  add_endpoint_flag(app, "--stream", endpoints.stream, "offer stream PUB");
+  add_endpoint_flag(app, "--workers", endpoints.workers, "workers ROUTER");
+  add_endpoint_flag(app, "--announce", endpoints.announce, "announce SUB");
+  add_duration_flag(app, "--worker-timeout", worker_timeout_ms, "drop a pool silent this long (default 3s)");
+  add_duration_flag(app, "--request-timeout", request_timeout_ms, "a worker's time to answer (default 5s)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  if (int rc = parse_flags(app, argc, argv); rc >= 0) return rc;
+  if (!setup_logging("pool-broker", log_level)) {
+    std::cerr << "pool-broker: unknown --log-level " << log_level << "\n";
+    return 2;
+  }
+
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.policy", caf::atom("sharing"));
+  int exit_code = 0;
+  {
+    caf::actor_system sys{cfg};
+    broker_actors actors;
+    io_thread* io_ptr = nullptr;
+    auto io = std::make_shared<io_thread>(
+        std::vector<socket_spec>{
+            {channel::api, socket_kind::router, socket_attach::bind, endpoints.api},
+            {channel::stream, socket_kind::pub, socket_attach::bind, endpoints.stream},
+            {channel::workers, socket_kind::router, socket_attach::bind, endpoints.workers, "", {}, true},
+            {channel::announce, socket_kind::sub, socket_attach::bind, endpoints.announce, "", {""}},
+        },
+        [&actors, &io_ptr](channel via, std::vector<std::string>&& frames) {
+          on_broker_message(via, std::move(frames), actors, *io_ptr);
+        });
+    io_ptr = io.get();
+
+    mux_config mux_settings;
+    mux_settings.request_timeout = std::chrono::milliseconds(request_timeout_ms);
+    auto mux = spawn_mux_actor(sys, mux_settings);
+    actors.registry =
+        spawn_registry_actor(sys, registry_config{mux, io, worker_timeout_ms, request_timeout_ms, wall_clock::real()});
+    actors.api = spawn_api_actor(sys, api_actor_config{mux, io, request_timeout_ms});
+    if (auto started = io->start(); !started) {
+      std::cerr << "pool-broker: " << started.error().message << "\n";
+      exit_code = 1;
+    } else {
+      spdlog::info("broker up: api {}, stream {}, workers {}, announce {}", endpoints.api, endpoints.stream,
+                   endpoints.workers, endpoints.announce);
+      exit_code = latch.wait();
+    }
+    io->stop();
+    caf::anon_send_exit(actors.api, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(actors.registry, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(mux, caf::exit_reason::user_shutdown);
+    actors = {};
+  }
+  spdlog::info("broker stopped");
+  return exit_code;
+}

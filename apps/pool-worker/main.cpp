@@ -1,0 +1,133 @@
+// pool-worker: one pool of resources on this machine, served to a broker.
+// Wiring only: flags, the pool and worker actors, and the I/O thread that
+// owns the announce PUB and the DEALER to the broker.
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <random>
+
+#include "actors/pool_actor.hpp"
+#include "actors/worker_actor.hpp"
+#include "apps/common/flags.hpp"
+#include "apps/common/logging.hpp"
+#include "apps/common/shutdown_latch.hpp"
+#include "apps/pool-worker/machine_resources.hpp"
+#include "bus/endpoints.hpp"
+#include "bus/io_thread.hpp"
+#include "schemas/worker_messages.hpp"
+
+using namespace poolbus;
+
+namespace {
+
+std::string new_run_id() {
+  std::random_device rd;
+  std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(gen()));
+  return buf;
+}
+
+std::string default_state_dir(const std::string& id) {
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : "/tmp") + "/.local/state/poolbus/" + id;
+}
+
+// Routes one message from the broker's ROUTER to the worker actor, or answers a
+// malformed one at once (it never reaches an actor).
+void on_broker_message(std::vector<std::string>&& frames, const caf::actor& worker, frame_sink& sink) {
+  if (frames.size() != 1) {
+    spdlog::warn("dropped a broker message of {} frames (want 1)", frames.size());
+    return;
+  }
+  uint64_t rid = 0;
+  auto request = decode_worker_request(frames[0], &rid);
+  if (request) {
+    caf::anon_send(worker, wrequest_atom::value, std::move(*request));
+    return;
+  }
+  spdlog::warn("malformed request from the broker: {}", request.error().to_string());
+  if (rid == 0) return;
+  worker_reply reply;
+  reply.rid = rid;
+  reply.ok = false;
+  reply.error = request.error();
+  sink.post({channel::broker, {encode_worker_reply(reply)}});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  shutdown_latch latch;
+  CLI::App app{"pool-worker: serves this machine's resources as a pool to a poolbus broker", "pool-worker"};
+  std::string id, state_dir, log_level = "info";
+  broker_endpoints endpoints;
+  Resources resources;
+  int64_t heartbeat_ms = 1000, max_idle_ms = 0;
+  app.add_option("--id", id, "pool id (no '/')")->required();
+  add_endpoint_flag(app, "--connect", endpoints.workers, "the broker's workers ROUTER");
+  add_endpoint_flag(app, "--announce", endpoints.announce, "the broker's announce SUB");
+  auto* resources_flag = add_resources_flag(app, "--resources", resources, "the pool's total");
+  app.add_option("--state-dir", state_dir, "where allocs live (default ~/.local/state/poolbus/ID)");
+  add_duration_flag(app, "--heartbeat", heartbeat_ms, "how often to re-announce (default 1s)");
+  add_duration_flag(app, "--max-idle", max_idle_ms, "stop after idling this long (default never)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  if (int rc = parse_flags(app, argc, argv); rc >= 0) return rc;
+  if (id.empty() || id.find('/') != std::string::npos) {
+    std::cerr << "pool-worker: --id must be non-empty and contain no '/'\n";
+    return 2;
+  }
+  if (!setup_logging("pool-worker", log_level)) {
+    std::cerr << "pool-worker: unknown --log-level " << log_level << "\n";
+    return 2;
+  }
+  if (state_dir.empty()) state_dir = default_state_dir(id);
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  if (ec) {
+    std::cerr << "pool-worker: cannot create state dir " << state_dir << ": " << ec.message() << "\n";
+    return 1;
+  }
+  if (resources_flag->count() == 0) resources = machine_resources(state_dir);
+
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.policy", caf::atom("sharing"));
+  int exit_code = 0;
+  {
+    caf::actor_system sys{cfg};
+    caf::actor worker;
+    io_thread* io_ptr = nullptr;
+    auto io = std::make_shared<io_thread>(
+        std::vector<socket_spec>{
+            {channel::announce, socket_kind::pub, socket_attach::connect, endpoints.announce},
+            {channel::broker, socket_kind::dealer, socket_attach::connect, endpoints.workers, id},
+        },
+        [&worker, &io_ptr](channel via, std::vector<std::string>&& frames) {
+          if (via == channel::broker) on_broker_message(std::move(frames), worker, *io_ptr);
+        });
+    io_ptr = io.get();
+
+    auto run = new_run_id();
+    auto pool = spawn_pool_actor(sys, pool_actor_config{id, run, resources, wall_clock::real(),
+                                                         make_local_alloc_manager(state_dir)});
+    worker = spawn_worker_actor(sys, worker_actor_config{id, run, pool, io, heartbeat_ms, max_idle_ms,
+                                                         wall_clock::real(), [&latch] { latch.trigger(0); }});
+    if (auto started = io->start(); !started) {
+      std::cerr << "pool-worker: " << started.error().message << "\n";
+      exit_code = 1;
+    } else {
+      spdlog::info("pool {} (run {}) serving {} to {}, announcing on {}", id, run, resources.to_string(),
+                   endpoints.workers, endpoints.announce);
+      exit_code = latch.wait();
+    }
+    caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
+    io->stop();
+    worker = nullptr;
+  }
+  spdlog::info("pool {} stopped", id);
+  return exit_code;
+}

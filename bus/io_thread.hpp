@@ -1,0 +1,81 @@
+// io_thread: the one thread per process that owns every ZeroMQ socket. Actors
+// and other threads never touch a socket; they post() frames, which the thread
+// sends without ever blocking (a message it cannot send now is dropped and
+// counted), and every complete inbound multipart message goes to one handler,
+// called on this thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "schemas/frames.hpp"
+#include "schemas/outcome.hpp"
+
+namespace poolbus {
+
+enum class socket_kind : uint8_t { router, dealer, pub, sub };
+enum class socket_attach : uint8_t { bind, connect };
+
+// How one socket of the process is made. One socket per channel.
+struct socket_spec {
+  channel via = channel::api;
+  socket_kind kind = socket_kind::router;
+  socket_attach attach = socket_attach::bind;
+  std::string endpoint;
+  std::string routing_id;                  // dealer only; empty = ZeroMQ picks one
+  std::vector<std::string> subscriptions;  // sub only; "" = everything
+  bool router_handover = false;            // router: a reconnecting routing id takes over its old pipe
+  int linger_ms = 200;                     // at stop: how long queued output may still leave
+  int reconnect_ivl_ms = 100;              // connecting sockets retry this often
+  int sndhwm = 10000;                      // messages queued per peer before sends drop
+  int rcvhwm = 10000;
+  int64_t max_message_bytes = 16 << 20;    // a larger inbound frame closes that connection
+};
+
+// Counters for benchmarks and tests; read at any time.
+struct io_stats {
+  uint64_t messages_in = 0;   // complete multipart messages handed to the handler
+  uint64_t messages_out = 0;  // messages accepted by a socket
+  uint64_t dropped = 0;       // posted messages that could not be sent (no such peer, full queue, no socket)
+};
+
+class io_thread : public frame_sink {
+ public:
+  // Called on the I/O thread for each complete inbound message. It must not
+  // block: hand the frames on (e.g. anon_send) and return.
+  using inbound_handler = std::function<void(channel, std::vector<std::string>&& frames)>;
+
+  io_thread(std::vector<socket_spec> specs, inbound_handler on_message);
+  ~io_thread() override;  // stops
+  io_thread(const io_thread&) = delete;
+  io_thread& operator=(const io_thread&) = delete;
+
+  // Makes, binds and connects every socket, then starts the thread. On failure
+  // (bad endpoint, address in use, duplicate channel) nothing runs and the
+  // error names the endpoint. Call once.
+  outcome<void> start();
+
+  // Sends what was posted before the call (without blocking), then ends the
+  // thread and closes the sockets. Idempotent; safe from any thread but the I/O thread.
+  void stop();
+
+  // Thread-safe. Messages posted before start() go out once it has started;
+  // after stop() they are dropped.
+  void post(outbound_frames message) override;
+
+  // The endpoint a bound socket really listens on (resolves tcp://host:* and
+  // port 0); empty for a channel that is not bound. Valid after start().
+  std::string bound_endpoint(channel via) const;
+
+  io_stats stats() const;
+
+ private:
+  struct state;
+  std::unique_ptr<state> state_;
+};
+
+}  // namespace poolbus

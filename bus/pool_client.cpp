@@ -1,0 +1,121 @@
+#include "bus/pool_client.hpp"
+
+#include <msgpack.hpp>
+
+namespace poolbus {
+namespace {
+
+std::string pack_id(uint64_t id) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> packer(buffer);
+  packer.pack_uint64(id);
+  return std::string(buffer.data(), buffer.size());
+}
+
+api_request request_of(api_op op) {
+  api_request r;
+  r.op = op;
+  return r;
+}
+
+}  // namespace
+
+pool_client::pool_client(std::unique_ptr<api_client> api, int64_t timeout_ms)
+    : api_(std::move(api)), timeout_ms_(timeout_ms) {}
+
+outcome<std::unique_ptr<pool_client>> pool_client::connect(const std::string& api_endpoint, int64_t timeout_ms) {
+  auto api = api_client::connect(api_endpoint);
+  if (!api) return api.error();
+  return std::unique_ptr<pool_client>(new pool_client(std::move(*api), timeout_ms));
+}
+
+outcome<std::string> pool_client::call_raw(api_request request) {
+  request.id_raw = pack_id(next_id_++);
+  return api_->call(encode_api_request(request), timeout_ms_);
+}
+
+outcome<api_reply> pool_client::call(api_request request) {
+  auto body = call_raw(std::move(request));
+  if (!body) return body.error();
+  return decode_api_reply(*body);
+}
+
+outcome<void> pool_client::ping() {
+  auto reply = call(request_of(api_op::ping));
+  if (!reply) return reply.error();
+  return {};
+}
+
+outcome<std::vector<PoolStatus>> pool_client::pools() {
+  auto reply = call(request_of(api_op::pools));
+  if (!reply) return reply.error();
+  return std::move(reply->pools);
+}
+
+outcome<std::vector<OfferInfo>> pool_client::offers() {
+  auto reply = call(request_of(api_op::offers));
+  if (!reply) return reply.error();
+  return std::move(reply->offers);
+}
+
+outcome<OfferInfo> pool_client::offer(const std::string& uri) {
+  auto r = request_of(api_op::offer);
+  r.uri = uri;
+  auto reply = call(std::move(r));
+  if (!reply) return reply.error();
+  return std::move(reply->offer);
+}
+
+outcome<AllocInspect> pool_client::accept(const std::string& offer_uri, const AllocMeta& meta) {
+  auto r = request_of(api_op::accept);
+  r.uri = offer_uri;
+  r.meta = meta;
+  auto reply = call(std::move(r));
+  if (!reply) return reply.error();
+  return std::move(reply->alloc);
+}
+
+outcome<AllocInspect> pool_client::allocate(const Resources& min, int64_t width, const std::string& owner,
+                                            const Labels& labels) {
+  auto r = request_of(api_op::allocate);
+  r.meta = AllocMeta{min, owner, labels};
+  r.width = width;
+  auto reply = call(std::move(r));
+  if (!reply) return reply.error();
+  return std::move(reply->alloc);
+}
+
+outcome<std::vector<AllocInspect>> pool_client::allocs(const std::string& pool) {
+  auto r = request_of(api_op::allocs);
+  r.pool = pool;
+  auto reply = call(std::move(r));
+  if (!reply) return reply.error();
+  return std::move(reply->allocs);
+}
+
+outcome<AllocInspect> pool_client::inspect(const std::string& alloc_uri) {
+  auto r = request_of(api_op::inspect);
+  r.uri = alloc_uri;
+  auto reply = call(std::move(r));
+  if (!reply) return reply.error();
+  return std::move(reply->alloc);
+}
+
+outcome<int64_t> pool_client::keepalive(const std::string& alloc_uri, int64_t interval_ms) {
+  auto r = request_of(api_op::keepalive);
+  r.uri = alloc_uri;
+  r.interval_ms = interval_ms;
+  auto reply = call(std::move(r));
+  if (!reply) return reply.error();
+  return reply->interval_ms;
+}
+
+outcome<void> pool_client::free(const std::string& alloc_uri) {
+  auto r = request_of(api_op::free);
+  r.uri = alloc_uri;
+  auto reply = call(std::move(r));
+  if (!reply) return reply.error();
+  return {};
+}
+
+}  // namespace poolbus

@@ -1,0 +1,44 @@
+// pool_client: the C++ client library's synchronous calls, one per op of the
+// client API (protocol.md), over an api_client. Every result is an outcome:
+// the broker's error kind arrives unchanged.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bus/api_client.hpp"
+#include "schemas/api_messages.hpp"
+
+namespace poolbus {
+
+class pool_client {
+ public:
+  static outcome<std::unique_ptr<pool_client>> connect(const std::string& api_endpoint, int64_t timeout_ms = 10000);
+
+  outcome<void> ping();
+  outcome<std::vector<PoolStatus>> pools();
+  outcome<std::vector<OfferInfo>> offers();
+  outcome<OfferInfo> offer(const std::string& uri);
+  outcome<AllocInspect> accept(const std::string& offer_uri, const AllocMeta& meta);
+  outcome<AllocInspect> allocate(const Resources& min, int64_t width, const std::string& owner = "",
+                                 const Labels& labels = {});
+  outcome<std::vector<AllocInspect>> allocs(const std::string& pool = "");
+  outcome<AllocInspect> inspect(const std::string& alloc_uri);
+  outcome<int64_t> keepalive(const std::string& alloc_uri, int64_t interval_ms);
+  outcome<void> free(const std::string& alloc_uri);
+
+  // The raw reply body (ok or not) for a request; its id is set here.
+  outcome<std::string> call_raw(api_request request);
+
+ private:
+  explicit pool_client(std::unique_ptr<api_client> api, int64_t timeout_ms);
+  outcome<api_reply> call(api_request request);
+
+  std::unique_ptr<api_client> api_;
+  int64_t timeout_ms_;
+  uint64_t next_id_ = 1;
+};
+
+}  // namespace poolbus

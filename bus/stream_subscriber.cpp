@@ -1,0 +1,74 @@
+#include "bus/stream_subscriber.hpp"
+
+#include <chrono>
+#include <iterator>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+namespace poolbus {
+namespace {
+using steady = std::chrono::steady_clock;
+constexpr int64_t max_event_bytes = 16 << 20;
+}  // namespace
+
+struct stream_subscriber::connection {
+  zmq::context_t context{1};
+  zmq::socket_t socket{context, zmq::socket_type::sub};
+};
+
+outcome<std::unique_ptr<stream_subscriber>> stream_subscriber::connect(const std::string& endpoint,
+                                                                       const std::string& topic_prefix) {
+  auto conn = std::make_unique<connection>();
+  try {
+    conn->socket.set(zmq::sockopt::linger, 0);
+    conn->socket.set(zmq::sockopt::reconnect_ivl, 100);
+    conn->socket.set(zmq::sockopt::maxmsgsize, max_event_bytes);
+    conn->socket.set(zmq::sockopt::subscribe, topic_prefix);
+    conn->socket.connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    return make_pool_error(error_kind::invalid, "cannot connect to " + endpoint + ": " + e.what());
+  }
+  return std::unique_ptr<stream_subscriber>(new stream_subscriber(std::move(conn)));
+}
+
+stream_subscriber::stream_subscriber(std::unique_ptr<connection> conn) : conn_(std::move(conn)) {}
+
+stream_subscriber::~stream_subscriber() = default;
+
+void stream_subscriber::subscribe(const std::string& topic_prefix) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  conn_->socket.set(zmq::sockopt::subscribe, topic_prefix);
+}
+
+outcome<stream_subscriber::topic_and_body> stream_subscriber::next(int64_t timeout_ms) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  auto deadline = steady::now() + std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 0);
+  zmq::pollitem_t readable{conn_->socket.handle(), 0, ZMQ_POLLIN, 0};
+  for (;;) {
+    // Rounded up, and re-checked, so the wait never ends short of the deadline.
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - steady::now());
+    if (left.count() < 0) left = std::chrono::milliseconds{0};
+    try {
+      if (zmq::poll(&readable, 1, left) == 0) {
+        if (steady::now() < deadline) continue;
+        return make_pool_error(error_kind::timeout,
+                               "no stream message within " + std::to_string(timeout_ms) + " ms");
+      }
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(conn_->socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) continue;
+      if (frames.size() != 2) {
+        spdlog::debug("stream_subscriber: skipped a message of {} frames", frames.size());
+        continue;
+      }
+      return topic_and_body{frames[0].to_string(), frames[1].to_string()};
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      return make_pool_error(error_kind::internal, std::string("stream receive failed: ") + e.what());
+    }
+  }
+}
+
+}  // namespace poolbus

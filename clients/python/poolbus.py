@@ -1,0 +1,422 @@
+"""poolbus: a small pure-Python client for the poolbus broker (wire protocol v1).
+
+Talks to the broker's client API (ROUTER, default tcp://127.0.0.1:7700) over a
+DEALER socket and to its offer stream (PUB, default tcp://127.0.0.1:7701) over a
+SUB socket. Needs only pyzmq and msgpack. See protocol.md for the contract.
+
+    from poolbus import Client, Keepalive
+    c = Client()
+    alloc = c.allocate({"cpu": 1, "mem": 1 << 30, "disk": 1 << 30})
+    with Keepalive(c, alloc["id"]):
+        ...                       # the lease is renewed in the background
+    c.free(alloc["id"])
+"""
+
+import itertools
+import random
+import re
+import threading
+import time
+
+import msgpack
+import zmq
+
+__all__ = [
+    "PoolError", "PoolTimeout", "Client", "Keepalive", "Subscriber",
+    "parse_resources", "parse_duration_ms",
+    "DEFAULT_API", "DEFAULT_STREAM", "MAX_KEEPALIVE_INTERVAL_MS",
+]
+
+DEFAULT_API = "tcp://127.0.0.1:7700"
+DEFAULT_STREAM = "tcp://127.0.0.1:7701"
+MAX_KEEPALIVE_INTERVAL_MS = 300_000  # reflow's MaxKeepaliveInterval (5 min)
+
+# Error kinds after which renewing a lease can never succeed (reflow's errors.Fatal
+# and friends): the keepalive loop stops on them instead of retrying.
+_FATAL_KINDS = frozenset({"not_exist", "fatal", "invalid", "unauthorized", "precondition"})
+
+
+class PoolError(Exception):
+    """An error reply (ok=false) from the broker, or a local failure of a request."""
+
+    def __init__(self, kind, message=""):
+        super().__init__("%s: %s" % (kind, message) if message else kind)
+        self.kind = kind
+        self.message = message
+
+
+class PoolTimeout(PoolError, TimeoutError):
+    """No reply arrived within the client's deadline (kind "timeout")."""
+
+    def __init__(self, message="no reply in time"):
+        super().__init__("timeout", message)
+
+
+# ---------------------------------------------------------------------------
+# Value helpers (command-line style strings -> wire values)
+
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+    "kb": 10 ** 3, "mb": 10 ** 6, "gb": 10 ** 9, "tb": 10 ** 12,
+}
+_DURATION_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def parse_resources(spec):
+    """'cpu=4,mem=8GiB,disk=100GiB' -> {'cpu': 4.0, 'mem': 8589934592.0, ...}.
+
+    A dict is returned as a dict of floats, so callers may pass either form."""
+    if isinstance(spec, dict):
+        return {str(k): float(v) for k, v in spec.items()}
+    res = {}
+    for item in filter(None, (s.strip() for s in str(spec).split(","))):
+        key, sep, value = item.partition("=")
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z]*)\s*", value)
+        if not sep or not key or m is None or m.group(2).lower() not in _SIZE_UNITS:
+            raise ValueError("bad resource %r in %r" % (item, spec))
+        res[key.strip()] = float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    return res
+
+
+def parse_duration_ms(spec):
+    """'500ms' / '2s' / '2m' / '1h' (or a number of ms) -> int milliseconds."""
+    if isinstance(spec, (int, float)):
+        return int(spec)
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)\s*", spec)
+    if m is None:
+        raise ValueError("bad duration %r" % (spec,))
+    return int(float(m.group(1)) * _DURATION_UNITS[m.group(2)])
+
+
+# ---------------------------------------------------------------------------
+# Request/reply client
+
+class Client:
+    """Request/reply client over one DEALER socket.
+
+    Thread-safe: a lock serialises calls on the socket. Replies are paired with
+    requests by "id"; a reply whose id is no longer awaited (its request timed
+    out) is dropped. Use request_many() to keep many requests in flight."""
+
+    def __init__(self, api=DEFAULT_API, timeout_ms=10_000, context=None):
+        self.api = api
+        self.timeout_ms = int(timeout_ms)
+        self._own_context = context is None
+        self._context = context or zmq.Context()
+        self._socket = self._context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.connect(api)
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._closed = False
+
+    # -- lifetime -----------------------------------------------------------
+    def close(self):
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._socket.close(0)
+            if self._own_context:
+                self._context.term()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- generic requests ---------------------------------------------------
+    def call(self, op, timeout_ms=None, **args):
+        """Sends {"v":1,"op":op,"id":n,**args}; returns the reply map (ok=true)
+        or raises PoolError(kind, message) / PoolTimeout."""
+        return self._unwrap(self.request_many([dict(args, op=op)], timeout_ms)[0])
+
+    def request_many(self, requests, timeout_ms=None):
+        """Sends every request before reading any reply (all in flight at once)
+        and returns the raw reply maps in request order. A request that got no
+        reply within the deadline yields None in its slot."""
+        deadline = time.monotonic() + (self.timeout_ms if timeout_ms is None else timeout_ms) / 1000.0
+        with self._lock:
+            if self._closed:
+                raise PoolError("internal", "client is closed")
+            slot_of_id = {}
+            for slot, request in enumerate(requests):
+                body = {"v": 1}
+                body.update(request)
+                body["id"] = next(self._ids)
+                slot_of_id[body["id"]] = slot
+                self._socket.send_multipart([b"", msgpack.packb(body, use_bin_type=True)])
+            replies = [None] * len(requests)
+            pending = len(requests)
+            while pending:
+                remaining_ms = (deadline - time.monotonic()) * 1000.0
+                if remaining_ms <= 0 or not self._socket.poll(max(1, int(remaining_ms)), zmq.POLLIN):
+                    break
+                reply = self._decode(self._socket.recv_multipart())
+                if reply is None:
+                    continue
+                slot = slot_of_id.pop(reply.get("id"), None) if _hashable(reply.get("id")) else None
+                if slot is None:
+                    continue  # a late reply to an earlier, timed-out request
+                replies[slot] = reply
+                pending -= 1
+            return replies
+
+    @staticmethod
+    def _decode(frames):
+        # The broker echoes our envelope (an empty delimiter) before the body.
+        if not frames:
+            return None
+        try:
+            reply = msgpack.unpackb(frames[-1], raw=False, strict_map_key=False)
+        except Exception:
+            return None
+        return reply if isinstance(reply, dict) else None
+
+    @staticmethod
+    def _unwrap(reply):
+        if reply is None:
+            raise PoolTimeout()
+        if reply.get("ok") is True:
+            return reply
+        err = reply.get("error") or {}
+        if not isinstance(err, dict):
+            err = {"kind": "internal", "message": repr(err)}
+        kind = err.get("kind", "internal")
+        if kind == "timeout":
+            raise PoolTimeout(err.get("message", ""))
+        raise PoolError(kind, err.get("message", ""))
+
+    # -- the client API (protocol.md table) ----------------------------------
+    def ping(self):
+        self.call("ping")
+        return True
+
+    def pools(self):
+        return self.call("pools")["pools"]
+
+    def offers(self):
+        return self.call("offers")["offers"]
+
+    def offer(self, uri):
+        return self.call("offer", offer=uri)["offer"]
+
+    def accept(self, uri, want, owner=None, labels=None):
+        return self.call("accept", offer=uri, meta=_meta(want, owner, labels))["alloc"]
+
+    def allocate(self, min, width=0, owner=None, labels=None):  # noqa: A002 (protocol name)
+        args = {"min": parse_resources(min), "width": int(width)}
+        if owner is not None:
+            args["owner"] = owner
+        if labels is not None:
+            args["labels"] = dict(labels)
+        return self.call("allocate", **args)["alloc"]
+
+    def allocs(self, pool=None):
+        if pool is None:
+            return self.call("allocs")["allocs"]
+        return self.call("allocs", pool=pool)["allocs"]
+
+    def inspect(self, uri):
+        return self.call("inspect", alloc=uri)["alloc"]
+
+    def keepalive(self, uri, interval_ms):
+        return int(self.call("keepalive", alloc=uri, interval_ms=int(interval_ms))["interval_ms"])
+
+    def free(self, uri):
+        self.call("free", alloc=uri)
+
+
+def _hashable(value):
+    try:
+        hash(value)
+        return True
+    except TypeError:
+        return False
+
+
+def _meta(want, owner, labels):
+    meta = {"want": parse_resources(want)}
+    if owner is not None:
+        meta["owner"] = owner
+    if labels is not None:
+        meta["labels"] = dict(labels)
+    return meta
+
+
+# ---------------------------------------------------------------------------
+# Keepalive (reflow's pool.Keepalive)
+
+class Keepalive:
+    """Keeps an alloc's lease alive from a background thread (reflow's pool.Keepalive).
+
+    Each round asks for `interval_ms`; with the granted interval iv it sleeps
+    iv - 30 s (capped at 5 min), or iv / 2 when iv is under 60 s (a short lease,
+    where a 30 s offset would leave nothing). A failed renewal with a non-fatal
+    kind is retried with backoff 2 s x1.5, 20% jitter, at most 5 tries; not_exist
+    (alloc freed or collected) and other fatal kinds stop the loop at once.
+    When the loop stops by itself, `error` holds the PoolError and `on_lost`
+    (if given) is called with it; stop() ends it quietly."""
+
+    IV_OFFSET_MS = 30_000
+    SHORT_LEASE_MS = 60_000
+    TRIES = 5
+    RETRY_INITIAL_MS = 2_000
+    RETRY_FACTOR = 1.5
+    RETRY_JITTER = 0.2
+    CALL_TIMEOUT_MS = 10_000  # reflow's KeepaliveTimeout
+
+    def __init__(self, client, uri, interval_ms=MAX_KEEPALIVE_INTERVAL_MS, on_lost=None,
+                 retry_initial_ms=None, start=True):
+        self.uri = uri
+        self.interval_ms = int(interval_ms)
+        self.on_lost = on_lost
+        self.retry_initial_ms = self.RETRY_INITIAL_MS if retry_initial_ms is None else retry_initial_ms
+        # An own socket, so renewals never queue behind the caller's requests.
+        api = client.api if isinstance(client, Client) else str(client)
+        self._client = Client(api, timeout_ms=self.CALL_TIMEOUT_MS)
+        self._stop = threading.Event()
+        self.error = None
+        self.renewals = 0
+        self.last_granted_ms = None
+        self._thread = threading.Thread(target=self._run, name="keepalive %s" % uri, daemon=True)
+        if start:
+            self.start()
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self, timeout=None):
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._client.close()
+
+    def join(self, timeout=None):
+        self._thread.join(timeout)
+
+    @property
+    def alive(self):
+        return self._thread.is_alive()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @classmethod
+    def next_wait_ms(cls, granted_ms):
+        """How long to sleep after a renewal that granted `granted_ms`."""
+        if granted_ms < cls.SHORT_LEASE_MS:
+            return granted_ms / 2.0
+        return min(granted_ms - cls.IV_OFFSET_MS, MAX_KEEPALIVE_INTERVAL_MS)
+
+    def retry_wait_ms(self, retry):
+        base = self.retry_initial_ms * (self.RETRY_FACTOR ** retry)
+        return base * (1.0 + self.RETRY_JITTER * (2.0 * random.random() - 1.0))
+
+    def _renew_once(self):
+        """Returns the granted interval, or raises the last PoolError."""
+        err = None
+        for retry in range(self.TRIES):
+            if self._stop.is_set():
+                return None
+            try:
+                return self._client.keepalive(self.uri, self.interval_ms)
+            except PoolError as e:
+                err = e
+                if e.kind in _FATAL_KINDS:
+                    raise
+            if retry + 1 < self.TRIES and self._stop.wait(self.retry_wait_ms(retry) / 1000.0):
+                return None
+        raise err
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                granted = self._renew_once()
+                if granted is None:
+                    return
+                self.renewals += 1
+                self.last_granted_ms = granted
+                if self._stop.wait(self.next_wait_ms(granted) / 1000.0):
+                    return
+        except PoolError as e:
+            if self._stop.is_set():
+                return
+            self.error = e
+            if self.on_lost is not None:
+                try:
+                    self.on_lost(e)
+                except Exception:  # a broken callback must not hide the loss
+                    pass
+        finally:
+            self._client.close()
+
+
+# ---------------------------------------------------------------------------
+# Offer stream
+
+class Subscriber:
+    """A SUB socket on the offer stream; iterating yields (topic, body dict).
+
+    recv(timeout_ms) returns one (topic, body) or None when nothing came in time."""
+
+    def __init__(self, stream=DEFAULT_STREAM, topic="", context=None):
+        self.stream = stream
+        self._own_context = context is None
+        self._context = context or zmq.Context()
+        self._socket = self._context.socket(zmq.SUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        topics = [topic] if isinstance(topic, (str, bytes)) else list(topic)
+        for t in topics:
+            self._socket.setsockopt(zmq.SUBSCRIBE, t.encode() if isinstance(t, str) else t)
+        self._socket.connect(stream)
+
+    def recv(self, timeout_ms=None):
+        while True:
+            if timeout_ms is not None and not self._socket.poll(int(timeout_ms), zmq.POLLIN):
+                return None
+            frames = self._socket.recv_multipart()
+            if len(frames) != 2:
+                continue
+            try:
+                body = msgpack.unpackb(frames[1], raw=False, strict_map_key=False)
+            except Exception:
+                continue
+            if isinstance(body, dict):
+                return frames[0].decode("utf-8", "replace"), body
+
+    def wait_for(self, predicate, timeout_ms):
+        """Receives until predicate(topic, body) is true; returns that (topic, body)
+        or None at the deadline. Messages that do not match are discarded."""
+        deadline = time.monotonic() + timeout_ms / 1000.0
+        while True:
+            remaining = (deadline - time.monotonic()) * 1000.0
+            if remaining <= 0:
+                return None
+            got = self.recv(max(1, int(remaining)))
+            if got is None:
+                return None
+            if predicate(*got):
+                return got
+
+    def __iter__(self):
+        while True:
+            yield self.recv()
+
+    def close(self):
+        self._socket.close(0)
+        if self._own_context:
+            self._context.term()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

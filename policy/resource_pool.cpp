@@ -1,0 +1,237 @@
+#include "policy/resource_pool.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
+namespace poolbus {
+namespace {
+
+// splitmix64: spreads a counter over 64 bits, so consecutive ids look unrelated
+// while the counter alone guarantees they differ within one pool.
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t os_seed() {
+  std::random_device device;
+  return (static_cast<uint64_t>(device()) << 32) ^ device();
+}
+
+bool is_expired(const AllocInspect& a, int64_t now_ms) { return alloc_expired(a, now_ms); }
+
+}  // namespace
+
+resource_pool::resource_pool(std::string pool_id, Resources total, uint64_t id_seed)
+    : pool_id_(std::move(pool_id)), total_(std::move(total)), id_seed_(id_seed != 0 ? id_seed : os_seed()) {}
+
+std::string resource_pool::fresh_id() {
+  char buf[17];
+  do {
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(mix(id_seed_ + id_counter_++)));
+  } while (allocs_.count(buf) != 0);
+  return buf;
+}
+
+AllocInspect resource_pool::with_uri(AllocInspect alloc, const std::string& local_id) const {
+  alloc.id = make_pool_uri(pool_id_, local_id);
+  alloc.pool = pool_id_;
+  alloc.taskdb_alloc_id = taskdb_alloc_id(alloc.id);
+  return alloc;
+}
+
+std::vector<AllocInspect> resource_pool::init(Resources total, std::vector<AllocInspect> restored) {
+  total_ = std::move(total);
+  allocs_.clear();
+  ++version_;
+  // Latest-expiring first: those are the allocs whose owners most recently
+  // showed interest, so they are the ones worth keeping if the total shrank.
+  std::sort(restored.begin(), restored.end(), [](const AllocInspect& a, const AllocInspect& b) {
+    return a.expires_ms != b.expires_ms ? a.expires_ms > b.expires_ms : a.id < b.id;
+  });
+  std::vector<AllocInspect> dropped;
+  Resources used;
+  for (auto& alloc : restored) {
+    auto slash = alloc.id.find('/');
+    std::string local = slash == std::string::npos ? alloc.id : alloc.id.substr(slash + 1);
+    auto after = used.add(alloc.resources);
+    if (local.empty() || allocs_.count(local) != 0 || !total_.available(after)) {
+      dropped.push_back(std::move(alloc));
+      continue;
+    }
+    used = after;
+    allocs_[local] = lease{with_uri(std::move(alloc), local)};
+  }
+  return dropped;
+}
+
+outcome<resource_pool::created> resource_pool::plan(const AllocMeta& meta, int64_t now_ms) {
+  if (meta.want.is_zero())
+    return make_pool_error(error_kind::precondition, "illegal request for an empty resources: " + meta.want.to_string());
+  if (stopped_) return make_pool_error(error_kind::unavailable, "pool " + pool_id_ + " is stopped");
+
+  // Every uncollected alloc counts as used, expired or not; expired ones are
+  // the candidates to collect.
+  Resources used;
+  std::vector<const lease*> expired;
+  for (const auto& [_, l] : allocs_) {
+    used = used.add(l.inspect.resources);
+    if (is_expired(l.inspect, now_ms)) expired.push_back(&l);
+  }
+  std::sort(expired.begin(), expired.end(), [](const lease* a, const lease* b) {
+    return a->inspect.expires_ms != b->inspect.expires_ms ? a->inspect.expires_ms < b->inspect.expires_ms
+                                                          : a->inspect.id < b->inspect.id;
+  });
+  created out;
+  auto free = total_.sub(used);
+  for (size_t i = 0; !free.available(meta.want) && i < expired.size(); ++i) {
+    used = used.sub(expired[i]->inspect.resources);
+    out.collected.push_back(expired[i]->inspect);
+    free = total_.sub(used);
+  }
+  if (!free.available(meta.want))
+    return make_pool_error(error_kind::not_exist, "offer expired: want " + meta.want.to_string() +
+                                                      " does not fit in " + free.to_string());
+
+  auto& alloc = out.alloc;
+  alloc = with_uri(AllocInspect{}, fresh_id());
+  alloc.resources = meta.want;
+  alloc.meta = meta;
+  alloc.created_ms = now_ms;
+  alloc.last_keepalive_ms = 0;
+  alloc.expires_ms = now_ms + initial_lease_ms;
+  plan_version_ = version_;
+  return out;
+}
+
+outcome<void> resource_pool::commit(const created& plan) {
+  if (plan_version_ != version_)
+    return make_pool_error(error_kind::internal, "stale plan for alloc " + plan.alloc.id);
+  for (const auto& gone : plan.collected) allocs_.erase(gone.id.substr(pool_id_.size() + 1));
+  allocs_[plan.alloc.id.substr(pool_id_.size() + 1)] = lease{plan.alloc};
+  ++version_;
+  return {};
+}
+
+outcome<resource_pool::created> resource_pool::create(const AllocMeta& meta, int64_t now_ms) {
+  auto planned = plan(meta, now_ms);
+  if (!planned) return planned;
+  auto committed = commit(*planned);
+  if (!committed) return committed.error();
+  return planned;
+}
+
+outcome<AllocInspect> resource_pool::free(const std::string& id) {
+  auto it = allocs_.find(id);
+  if (it == allocs_.end()) return make_pool_error(error_kind::not_exist, "alloc " + id + " does not exist");
+  auto gone = std::move(it->second.inspect);
+  allocs_.erase(it);
+  ++version_;
+  return gone;
+}
+
+outcome<int64_t> resource_pool::keepalive(const std::string& id, int64_t interval_ms, int64_t now_ms) {
+  if (interval_ms <= 0)
+    return make_pool_error(error_kind::invalid, "keepalive interval " + std::to_string(interval_ms) + " ms is not > 0");
+  auto it = allocs_.find(id);
+  if (it == allocs_.end()) return make_pool_error(error_kind::not_exist, "alloc " + id + " does not exist");
+  auto granted = std::min(interval_ms, max_keepalive_interval_ms);
+  it->second.inspect.last_keepalive_ms = now_ms;
+  it->second.inspect.expires_ms = now_ms + granted;
+  ++version_;
+  return granted;
+}
+
+outcome<AllocInspect> resource_pool::inspect(const std::string& id) const {
+  auto it = allocs_.find(id);
+  if (it == allocs_.end()) return make_pool_error(error_kind::not_exist, "alloc " + id + " does not exist");
+  return it->second.inspect;
+}
+
+std::vector<AllocInspect> resource_pool::allocs() const {
+  std::vector<AllocInspect> out;
+  out.reserve(allocs_.size());
+  for (const auto& [_, l] : allocs_) out.push_back(l.inspect);
+  return out;
+}
+
+Resources resource_pool::available(int64_t now_ms) const {
+  Resources reserved;
+  for (const auto& [_, l] : allocs_)
+    if (!is_expired(l.inspect, now_ms)) reserved = reserved.add(l.inspect.resources);
+  return total_.sub(reserved);
+}
+
+std::vector<OfferInfo> resource_pool::offers(int64_t now_ms) const {
+  if (stopped_) return {};
+  auto avail = available(now_ms);
+  if (avail.units("cpu") <= 0 || avail.units("mem") <= 0 || avail.units("disk") <= 0) return {};
+  return {OfferInfo{offer_id, pool_id_, std::move(avail)}};
+}
+
+outcome<OfferInfo> resource_pool::offer(const std::string& id, int64_t now_ms) const {
+  auto current = offers(now_ms);
+  if (current.empty() || id != offer_id)
+    return make_pool_error(error_kind::not_exist, "offer " + id + ": offer expired");
+  return current.front();
+}
+
+outcome<resource_pool::created> resource_pool::plan_accept(const std::string& id, const AllocMeta& meta,
+                                                           int64_t now_ms) {
+  if (meta.want.is_zero())
+    return make_pool_error(error_kind::precondition, "illegal request for an empty resources: " + meta.want.to_string());
+  auto current = offer(id, now_ms);
+  if (!current) return current.error();
+  return plan(meta, now_ms);
+}
+
+outcome<resource_pool::created> resource_pool::accept(const std::string& id, const AllocMeta& meta, int64_t now_ms) {
+  auto planned = plan_accept(id, meta, now_ms);
+  if (!planned) return planned;
+  auto committed = commit(*planned);
+  if (!committed) return committed.error();
+  return planned;
+}
+
+std::optional<int64_t> resource_pool::next_expiry(int64_t now_ms) const {
+  std::optional<int64_t> next;
+  for (const auto& [_, l] : allocs_)
+    if (l.inspect.expires_ms > now_ms && (!next || l.inspect.expires_ms < *next)) next = l.inspect.expires_ms;
+  return next;
+}
+
+std::vector<AllocInspect> resource_pool::newly_expired(int64_t now_ms) {
+  std::vector<AllocInspect> out;
+  for (auto& [_, l] : allocs_) {
+    if (is_expired(l.inspect, now_ms) && l.reported_expiry_ms != l.inspect.expires_ms) {
+      l.reported_expiry_ms = l.inspect.expires_ms;
+      out.push_back(l.inspect);
+    }
+  }
+  return out;
+}
+
+resource_pool::idle_verdict resource_pool::stop_if_idle_for(int64_t idle_ms, int64_t now_ms, int64_t started_ms,
+                                                            int64_t last_free_ms) {
+  idle_verdict verdict;
+  bool idle = now_ms - started_ms >= idle_ms && (last_free_ms == 0 || now_ms - last_free_ms >= idle_ms);
+  for (const auto& [_, l] : allocs_) {
+    auto expired_by = alloc_expired_by_ms(l.inspect, now_ms);
+    if (expired_by < idle_ms) idle = false;
+    // An unexpired alloc has a negative expired_by: -expired_by is its time left.
+    verdict.max_time_to_expiry_ms = std::max(verdict.max_time_to_expiry_ms, -expired_by);
+  }
+  if (!idle) return verdict;
+  verdict.max_time_to_expiry_ms = 0;
+  verdict.freed = allocs();
+  allocs_.clear();
+  stopped_ = true;
+  ++version_;
+  verdict.stopped = true;
+  return verdict;
+}
+
+}  // namespace poolbus

@@ -1,0 +1,302 @@
+#include "schemas/api_messages.hpp"
+
+#include <array>
+#include <utility>
+
+#include "schemas/codec.hpp"
+
+namespace poolbus {
+
+const std::string nil_id_raw = "\xc0";
+
+namespace {
+
+using codec::map_view;
+using codec::pack_string;
+using codec::packer;
+
+constexpr std::array<std::pair<api_op, std::string_view>, 10> op_names{{
+    {api_op::ping, "ping"},
+    {api_op::pools, "pools"},
+    {api_op::offers, "offers"},
+    {api_op::offer, "offer"},
+    {api_op::accept, "accept"},
+    {api_op::allocate, "allocate"},
+    {api_op::allocs, "allocs"},
+    {api_op::inspect, "inspect"},
+    {api_op::keepalive, "keepalive"},
+    {api_op::free, "free"},
+}};
+
+// The "id" of a top-level map, re-packed, or nil. Scans the raw map so that a
+// request malformed in any other way (even a non-string key elsewhere) still
+// gets its id echoed.
+std::string id_of(const msgpack::object& object) {
+  if (object.type != msgpack::type::MAP) return nil_id_raw;
+  for (uint32_t i = 0; i < object.via.map.size; ++i) {
+    const auto& entry = object.via.map.ptr[i];
+    if (entry.key.type == msgpack::type::STR &&
+        std::string_view(entry.key.via.str.ptr, entry.key.via.str.size) == "id")
+      return codec::repack(entry.val);
+  }
+  return nil_id_raw;
+}
+
+// A required URI field, checked with parse_pool_uri.
+std::string read_uri(const map_view& view, std::string_view key) {
+  std::string uri = view.require_string(key);
+  auto parsed = parse_pool_uri(uri);
+  if (!parsed) codec::fail(view.path_of(key), parsed.error().message);
+  return uri;
+}
+
+api_request read_request(const map_view& view) {
+  codec::check_version(view);
+  api_request request;
+  std::string op_name = view.require_string("op");
+  auto op = api_op_from_string(op_name);
+  if (!op) codec::fail("op", "unknown op \"" + op_name + "\"");
+  request.op = *op;
+  switch (request.op) {
+    case api_op::ping:
+    case api_op::pools:
+    case api_op::offers:
+      break;
+    case api_op::offer:
+      request.uri = read_uri(view, "offer");
+      break;
+    case api_op::accept:
+      request.uri = read_uri(view, "offer");
+      request.meta = view.read("meta", codec::read_alloc_meta);
+      break;
+    case api_op::allocate:
+      request.meta.want = view.read("min", codec::read_resources);
+      request.width = view.optional_int("width").value_or(0);
+      if (request.width < 0) codec::fail("width", "negative");
+      request.meta.owner = view.optional_string("owner").value_or("");
+      if (auto labels = view.read_optional("labels", codec::read_labels)) request.meta.labels = *labels;
+      break;
+    case api_op::allocs:
+      request.pool = view.optional_string("pool").value_or("");
+      break;
+    case api_op::inspect:
+    case api_op::free:
+      request.uri = read_uri(view, "alloc");
+      break;
+    case api_op::keepalive:
+      request.uri = read_uri(view, "alloc");
+      request.interval_ms = view.require_int("interval_ms");
+      if (request.interval_ms <= 0) codec::fail("interval_ms", "must be > 0");
+      break;
+  }
+  return request;
+}
+
+// {"v": 1, "id": <raw>, "ok": ok, ...`results` more fields follow}.
+void pack_reply_head(msgpack::sbuffer& buffer, packer& pk, std::string_view id_raw, bool ok, uint32_t results) {
+  pk.pack_map(3 + results);
+  pack_string(pk, "v");
+  pk.pack_int(1);
+  pack_string(pk, "id");
+  codec::pack_raw(buffer, id_raw);
+  pack_string(pk, "ok");
+  if (ok)
+    pk.pack_true();
+  else
+    pk.pack_false();
+}
+
+// An ok reply with one result field written by `pack_result`.
+template <class PackResult>
+std::string ok_reply(std::string_view id_raw, std::string_view key, PackResult pack_result) {
+  return codec::pack_body([&](msgpack::sbuffer& buffer, packer& pk) {
+    pack_reply_head(buffer, pk, id_raw, true, 1);
+    pack_string(pk, key);
+    pack_result(pk);
+  });
+}
+
+}  // namespace
+
+std::string_view to_string(api_op op) {
+  for (const auto& [o, name] : op_names)
+    if (o == op) return name;
+  return "unknown";
+}
+
+std::optional<api_op> api_op_from_string(std::string_view name) {
+  for (const auto& [o, n] : op_names)
+    if (n == name) return o;
+  return std::nullopt;
+}
+
+outcome<api_request> decode_api_request(std::string_view body, std::string* id_raw_out) {
+  if (id_raw_out != nullptr) *id_raw_out = nil_id_raw;
+  return codec::guarded([&] {
+    auto handle = codec::unpack_body(body, max_request_bytes);
+    std::string id_raw = id_of(handle.get());
+    if (id_raw_out != nullptr) *id_raw_out = id_raw;
+    api_request request = read_request(map_view(handle.get(), ""));
+    request.id_raw = std::move(id_raw);
+    return request;
+  });
+}
+
+std::string encode_api_request(const api_request& request) {
+  return codec::pack_body([&](msgpack::sbuffer& buffer, packer& pk) {
+    uint32_t args = 0;
+    switch (request.op) {
+      case api_op::ping:
+      case api_op::pools:
+      case api_op::offers:
+        break;
+      case api_op::offer:
+      case api_op::inspect:
+      case api_op::free:
+        args = 1;
+        break;
+      case api_op::accept:
+      case api_op::keepalive:
+        args = 2;
+        break;
+      case api_op::allocate:
+        args = 2 + (request.meta.owner.empty() ? 0 : 1) + (request.meta.labels.empty() ? 0 : 1);
+        break;
+      case api_op::allocs:
+        args = request.pool.empty() ? 0 : 1;
+        break;
+    }
+    pk.pack_map(3 + args);
+    pack_string(pk, "v");
+    pk.pack_int(1);
+    pack_string(pk, "id");
+    codec::pack_raw(buffer, request.id_raw);
+    pack_string(pk, "op");
+    pack_string(pk, to_string(request.op));
+    switch (request.op) {
+      case api_op::ping:
+      case api_op::pools:
+      case api_op::offers:
+        break;
+      case api_op::offer:
+        pack_string(pk, "offer");
+        pack_string(pk, request.uri);
+        break;
+      case api_op::accept:
+        pack_string(pk, "offer");
+        pack_string(pk, request.uri);
+        pack_string(pk, "meta");
+        codec::pack_alloc_meta(pk, request.meta);
+        break;
+      case api_op::allocate:
+        pack_string(pk, "min");
+        codec::pack_resources(pk, request.meta.want);
+        pack_string(pk, "width");
+        pk.pack_int64(request.width);
+        if (!request.meta.owner.empty()) {
+          pack_string(pk, "owner");
+          pack_string(pk, request.meta.owner);
+        }
+        if (!request.meta.labels.empty()) {
+          pack_string(pk, "labels");
+          codec::pack_labels(pk, request.meta.labels);
+        }
+        break;
+      case api_op::allocs:
+        if (!request.pool.empty()) {
+          pack_string(pk, "pool");
+          pack_string(pk, request.pool);
+        }
+        break;
+      case api_op::inspect:
+      case api_op::free:
+        pack_string(pk, "alloc");
+        pack_string(pk, request.uri);
+        break;
+      case api_op::keepalive:
+        pack_string(pk, "alloc");
+        pack_string(pk, request.uri);
+        pack_string(pk, "interval_ms");
+        pk.pack_int64(request.interval_ms);
+        break;
+    }
+  });
+}
+
+std::string encode_error_reply(std::string_view id_raw, const pool_error& error) {
+  return codec::pack_body([&](msgpack::sbuffer& buffer, packer& pk) {
+    pack_reply_head(buffer, pk, id_raw, false, 1);
+    pack_string(pk, "error");
+    codec::pack_pool_error(pk, error);
+  });
+}
+
+std::string encode_ok_reply(std::string_view id_raw) {
+  return codec::pack_body(
+      [&](msgpack::sbuffer& buffer, packer& pk) { pack_reply_head(buffer, pk, id_raw, true, 0); });
+}
+
+std::string encode_pools_reply(std::string_view id_raw, const std::vector<PoolStatus>& pools) {
+  return ok_reply(id_raw, "pools", [&](packer& pk) { codec::pack_list(pk, pools, codec::pack_pool_status); });
+}
+
+std::string encode_offers_reply(std::string_view id_raw, const std::vector<OfferInfo>& offers) {
+  return ok_reply(id_raw, "offers", [&](packer& pk) { codec::pack_list(pk, offers, codec::pack_offer_info); });
+}
+
+std::string encode_offer_reply(std::string_view id_raw, const OfferInfo& offer) {
+  return ok_reply(id_raw, "offer", [&](packer& pk) { codec::pack_offer_info(pk, offer); });
+}
+
+std::string encode_alloc_reply(std::string_view id_raw, const AllocInspect& alloc) {
+  return ok_reply(id_raw, "alloc", [&](packer& pk) { codec::pack_alloc_inspect(pk, alloc); });
+}
+
+std::string encode_allocs_reply(std::string_view id_raw, const std::vector<AllocInspect>& allocs) {
+  return ok_reply(id_raw, "allocs", [&](packer& pk) { codec::pack_list(pk, allocs, codec::pack_alloc_inspect); });
+}
+
+std::string encode_keepalive_reply(std::string_view id_raw, int64_t interval_ms) {
+  return ok_reply(id_raw, "interval_ms", [&](packer& pk) { pk.pack_int64(interval_ms); });
+}
+
+outcome<api_reply> decode_api_reply(std::string_view body) {
+  api_reply reply;
+  std::optional<pool_error> remote_error;
+  auto parsed = codec::guarded([&] {
+    auto handle = codec::unpack_body(body, codec::max_reply_bytes);
+    map_view view(handle.get(), "");
+    codec::check_version(view);
+    reply.id_raw = id_of(handle.get());
+    if (!view.require_bool("ok")) {
+      remote_error = view.read("error", codec::read_pool_error);
+      return true;
+    }
+    if (auto pools = view.read_optional("pools", [](const msgpack::object& o, const std::string& path) {
+          return codec::read_list(o, path, codec::read_pool_status);
+        }))
+      reply.pools = std::move(*pools);
+    if (auto offers = view.read_optional("offers", [](const msgpack::object& o, const std::string& path) {
+          return codec::read_list(o, path, codec::read_offer_info);
+        }))
+      reply.offers = std::move(*offers);
+    if (auto offer = view.read_optional("offer", codec::read_offer_info)) reply.offer = std::move(*offer);
+    if (auto alloc = view.read_optional("alloc", codec::read_alloc_inspect)) reply.alloc = std::move(*alloc);
+    if (auto allocs = view.read_optional("allocs", [](const msgpack::object& o, const std::string& path) {
+          return codec::read_list(o, path, codec::read_alloc_inspect);
+        }))
+      reply.allocs = std::move(*allocs);
+    reply.interval_ms = view.optional_int("interval_ms").value_or(0);
+    return true;
+  });
+  if (!parsed) return make_pool_error(error_kind::internal, "malformed reply: " + parsed.error().message);
+  if (remote_error) return *remote_error;
+  return reply;
+}
+
+std::string reply_id_raw(std::string_view body) {
+  auto id = codec::guarded([&] { return id_of(codec::unpack_body(body, codec::max_reply_bytes).get()); });
+  return id ? *id : nil_id_raw;
+}
+
+}  // namespace poolbus

@@ -1,0 +1,76 @@
+// The client API of protocol.md ("Client API"): one MessagePack map per request
+// and per reply. Requests are decoded strictly (any malformed input is an
+// `invalid` pool_error naming the field); replies always carry "v": 1, the
+// echoed "id" (nil when absent) and "ok".
+//
+// `id_raw` is the request's "id" value re-packed as MessagePack bytes ("\xc0",
+// nil, when absent), so a reply echoes any id type exactly as it came.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schemas/alloc.hpp"
+
+namespace poolbus {
+
+constexpr size_t max_request_bytes = 1 << 20;  // 1 MiB: larger bodies are `invalid`
+extern const std::string nil_id_raw;           // "\xc0"
+
+enum class api_op : uint8_t { ping, pools, offers, offer, accept, allocate, allocs, inspect, keepalive, free };
+std::string_view to_string(api_op op);
+std::optional<api_op> api_op_from_string(std::string_view name);
+
+struct api_request {
+  api_op op = api_op::ping;
+  std::string id_raw = "\xc0";
+  std::string uri;          // offer: offer URI; accept: offer URI; inspect/keepalive/free: alloc URI
+  std::string pool;         // allocs: optional pool filter (empty = all)
+  AllocMeta meta;           // accept: meta; allocate: min in meta.want, plus owner/labels
+  int64_t width = 0;        // allocate
+  int64_t interval_ms = 0;  // keepalive
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, api_request& x) {
+    return f(x.op, x.id_raw, x.uri, x.pool, x.meta, x.width, x.interval_ms);
+  }
+};
+
+// Decodes a request body. On failure the outcome holds an `invalid` error; if
+// the body was a map with a readable "id", *id_raw_out receives it (otherwise
+// it is set to nil), so the error reply can still echo the id.
+outcome<api_request> decode_api_request(std::string_view body, std::string* id_raw_out);
+
+// Client side: packs a request (uses id_raw from the request).
+std::string encode_api_request(const api_request& request);
+
+// Replies (broker side).
+std::string encode_error_reply(std::string_view id_raw, const pool_error& error);
+std::string encode_ok_reply(std::string_view id_raw);  // ping, free
+std::string encode_pools_reply(std::string_view id_raw, const std::vector<PoolStatus>& pools);
+std::string encode_offers_reply(std::string_view id_raw, const std::vector<OfferInfo>& offers);
+std::string encode_offer_reply(std::string_view id_raw, const OfferInfo& offer);
+std::string encode_alloc_reply(std::string_view id_raw, const AllocInspect& alloc);  // accept, allocate, inspect
+std::string encode_allocs_reply(std::string_view id_raw, const std::vector<AllocInspect>& allocs);
+std::string encode_keepalive_reply(std::string_view id_raw, int64_t interval_ms);
+
+// Client side: any reply, with whichever results it carries. A reply with
+// "ok": false becomes the outcome's error (its kind and message unchanged); a
+// malformed reply is `internal`.
+struct api_reply {
+  std::string id_raw = "\xc0";
+  std::vector<PoolStatus> pools;
+  std::vector<OfferInfo> offers;
+  OfferInfo offer;
+  AllocInspect alloc;
+  std::vector<AllocInspect> allocs;
+  int64_t interval_ms = 0;
+};
+outcome<api_reply> decode_api_reply(std::string_view body);
+// The id of any reply body (nil when unreadable), to pair replies on a DEALER.
+std::string reply_id_raw(std::string_view body);
+
+}  // namespace poolbus

@@ -1,0 +1,383 @@
+#include "schemas/codec.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace poolbus {
+namespace codec {
+namespace {
+
+// 2^63 as a double: the first value past int64's range.
+constexpr double int64_bound = 9223372036854775808.0;
+
+std::string_view view_of(const msgpack::object& object) {
+  return std::string_view(object.via.str.ptr, object.via.str.size);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- packing
+
+void pack_string(packer& pk, std::string_view text) {
+  pk.pack_str(static_cast<uint32_t>(text.size()));
+  pk.pack_str_body(text.data(), static_cast<uint32_t>(text.size()));
+}
+
+void pack_float64(packer& pk, double value) {
+  uint64_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  char bytes[9];
+  bytes[0] = static_cast<char>(0xcb);
+  for (int i = 0; i < 8; ++i) bytes[1 + i] = static_cast<char>(bits >> (56 - 8 * i));
+  pk.pack_bin_body(bytes, sizeof bytes);  // appends the bytes as they are, no header
+}
+
+void pack_raw(msgpack::sbuffer& buffer, std::string_view packed) {
+  if (packed.empty()) packed = "\xc0";  // nothing to echo: nil keeps the map well-formed
+  buffer.write(packed.data(), packed.size());
+}
+
+void pack_resources(packer& pk, const Resources& resources) {
+  pk.pack_map(static_cast<uint32_t>(resources.amounts().size()));
+  for (const auto& [key, _] : resources.amounts()) {
+    pack_string(pk, key);
+    pack_float64(pk, resources.get(key));
+  }
+}
+
+void pack_labels(packer& pk, const Labels& labels) {
+  pk.pack_map(static_cast<uint32_t>(labels.size()));
+  for (const auto& [key, value] : labels) {
+    pack_string(pk, key);
+    pack_string(pk, value);
+  }
+}
+
+void pack_alloc_meta(packer& pk, const AllocMeta& meta) {
+  uint32_t fields = 1 + (meta.owner.empty() ? 0 : 1) + (meta.labels.empty() ? 0 : 1);
+  pk.pack_map(fields);
+  pack_string(pk, "want");
+  pack_resources(pk, meta.want);
+  if (!meta.owner.empty()) {
+    pack_string(pk, "owner");
+    pack_string(pk, meta.owner);
+  }
+  if (!meta.labels.empty()) {
+    pack_string(pk, "labels");
+    pack_labels(pk, meta.labels);
+  }
+}
+
+void pack_alloc_inspect(packer& pk, const AllocInspect& alloc) {
+  pk.pack_map(8);
+  pack_string(pk, "id");
+  pack_string(pk, alloc.id);
+  pack_string(pk, "pool");
+  pack_string(pk, alloc.pool);
+  pack_string(pk, "taskdb_alloc_id");
+  pack_string(pk, alloc.taskdb_alloc_id);
+  pack_string(pk, "resources");
+  pack_resources(pk, alloc.resources);
+  pack_string(pk, "meta");
+  pack_alloc_meta(pk, alloc.meta);
+  pack_string(pk, "created_ms");
+  pk.pack_int64(alloc.created_ms);
+  pack_string(pk, "last_keepalive_ms");
+  pk.pack_int64(alloc.last_keepalive_ms);
+  pack_string(pk, "expires_ms");
+  pk.pack_int64(alloc.expires_ms);
+}
+
+void pack_offer_info(packer& pk, const OfferInfo& offer) {
+  pk.pack_map(3);
+  pack_string(pk, "id");
+  pack_string(pk, offer.id);
+  pack_string(pk, "pool");
+  pack_string(pk, offer.pool);
+  pack_string(pk, "available");
+  pack_resources(pk, offer.available);
+}
+
+void pack_pool_status(packer& pk, const PoolStatus& pool) {
+  pk.pack_map(5);
+  pack_string(pk, "id");
+  pack_string(pk, pool.id);
+  pack_string(pk, "resources");
+  pack_resources(pk, pool.resources);
+  pack_string(pk, "available");
+  pack_resources(pk, pool.available);
+  pack_string(pk, "allocs");
+  pk.pack_int64(pool.allocs);
+  pack_string(pk, "last_seen_ms");
+  pk.pack_int64(pool.last_seen_ms);
+}
+
+void pack_pool_error(packer& pk, const pool_error& error) {
+  pk.pack_map(2);
+  pack_string(pk, "kind");
+  pack_string(pk, to_string(error.kind));
+  pack_string(pk, "message");
+  pack_string(pk, error.message);
+}
+
+std::string repack(const msgpack::object& object) {
+  msgpack::sbuffer buffer;
+  msgpack::pack(buffer, object);
+  return std::string(buffer.data(), buffer.size());
+}
+
+// ---------------------------------------------------------------- decoding
+
+void fail(const std::string& path, const std::string& problem) {
+  throw decode_failure(make_pool_error(error_kind::invalid, (path.empty() ? "body" : path) + ": " + problem));
+}
+
+std::string join_path(const std::string& path, std::string_view key) {
+  if (path.empty()) return std::string(key);
+  std::string out = path;
+  out += '.';
+  out += key;
+  return out;
+}
+
+msgpack::object_handle unpack_body(std::string_view body, size_t max_bytes) {
+  if (body.size() > max_bytes) fail("", "larger than " + std::to_string(max_bytes) + " bytes");
+  if (body.empty()) fail("", "empty");
+  const msgpack::unpack_limit limits(max_container_elements, max_container_elements, max_string_bytes,
+                                     max_bin_bytes, max_string_bytes, max_nesting_depth);
+  size_t offset = 0;
+  msgpack::object_handle handle;
+  try {
+    handle = msgpack::unpack(body.data(), body.size(), offset, nullptr, nullptr, limits);
+  } catch (const msgpack::insufficient_bytes&) {
+    fail("", "not MessagePack (truncated)");
+  } catch (const msgpack::size_overflow& e) {
+    fail("", std::string("over a size limit (") + e.what() + ")");
+  } catch (const std::bad_alloc&) {
+    fail("", "too large to decode");
+  } catch (const std::exception& e) {
+    fail("", std::string("not MessagePack (") + e.what() + ")");
+  }
+  if (offset != body.size())
+    fail("", std::to_string(body.size() - offset) + " trailing bytes after the message");
+  return handle;
+}
+
+int64_t read_int(const msgpack::object& object, const std::string& path) {
+  switch (object.type) {
+    case msgpack::type::POSITIVE_INTEGER:
+      if (object.via.u64 > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+        fail(path, "integer out of range");
+      return static_cast<int64_t>(object.via.u64);
+    case msgpack::type::NEGATIVE_INTEGER:
+      return object.via.i64;
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: {
+      double v = object.via.f64;
+      if (!std::isfinite(v) || std::trunc(v) != v) fail(path, "not an integer");
+      if (v < -int64_bound || v >= int64_bound) fail(path, "integer out of range");
+      return static_cast<int64_t>(v);
+    }
+    default:
+      fail(path, "not an integer");
+  }
+}
+
+double read_number(const msgpack::object& object, const std::string& path) {
+  double v = 0;
+  switch (object.type) {
+    case msgpack::type::POSITIVE_INTEGER:
+      v = static_cast<double>(object.via.u64);
+      break;
+    case msgpack::type::NEGATIVE_INTEGER:
+      v = static_cast<double>(object.via.i64);
+      break;
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      v = object.via.f64;
+      break;
+    default:
+      fail(path, "not a number");
+  }
+  if (!std::isfinite(v)) fail(path, "not finite");
+  return v;
+}
+
+std::string read_string(const msgpack::object& object, const std::string& path) {
+  if (object.type != msgpack::type::STR) fail(path, "not a string");
+  return std::string(view_of(object));
+}
+
+bool read_bool(const msgpack::object& object, const std::string& path) {
+  if (object.type != msgpack::type::BOOLEAN) fail(path, "not a bool");
+  return object.via.boolean;
+}
+
+Resources read_resources(const msgpack::object& object, const std::string& path) {
+  if (object.type != msgpack::type::MAP) fail(path, "not a map");
+  std::map<std::string, double> values;
+  for (uint32_t i = 0; i < object.via.map.size; ++i) {
+    const auto& entry = object.via.map.ptr[i];
+    if (entry.key.type != msgpack::type::STR) fail(path, "resource name is not a string");
+    std::string key(view_of(entry.key));
+    if (key.empty()) fail(path, "resource name is empty");
+    std::string key_path = join_path(path, key);
+    double v = read_number(entry.val, key_path);
+    if (v < 0) fail(key_path, "negative");
+    if (v > Resources::max_value) fail(key_path, "too large");
+    values[key] = v;
+  }
+  auto resources = Resources::from_values(values);
+  if (!resources) fail(path, resources.error().message);
+  return std::move(resources).value();
+}
+
+Labels read_labels(const msgpack::object& object, const std::string& path) {
+  map_view view(object, path);
+  Labels labels;
+  for (uint32_t i = 0; i < object.via.map.size; ++i) {
+    const auto& entry = object.via.map.ptr[i];
+    std::string key(view_of(entry.key));
+    labels[key] = read_string(entry.val, join_path(path, key));
+  }
+  return labels;
+}
+
+AllocMeta read_alloc_meta(const msgpack::object& object, const std::string& path) {
+  map_view view(object, path);
+  AllocMeta meta;
+  meta.want = view.read("want", read_resources);
+  meta.owner = view.optional_string("owner").value_or("");
+  if (auto labels = view.read_optional("labels", read_labels)) meta.labels = std::move(*labels);
+  return meta;
+}
+
+AllocInspect read_alloc_inspect(const msgpack::object& object, const std::string& path) {
+  map_view view(object, path);
+  AllocInspect alloc;
+  alloc.id = view.require_string("id");
+  alloc.pool = view.require_string("pool");
+  alloc.taskdb_alloc_id = view.optional_string("taskdb_alloc_id").value_or("");
+  alloc.resources = view.read("resources", read_resources);
+  alloc.meta = view.read("meta", read_alloc_meta);
+  alloc.created_ms = view.require_int("created_ms");
+  alloc.last_keepalive_ms = view.require_int("last_keepalive_ms");
+  alloc.expires_ms = view.require_int("expires_ms");
+  return alloc;
+}
+
+OfferInfo read_offer_info(const msgpack::object& object, const std::string& path) {
+  map_view view(object, path);
+  OfferInfo offer;
+  offer.id = view.require_string("id");
+  offer.pool = view.require_string("pool");
+  offer.available = view.read("available", read_resources);
+  return offer;
+}
+
+PoolStatus read_pool_status(const msgpack::object& object, const std::string& path) {
+  map_view view(object, path);
+  PoolStatus pool;
+  pool.id = view.require_string("id");
+  pool.resources = view.read("resources", read_resources);
+  pool.available = view.read("available", read_resources);
+  pool.allocs = view.require_int("allocs");
+  pool.last_seen_ms = view.require_int("last_seen_ms");
+  return pool;
+}
+
+pool_error read_pool_error(const msgpack::object& object, const std::string& path) {
+  map_view view(object, path);
+  std::string kind_name = view.require_string("kind");
+  auto kind = error_kind_from_string(kind_name);
+  if (!kind) fail(view.path_of("kind"), "unknown error kind \"" + kind_name + "\"");
+  return make_pool_error(*kind, view.optional_string("message").value_or(""));
+}
+
+// ---------------------------------------------------------------- map_view
+
+map_view::map_view(const msgpack::object& object, std::string path) : path_(std::move(path)) {
+  if (object.type != msgpack::type::MAP) fail(path_, "not a map");
+  entries_ = object.via.map.ptr;
+  size_ = object.via.map.size;
+  for (uint32_t i = 0; i < size_; ++i)
+    if (entries_[i].key.type != msgpack::type::STR) fail(path_, "a key is not a string");
+}
+
+const msgpack::object* map_view::find(std::string_view key) const {
+  for (uint32_t i = 0; i < size_; ++i) {
+    if (view_of(entries_[i].key) == key)
+      return entries_[i].val.type == msgpack::type::NIL ? nullptr : &entries_[i].val;
+  }
+  return nullptr;
+}
+
+const msgpack::object& map_view::require(std::string_view key) const {
+  const msgpack::object* value = find(key);
+  if (value == nullptr) fail(path_of(key), "missing");
+  return *value;
+}
+
+int64_t map_view::require_int(std::string_view key) const { return read(key, read_int); }
+
+std::optional<int64_t> map_view::optional_int(std::string_view key) const {
+  return read_optional(key, read_int);
+}
+
+double map_view::require_number(std::string_view key) const { return read(key, read_number); }
+
+std::string map_view::require_string(std::string_view key) const { return read(key, read_string); }
+
+std::optional<std::string> map_view::optional_string(std::string_view key) const {
+  return read_optional(key, read_string);
+}
+
+bool map_view::require_bool(std::string_view key) const { return read(key, read_bool); }
+
+map_view map_view::require_map(std::string_view key) const { return map_view(require(key), path_of(key)); }
+
+void check_version(const map_view& view) {
+  const msgpack::object* version = view.find("v");
+  if (version == nullptr) return;
+  int64_t v = read_int(*version, view.path_of("v"));
+  if (v != 1) fail(view.path_of("v"), "unsupported v " + std::to_string(v) + " (only 1 is spoken)");
+}
+
+}  // namespace codec
+
+// ---------------------------------------------------------------- whole bodies
+
+namespace {
+
+template <class T, class PackOne>
+std::string encode_one(const T& value, PackOne pack_one) {
+  return codec::pack_body([&](msgpack::sbuffer&, codec::packer& pk) { pack_one(pk, value); });
+}
+
+template <class ReadOne>
+auto decode_one(std::string_view body, ReadOne read_one) {
+  return codec::guarded([&] {
+    auto handle = codec::unpack_body(body);
+    return read_one(handle.get(), std::string());
+  });
+}
+
+}  // namespace
+
+std::string encode_resources(const Resources& r) { return encode_one(r, codec::pack_resources); }
+outcome<Resources> decode_resources(std::string_view body) { return decode_one(body, codec::read_resources); }
+std::string encode_alloc_meta(const AllocMeta& m) { return encode_one(m, codec::pack_alloc_meta); }
+outcome<AllocMeta> decode_alloc_meta(std::string_view body) { return decode_one(body, codec::read_alloc_meta); }
+std::string encode_alloc_inspect(const AllocInspect& a) { return encode_one(a, codec::pack_alloc_inspect); }
+outcome<AllocInspect> decode_alloc_inspect(std::string_view body) {
+  return decode_one(body, codec::read_alloc_inspect);
+}
+std::string encode_offer_info(const OfferInfo& o) { return encode_one(o, codec::pack_offer_info); }
+outcome<OfferInfo> decode_offer_info(std::string_view body) { return decode_one(body, codec::read_offer_info); }
+std::string encode_pool_status(const PoolStatus& p) { return encode_one(p, codec::pack_pool_status); }
+outcome<PoolStatus> decode_pool_status(std::string_view body) {
+  return decode_one(body, codec::read_pool_status);
+}
+
+}  // namespace poolbus

@@ -1,0 +1,79 @@
+// The worker <-> broker protocol (the project's own; documented in
+// schemas/PROTOCOL.md). The broker's workers ROUTER sends worker_request
+// bodies to a worker's DEALER (routing id = pool id); the worker answers with
+// worker_reply bodies, and also sends worker_hello on connect and every
+// heartbeat so the ROUTER always knows its route, even after a broker restart.
+//
+// Invariant: every request carries a broker-chosen `rid`, echoed by its
+// reply; ids inside are the pool's local ids (no "<pool>/" prefix).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "schemas/announcements.hpp"
+
+namespace poolbus {
+
+enum class worker_op : uint8_t { accept, free, keepalive, inspect, allocs, offers };
+std::string_view to_string(worker_op op);
+std::optional<worker_op> worker_op_from_string(std::string_view name);
+
+struct worker_request {
+  uint64_t rid = 0;
+  worker_op op = worker_op::inspect;
+  std::string offer_id;     // accept
+  std::string alloc_id;     // free, keepalive, inspect
+  AllocMeta meta;           // accept
+  int64_t interval_ms = 0;  // keepalive
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, worker_request& x) {
+    return f(x.rid, x.op, x.offer_id, x.alloc_id, x.meta, x.interval_ms);
+  }
+};
+std::string encode_worker_request(const worker_request& request);
+// On failure, *rid_out holds the rid if it could be read (0 otherwise).
+outcome<worker_request> decode_worker_request(std::string_view body, uint64_t* rid_out);
+
+struct worker_reply {
+  uint64_t rid = 0;
+  bool ok = true;
+  pool_error error;                 // when !ok
+  AllocInspect alloc;               // accept, inspect
+  std::vector<AllocInspect> allocs; // allocs
+  std::vector<OfferInfo> offers;    // offers
+  int64_t interval_ms = 0;          // keepalive
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, worker_reply& x) {
+    return f(x.rid, x.ok, x.error, x.alloc, x.allocs, x.offers, x.interval_ms);
+  }
+};
+
+struct worker_hello {
+  std::string pool;
+  std::string run;
+  int64_t ts_ms = 0;
+};
+
+std::string encode_worker_reply(const worker_reply& reply);
+std::string encode_worker_hello(const worker_hello& hello);
+// What a worker's DEALER sends: a reply or a hello.
+using worker_message = std::variant<worker_reply, worker_hello>;
+outcome<worker_message> decode_worker_message(std::string_view body);
+
+// Announcements and stream bodies (protocol.md "Offer stream"). The same bytes
+// travel worker PUB -> broker SUB -> broker stream PUB.
+std::string encode_offer_announcement(const offer_announcement& a);
+outcome<offer_announcement> decode_offer_announcement(std::string_view body);
+std::string encode_alloc_event(const alloc_event& e);
+outcome<alloc_event> decode_alloc_event(std::string_view body);
+std::string encode_pool_event(const pool_event& e);
+outcome<pool_event> decode_pool_event(std::string_view body);
+
+}  // namespace poolbus

@@ -1,0 +1,76 @@
+// Test support for the bus: waiting for a condition with a deadline (never a
+// fixed sleep), and an inbox that collects what an io_thread hands its handler.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "schemas/frames.hpp"
+
+namespace poolbus::test {
+
+// True as soon as pred() holds; false if it still does not at the deadline.
+template <class Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds within = std::chrono::seconds(5)) {
+  auto deadline = std::chrono::steady_clock::now() + within;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return pred();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+struct inbound_message {
+  channel via = channel::api;
+  std::vector<std::string> frames;
+};
+
+// Filled on the I/O thread, emptied by the test (or an echo thread).
+class frame_inbox {
+ public:
+  void push(channel via, std::vector<std::string>&& frames) {
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      messages_.push_back({via, std::move(frames)});
+    }
+    ready_.notify_all();
+  }
+
+  std::optional<inbound_message> pop(std::chrono::milliseconds within = std::chrono::seconds(5)) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!ready_.wait_for(lock, within, [&] { return !messages_.empty() || closed_; })) return std::nullopt;
+    if (messages_.empty()) return std::nullopt;
+    inbound_message next = std::move(messages_.front());
+    messages_.pop_front();
+    return next;
+  }
+
+  size_t size() {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return messages_.size();
+  }
+
+  // Wakes every pop() for good (lets an echo thread end).
+  void close() {
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      closed_ = true;
+    }
+    ready_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<inbound_message> messages_;
+  bool closed_ = false;
+};
+
+}  // namespace poolbus::test

@@ -1,0 +1,380 @@
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <set>
+
+#include "policy/resource_pool.hpp"
+
+using namespace poolbus;
+
+namespace {
+
+constexpr int64_t t0 = 1'700'000'000'000;
+constexpr int64_t sec = 1000;
+constexpr int64_t minute = 60 * sec;
+
+Resources machine() { return Resources{{"cpu", 8}, {"mem", 32 * GiB}, {"disk", 100 * GiB}}; }
+AllocMeta want(double cpu, double mem_gib = 1, double disk_gib = 1) {
+  return AllocMeta{Resources{{"cpu", cpu}, {"mem", mem_gib * GiB}, {"disk", disk_gib * GiB}}, "tester", {}};
+}
+std::string local(const AllocInspect& a) { return a.id.substr(a.id.find('/') + 1); }
+
+// The pool's invariant, checked from the outside.
+void require_within_total(const resource_pool& pool, int64_t now_ms) {
+  Resources all, unexpired;
+  for (const auto& a : pool.allocs()) {
+    all = all.add(a.resources);
+    if (!alloc_expired(a, now_ms)) unexpired = unexpired.add(a.resources);
+  }
+  REQUIRE(pool.total().available(all));
+  REQUIRE(pool.total().available(unexpired));
+}
+
+}  // namespace
+
+TEST_CASE("resource pool: create reserves want with a 2-minute lease under a fresh URI") {
+  resource_pool pool("w1", machine(), 42);
+  auto made = pool.create(want(2, 4), t0);
+  REQUIRE(made.ok());
+  const auto& a = made->alloc;
+  REQUIRE(a.pool == "w1");
+  REQUIRE(a.id.rfind("w1/", 0) == 0);
+  REQUIRE(local(a).size() == 16);
+  REQUIRE(local(a).find_first_not_of("0123456789abcdef") == std::string::npos);
+  REQUIRE(a.taskdb_alloc_id == taskdb_alloc_id(a.id));
+  REQUIRE(a.taskdb_alloc_id.rfind("sha256:", 0) == 0);
+  REQUIRE(a.resources == want(2, 4).want);
+  REQUIRE(a.meta == want(2, 4));
+  REQUIRE(a.created_ms == t0);
+  REQUIRE(a.last_keepalive_ms == 0);
+  REQUIRE(a.expires_ms == t0 + 2 * minute);
+  REQUIRE(made->collected.empty());
+  REQUIRE(pool.available(t0) == Resources({{"cpu", 6}, {"mem", 28 * GiB}, {"disk", 99 * GiB}}));
+  REQUIRE(pool.alive(local(a)));
+  REQUIRE(pool.inspect(local(a)).value() == a);
+
+  std::set<std::string> ids{local(a)};
+  for (int i = 0; i < 3; ++i) ids.insert(local(pool.create(want(1), t0)->alloc));
+  REQUIRE(ids.size() == 4);
+  REQUIRE(pool.size() == 4);
+}
+
+TEST_CASE("resource pool: an empty or all-zero want is a precondition error") {
+  resource_pool pool("w1", machine(), 1);
+  REQUIRE(pool.create(AllocMeta{}, t0).error().kind == error_kind::precondition);
+  REQUIRE(pool.create(AllocMeta{Resources{{"cpu", 0}, {"mem", 0}}, "", {}}, t0).error().kind ==
+          error_kind::precondition);
+  REQUIRE(pool.accept("1", AllocMeta{}, t0).error().kind == error_kind::precondition);
+  REQUIRE(pool.size() == 0);
+}
+
+TEST_CASE("resource pool: a want that does not fit is not_exist and changes nothing") {
+  resource_pool pool("w1", machine(), 1);
+  REQUIRE(pool.create(want(6), t0).ok());
+  auto too_big = pool.create(want(3), t0);
+  REQUIRE_FALSE(too_big.ok());
+  REQUIRE(too_big.error().kind == error_kind::not_exist);
+  auto unknown_resource = pool.create(AllocMeta{Resources{{"cpu", 1}, {"gpu", 1}}, "", {}}, t0);
+  REQUIRE(unknown_resource.error().kind == error_kind::not_exist);
+  REQUIRE(pool.size() == 1);
+  REQUIRE(pool.available(t0).get("cpu") == 2);
+}
+
+TEST_CASE("resource pool: create collects the most expired allocs first, only as many as needed") {
+  resource_pool pool("w1", machine(), 7);
+  auto a = pool.create(want(2), t0)->alloc;             // expires t0 + 2:00
+  auto b = pool.create(want(2), t0 + 10 * sec)->alloc;  // expires t0 + 2:10
+  auto c = pool.create(want(2), t0 + 20 * sec)->alloc;  // expires t0 + 2:20
+  auto d = pool.create(want(2), t0 + 30 * sec)->alloc;  // expires t0 + 2:30
+  int64_t now = t0 + 2 * minute + 25 * sec;             // a, b, c expired; d alive
+
+  // Expired allocs are already free to offer, but still count until collected.
+  REQUIRE(pool.available(now).get("cpu") == 6);
+  auto made = pool.create(want(4), now);
+  REQUIRE(made.ok());
+  REQUIRE(made->collected.size() == 2);
+  REQUIRE(made->collected[0].id == a.id);
+  REQUIRE(made->collected[1].id == b.id);
+  REQUIRE_FALSE(pool.alive(local(a)));
+  REQUIRE_FALSE(pool.alive(local(b)));
+  REQUIRE(pool.alive(local(c)));  // not needed, so not collected
+  REQUIRE(pool.alive(local(d)));
+  REQUIRE(pool.inspect(local(a)).error().kind == error_kind::not_exist);
+  REQUIRE(pool.keepalive(local(b), minute, now).error().kind == error_kind::not_exist);
+  REQUIRE(pool.available(now).get("cpu") == 2);  // 8 - d(2) - new(4); c expired
+  require_within_total(pool, now);
+
+  // With nothing expired left to collect but c, a want of 4 cannot fit.
+  REQUIRE(pool.create(want(4), now).error().kind == error_kind::not_exist);
+  REQUIRE(pool.alive(local(c)));  // a failed create collects nothing
+  auto fits = pool.create(want(2), now);
+  REQUIRE(fits->collected.size() == 1);
+  REQUIRE(fits->collected[0].id == c.id);
+}
+
+TEST_CASE("resource pool: no collection when free room suffices, even with expired allocs") {
+  resource_pool pool("w1", machine(), 7);
+  auto a = pool.create(want(2), t0)->alloc;
+  int64_t now = t0 + 3 * minute;
+  auto made = pool.create(want(6), now);
+  REQUIRE(made->collected.empty());
+  REQUIRE(pool.alive(local(a)));
+  // Reviving a is safe: every uncollected alloc still fits the total.
+  REQUIRE(pool.keepalive(local(a), minute, now).value() == minute);
+  require_within_total(pool, now);
+  REQUIRE(pool.available(now).get("cpu") == 0);
+}
+
+TEST_CASE("resource pool: keepalive is capped at 5 minutes and revives an expired alloc") {
+  resource_pool pool("w1", machine(), 3);
+  auto a = pool.create(want(4), t0)->alloc;
+  auto id = local(a);
+
+  REQUIRE(pool.keepalive(id, 10 * minute, t0 + minute).value() == 5 * minute);
+  REQUIRE(pool.inspect(id)->last_keepalive_ms == t0 + minute);
+  REQUIRE(pool.inspect(id)->expires_ms == t0 + 6 * minute);
+  REQUIRE(pool.keepalive(id, 30 * sec, t0 + 2 * minute).value() == 30 * sec);
+  REQUIRE(pool.inspect(id)->expires_ms == t0 + 2 * minute + 30 * sec);
+
+  REQUIRE(pool.keepalive(id, 0, t0).error().kind == error_kind::invalid);
+  REQUIRE(pool.keepalive(id, -5, t0).error().kind == error_kind::invalid);
+  REQUIRE(pool.keepalive("nope", minute, t0).error().kind == error_kind::not_exist);
+
+  int64_t late = t0 + 10 * minute;  // expired, not collected
+  REQUIRE(pool.available(late).get("cpu") == 8);
+  REQUIRE(pool.alive(id));
+  REQUIRE(pool.keepalive(id, minute, late).value() == minute);
+  REQUIRE(pool.available(late).get("cpu") == 4);
+  REQUIRE(pool.inspect(id)->expires_ms == late + minute);
+}
+
+TEST_CASE("resource pool: free removes at once; the alloc is not_exist after") {
+  resource_pool pool("w1", machine(), 3);
+  auto a = pool.create(want(8), t0)->alloc;
+  REQUIRE(pool.offers(t0).empty());
+  auto freed = pool.free(local(a));
+  REQUIRE(freed.ok());
+  REQUIRE(freed->id == a.id);
+  REQUIRE(pool.available(t0) == machine());
+  REQUIRE(pool.offers(t0).size() == 1);
+  REQUIRE(pool.free(local(a)).error().kind == error_kind::not_exist);
+  REQUIRE(pool.inspect(local(a)).error().kind == error_kind::not_exist);
+  REQUIRE(pool.keepalive(local(a), minute, t0).error().kind == error_kind::not_exist);
+  REQUIRE_FALSE(pool.alive(local(a)));
+  REQUIRE(pool.allocs().empty());
+}
+
+TEST_CASE("resource pool: offers are none or exactly one offer \"1\" of everything available") {
+  resource_pool pool("w1", machine(), 3);
+  auto offers = pool.offers(t0);
+  REQUIRE(offers.size() == 1);
+  REQUIRE(offers[0].id == "1");
+  REQUIRE(offers[0].pool == "w1");
+  REQUIRE(offers[0].available == machine());
+  REQUIRE(pool.offer("1", t0)->available == machine());
+  REQUIRE(pool.offer("2", t0).error().kind == error_kind::not_exist);
+
+  auto a = pool.create(want(3, 2, 10), t0)->alloc;
+  REQUIRE(pool.offers(t0)[0].available == Resources({{"cpu", 5}, {"mem", 30 * GiB}, {"disk", 90 * GiB}}));
+  // After expiry the alloc's resources are offered again.
+  REQUIRE(pool.offers(a.expires_ms)[0].available == machine());
+  REQUIRE(pool.offers(a.expires_ms - 1)[0].available.get("cpu") == 5);
+}
+
+TEST_CASE("resource pool: no offer when available cpu, mem or disk is zero") {
+  for (const char* missing : {"cpu", "mem", "disk"}) {
+    auto total = machine();
+    total.set(missing, 0);
+    resource_pool pool("w1", total, 1);
+    REQUIRE(pool.offers(t0).empty());
+    REQUIRE(pool.offer("1", t0).error().kind == error_kind::not_exist);
+    REQUIRE(pool.accept("1", AllocMeta{Resources{{"gpu", 0.5}, {"cpu", 0.001}}, "", {}}, t0).error().kind ==
+            error_kind::not_exist);
+  }
+  resource_pool pool("w1", machine(), 1);
+  REQUIRE(pool.create(AllocMeta{Resources{{"mem", 32 * GiB}}, "", {}}, t0).ok());  // all the memory
+  REQUIRE(pool.offers(t0).empty());
+}
+
+TEST_CASE("resource pool: accept needs offer \"1\" and a want that still fits") {
+  resource_pool pool("w1", machine(), 1);
+  REQUIRE(pool.accept("7", want(1), t0).error().kind == error_kind::not_exist);
+  auto first = pool.accept("1", want(5), t0);
+  REQUIRE(first.ok());
+  auto second = pool.accept("1", want(5), t0);  // the offer shrank to 3 cpu
+  REQUIRE(second.error().kind == error_kind::not_exist);
+  REQUIRE(pool.accept("1", want(3), t0).ok());
+  REQUIRE(pool.offers(t0).empty());
+  REQUIRE(pool.accept("1", want(0.001), t0).error().kind == error_kind::not_exist);
+}
+
+TEST_CASE("resource pool: plan then commit, and a stale plan is refused") {
+  resource_pool pool("w1", machine(), 1);
+  auto planned = pool.plan(want(4), t0);
+  REQUIRE(planned.ok());
+  REQUIRE(pool.size() == 0);  // planning reserves nothing
+  REQUIRE(pool.available(t0) == machine());
+  REQUIRE(pool.commit(*planned).ok());
+  REQUIRE(pool.alive(local(planned->alloc)));
+
+  auto stale = pool.plan(want(4), t0);
+  REQUIRE(pool.create(want(4), t0).ok());  // the table changed after the plan
+  REQUIRE(pool.commit(*stale).error().kind == error_kind::internal);
+  REQUIRE(pool.size() == 2);
+}
+
+TEST_CASE("resource pool: next_expiry and newly_expired report each lease's expiry once") {
+  resource_pool pool("w1", machine(), 1);
+  REQUIRE_FALSE(pool.next_expiry(t0).has_value());
+  auto a = pool.create(want(1), t0)->alloc;
+  auto b = pool.create(want(1), t0 + 30 * sec)->alloc;
+  REQUIRE(pool.next_expiry(t0 + 30 * sec) == a.expires_ms);
+  REQUIRE(pool.newly_expired(a.expires_ms - 1).empty());
+
+  auto expired = pool.newly_expired(a.expires_ms);
+  REQUIRE(expired.size() == 1);
+  REQUIRE(expired[0].id == a.id);
+  REQUIRE(pool.newly_expired(a.expires_ms + 1).empty());  // once
+  REQUIRE(pool.next_expiry(a.expires_ms) == b.expires_ms);
+
+  // A revived alloc that expires again is reported again.
+  int64_t now = a.expires_ms + 5 * sec;
+  REQUIRE(pool.keepalive(local(a), minute, now).ok());
+  REQUIRE(pool.next_expiry(now) == b.expires_ms);
+  auto both = pool.newly_expired(now + minute);
+  REQUIRE(both.size() == 2);
+  REQUIRE_FALSE(pool.next_expiry(now + minute).has_value());
+}
+
+// reflow's TestStopIfIdleFor, on the lease table, plus protocol.md's start and
+// last-free rules.
+TEST_CASE("resource pool: stop_if_idle_for follows reflow's TestStopIfIdleFor") {
+  const int64_t d = sec;
+  const int64_t started = t0 - minute;  // long enough ago not to matter
+
+  resource_pool empty("w1", machine(), 1);
+  REQUIRE(empty.stop_if_idle_for(d, t0, started, 0).stopped);  // idle pool must be stopped
+
+  resource_pool pool("w1", machine(), 1);
+  auto a1 = local(pool.create(want(1), t0)->alloc);
+  REQUIRE(pool.keepalive(a1, 100, t0).ok());
+  auto v = pool.stop_if_idle_for(d, t0, started, 0);
+  REQUIRE_FALSE(v.stopped);  // busy pool must not be stopped
+  REQUIRE(v.max_time_to_expiry_ms == 100);
+
+  REQUIRE(pool.keepalive(a1, minute, t0).ok());
+  v = pool.stop_if_idle_for(d, t0, started, 0);
+  REQUIRE_FALSE(v.stopped);
+  REQUIRE(v.max_time_to_expiry_ms == minute);
+
+  auto a2 = local(pool.create(want(1), t0)->alloc);
+  REQUIRE(pool.keepalive(a2, 5 * minute, t0).ok());
+  v = pool.stop_if_idle_for(d, t0, started, 0);
+  REQUIRE_FALSE(v.stopped);
+  REQUIRE(v.max_time_to_expiry_ms == 5 * minute);
+
+  REQUIRE(pool.free(a1).ok());
+  REQUIRE(pool.free(a2).ok());  // clear all allocs
+  int64_t last_free = t0;
+  REQUIRE_FALSE(pool.stop_if_idle_for(d, t0 + d - 1, started, last_free).stopped);  // too soon after a free
+  v = pool.stop_if_idle_for(d, t0 + d, started, last_free);
+  REQUIRE(v.stopped);
+  REQUIRE(v.freed.empty());
+}
+
+TEST_CASE("resource pool: idle means every alloc expired for at least d, never sooner than d after start") {
+  const int64_t d = 10 * minute;
+  resource_pool pool("w1", machine(), 1);
+  REQUIRE_FALSE(pool.stop_if_idle_for(d, t0 + d - 1, t0, 0).stopped);  // just started
+  auto a = pool.create(want(1), t0 + d)->alloc;                       // expires t0 + d + 2 min
+
+  auto v = pool.stop_if_idle_for(d, a.expires_ms + d - 1, t0, 0);
+  REQUIRE_FALSE(v.stopped);  // expired, but not for d yet
+  REQUIRE(v.max_time_to_expiry_ms == 0);
+  REQUIRE(pool.alive(local(a)));
+
+  v = pool.stop_if_idle_for(d, a.expires_ms + d, t0, 0);
+  REQUIRE(v.stopped);
+  REQUIRE(v.freed.size() == 1);
+  REQUIRE(v.freed[0].id == a.id);
+  REQUIRE(pool.stopped());
+  REQUIRE(pool.allocs().empty());
+  // A stopped pool offers nothing and takes nothing.
+  REQUIRE(pool.offers(a.expires_ms + d).empty());
+  REQUIRE(pool.create(want(1), a.expires_ms + d).error().kind == error_kind::unavailable);
+}
+
+TEST_CASE("resource pool: a thousand accept/free cycles of cpu 0.1 leave available exactly equal to total") {
+  Resources total{{"cpu", 100}, {"mem", 1000 * GiB}, {"disk", 1000 * GiB}};
+  resource_pool pool("w1", total, 9);
+  AllocMeta tenth{Resources{{"cpu", 0.1}, {"mem", 0.1 * GiB}, {"disk", 0.1 * GiB}}, "", {}};
+  for (int i = 0; i < 1000; ++i) {
+    auto a = pool.accept("1", tenth, t0);
+    REQUIRE(a.ok());
+    REQUIRE(pool.free(local(a->alloc)).ok());
+  }
+  REQUIRE(pool.available(t0) == total);
+
+  // Exactly 1000 tenths fit in 100 cpu, not one more; freeing all returns exactly to total.
+  std::vector<std::string> held;
+  for (int i = 0; i < 1000; ++i) {
+    auto a = pool.create(AllocMeta{Resources{{"cpu", 0.1}}, "", {}}, t0);
+    REQUIRE(a.ok());
+    held.push_back(local(a->alloc));
+  }
+  REQUIRE(pool.available(t0).units("cpu") == 0);
+  REQUIRE(pool.create(AllocMeta{Resources{{"cpu", 0.1}}, "", {}}, t0).error().kind == error_kind::not_exist);
+  for (const auto& id : held) REQUIRE(pool.free(id).ok());
+  REQUIRE(pool.available(t0) == total);
+  REQUIRE(pool.available(t0).units("cpu") == total.units("cpu"));
+}
+
+TEST_CASE("resource pool: random accept/keepalive/free/expiry never oversubscribes") {
+  resource_pool pool("w1", machine(), 5);
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int> op(0, 3), cpu(1, 4), step(0, 90);
+  int64_t now = t0;
+  for (int i = 0; i < 2000; ++i) {
+    now += step(rng) * sec;
+    auto allocs = pool.allocs();
+    switch (op(rng)) {
+      case 0:
+      case 1:
+        (void)pool.accept("1", want(cpu(rng), cpu(rng), cpu(rng)), now);
+        break;
+      case 2:
+        if (!allocs.empty()) (void)pool.keepalive(local(allocs[rng() % allocs.size()]), cpu(rng) * minute, now);
+        break;
+      case 3:
+        if (!allocs.empty()) (void)pool.free(local(allocs[rng() % allocs.size()]));
+        break;
+    }
+    require_within_total(pool, now);
+  }
+}
+
+TEST_CASE("resource pool: init restores allocs that fit, latest-expiring first") {
+  resource_pool pool("w1", machine(), 1);
+  auto old_alloc = pool.create(want(1), t0)->alloc;
+  auto restore = [](const std::string& id, double cpu, int64_t expires) {
+    AllocInspect a;
+    a.id = id;
+    a.pool = "w1";
+    a.resources = Resources{{"cpu", cpu}};
+    a.meta.want = a.resources;
+    a.created_ms = t0;
+    a.expires_ms = expires;
+    return a;
+  };
+  auto dropped = pool.init(machine(), {restore("w1/aaa", 4, t0 + minute), restore("w1/bbb", 3, t0 + 2 * minute),
+                                       restore("bare", 3, t0 + 30 * sec)});
+  REQUIRE(dropped.size() == 1);
+  REQUIRE(dropped[0].id == "bare");  // earliest expiry, and 4 + 3 + 3 > 8
+  REQUIRE_FALSE(pool.alive(local(old_alloc)));
+  REQUIRE(pool.alive("aaa"));
+  REQUIRE(pool.alive("bbb"));
+  REQUIRE(pool.inspect("bbb")->id == "w1/bbb");
+  REQUIRE(pool.inspect("bbb")->taskdb_alloc_id == taskdb_alloc_id("w1/bbb"));
+  REQUIRE(pool.available(t0).get("cpu") == 1);
+  REQUIRE(pool.keepalive("aaa", minute, t0 + 30 * sec).ok());
+}
