@@ -184,15 +184,20 @@ void run_next_allocate(mux_pointer self) {
   advance_allocate(self, plan, next.promise, plan->start());
 }
 
+// The error for a URI whose pool is not (or not yet) in the mux.
+caf::error unknown_pool(mux_pointer self, const std::string& pool, const std::string& uri) {
+  return make_error(self->state.config.unknown_pool, "pool " + pool + " of " + uri + " is not in the mux");
+}
+
 // Routes a request named by URI to its pool: `invalid` for a bad URI,
-// `not_exist` for an unknown pool; `convert` maps the pool's answer.
+// config.unknown_pool for an unknown pool; `convert` maps the pool's answer.
 template <class T, class Answer, class Convert, class... Args>
 caf::result<T> route(mux_pointer self, const std::string& uri, Convert convert, Args... args) {
   auto parsed = parse_pool_uri(uri);
   if (!parsed) return make_error(parsed.error());
   auto pool = self->state.pools.find(parsed->pool);
   if (pool == self->state.pools.end())
-    return make_error(error_kind::not_exist, "pool " + parsed->pool + " of " + uri + " is not in the mux");
+    return unknown_pool(self, parsed->pool, uri);
   auto promise = self->template make_response_promise<T>();
   auto pool_id = parsed->pool;
   self->request(pool->second, self->state.config.request_timeout, args..., parsed->local)
@@ -250,7 +255,7 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
         auto parsed = parse_pool_uri(uri);
         if (!parsed) return make_error(parsed.error());
         if (!self->state.pools.count(parsed->pool))
-          return make_error(error_kind::not_exist, "pool " + parsed->pool + " of " + uri + " is not in the mux");
+          return unknown_pool(self, parsed->pool, uri);
         auto promise = self->make_response_promise<AllocInspect>();
         accept_on_pool(self, parsed->pool, parsed->local, std::move(meta),
                        [promise](outcome<AllocInspect> result) mutable {
@@ -286,7 +291,7 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
         if (!parsed) return make_error(parsed.error());
         auto pool = self->state.pools.find(parsed->pool);
         if (pool == self->state.pools.end())
-          return make_error(error_kind::not_exist, "pool " + parsed->pool + " of " + uri + " is not in the mux");
+          return unknown_pool(self, parsed->pool, uri);
         auto promise = self->make_response_promise<int64_t>();
         self->request(pool->second, self->state.config.request_timeout, keepalive_atom::value, parsed->local,
                       interval_ms)

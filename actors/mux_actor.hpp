@@ -50,6 +50,11 @@ struct mux_config {
   // Seeds the shuffle of offers in allocate (reflow shuffles them).
   uint64_t seed = 0x5eed;
   wall_clock clock = wall_clock::real();
+  // What a URI naming a pool that is not in the mux gets. reflow's Mux says
+  // not_exist; the broker says unavailable, since a pool it does not know may
+  // just not have re-announced yet (after a broker restart), and a keepalive
+  // loop must retry rather than give the alloc up.
+  error_kind unknown_pool = error_kind::not_exist;
 };
 
 mux_actor spawn_mux_actor(caf::actor_system& sys, mux_config config);

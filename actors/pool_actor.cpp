@@ -4,9 +4,11 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <stdexcept>
+#include <utility>
 
 #include "actors/alloc_actor.hpp"
 #include "actors/error_bridge.hpp"
@@ -15,8 +17,14 @@
 namespace poolbus {
 namespace {
 
-// The pool actor's full interface: the worker pool plus its own expiry timer.
-using pool_actor_impl = worker_pool_actor::extend<caf::reacts_to<tick_atom, uint64_t>>;
+// Sent by the pool to itself after the first change of a burst: commit the
+// burst's changes to the journal, then answer the requests that made them.
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+
+// The pool actor's full interface: the worker pool plus its own expiry timer
+// and group commit.
+using pool_actor_impl =
+    worker_pool_actor::extend<caf::reacts_to<tick_atom, uint64_t>, caf::reacts_to<flush_atom>>;
 
 // What subscribers saw last; a change in any of it is a change of the offer.
 struct offer_view {
@@ -41,6 +49,11 @@ struct pool_state {
   std::optional<int64_t> timer_at_ms;   // the expiry the live timer waits for
   int64_t started_ms = 0;
   int64_t last_free_ms = 0;             // 0 = nothing freed yet
+  // Group commit: the burst's changes not yet in the journal, and the replies
+  // waiting for them (each called with the commit's error, or null once durable).
+  std::vector<journal_change> unflushed;
+  std::vector<std::function<void(const caf::error*)>> held;
+  bool flush_sent = false;
   static inline const char* name = "pool_actor";
 };
 
@@ -116,6 +129,71 @@ void settle(pool_self self, int64_t now, bool force = false) {
   rearm(self, now);
 }
 
+// After a journal failure the table may hold changes that are not on disk, so
+// the pool stops rather than acknowledge anything more.
+void journal_failed(pool_self self, const pool_error& failure) {
+  auto& st = self->state;
+  spdlog::critical("pool {}: state store {} failed: {}; stopping the pool", st.config.id,
+                   st.config.journal->describe(), failure.to_string());
+  if (st.config.on_journal_failure) st.config.on_journal_failure(failure);
+  self->quit(make_error(failure));
+}
+
+// The reply to a request that changed the table: `values` (or `refusal`, when
+// the request failed after changing the table), sent once `changes` are in the
+// journal. Without a journal, or without changes, it is sent at once.
+template <class... Ts>
+caf::result<Ts...> when_durable(pool_self self, std::vector<journal_change> changes, caf::error refusal,
+                                Ts... values) {
+  auto& st = self->state;
+  if (!st.config.journal || changes.empty()) {
+    if (refusal) return refusal;
+    return caf::result<Ts...>(std::move(values)...);
+  }
+  for (auto& change : changes) st.unflushed.push_back(std::move(change));
+  auto promise = self->template make_response_promise<Ts...>();
+  st.held.push_back([promise, refusal, values...](const caf::error* failed) mutable {
+    if (failed) promise.deliver(*failed);
+    else if (refusal) promise.deliver(refusal);
+    else promise.deliver(values...);
+  });
+  if (!st.flush_sent) {
+    st.flush_sent = true;
+    self->send(self, flush_atom::value);
+  }
+  return promise;
+}
+
+// Brings the allocs of the journal back (a restart): leases unchanged, so an
+// expired alloc stays expired and collectable. Allocs that no longer fit the
+// total are destroyed and erased.
+outcome<void> restore(pool_self self) {
+  auto& st = self->state;
+  auto stored = st.config.journal->load();
+  if (!stored) return stored.error();
+  auto dropped = st.table->init(st.config.resources, std::move(*stored));
+  std::vector<journal_change> erased;
+  for (const auto& alloc : dropped) {
+    spdlog::warn("pool {}: stored alloc {} does not fit {}; destroying it", st.config.id, alloc.id,
+                 st.config.resources.to_string());
+    auto killed = st.config.manager->kill(alloc);
+    if (!killed) spdlog::error("pool {}: alloc manager kill {}: {}", st.config.id, alloc.id, killed.error().to_string());
+    erased.push_back(journal_change::erase(alloc));
+  }
+  if (!erased.empty())
+    if (auto committed = st.config.journal->commit(erased); !committed) return committed;
+  spdlog::info("pool {}: restored {} allocs from {}", st.config.id, st.table->size(), st.config.journal->describe());
+  return {};
+}
+
+// Tells an alloc actor its alloc is gone and unlinks it: a retired alloc actor
+// lives on only while someone holds its handle, and its end (exit reason
+// `unreachable` once unreferenced) must not take the pool down.
+void retire_actor(pool_self self, const local_alloc_actor& actor) {
+  self->send(actor, kill_atom::value);
+  self->unlink_from(actor);
+}
+
 // An alloc left the table (freed, collected, or stopped): destroy its backing,
 // retire its actor, tell subscribers. Returns the manager's verdict.
 outcome<void> retire(pool_self self, const AllocInspect& alloc, alloc_event_kind kind, int64_t now) {
@@ -125,7 +203,7 @@ outcome<void> retire(pool_self self, const AllocInspect& alloc, alloc_event_kind
   auto local = alloc.id.substr(alloc.id.find('/') + 1);
   auto it = st.alloc_actors.find(local);
   if (it != st.alloc_actors.end()) {
-    self->send(it->second, kill_atom::value);
+    retire_actor(self, it->second);
     st.alloc_actors.erase(it);
   }
   emit(self, kind, alloc, now);
@@ -176,11 +254,16 @@ caf::result<AllocInspect> create_alloc(pool_self self, const std::optional<std::
   }
   auto committed = st.table->commit(*planned);
   if (!committed) return make_error(committed.error());
-  for (const auto& gone : planned->collected) retire(self, gone, alloc_event_kind::collected, now);
+  std::vector<journal_change> changes;
+  for (const auto& gone : planned->collected) {
+    retire(self, gone, alloc_event_kind::collected, now);
+    changes.push_back(journal_change::erase(gone));
+  }
   spawn_alloc_actor(self, planned->alloc);
   emit(self, alloc_event_kind::created, planned->alloc, now);
   settle(self, now);
-  return planned->alloc;
+  changes.push_back(journal_change::put(planned->alloc));
+  return when_durable(self, std::move(changes), caf::error{}, planned->alloc);
 }
 
 pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_config config) {
@@ -188,6 +271,11 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
   st.config = std::move(config);
   st.table.emplace(st.config.id, st.config.resources);
   st.started_ms = now_ms(self);
+  if (st.config.journal) {
+    if (auto restored = restore(self); !restored) journal_failed(self, restored.error());
+    else
+      for (const auto& alloc : st.table->allocs()) spawn_alloc_actor(self, alloc);
+  }
   st.announced = current_view(self, st.started_ms);
   spdlog::info("pool {}: started with {} (manager {})", st.config.id, st.config.resources.to_string(),
                st.config.manager->name());
@@ -246,7 +334,8 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
         if (!granted) return make_error(granted.error());
         spdlog::debug("pool {}: keepalive {} granted {} ms", self->state.config.id, *local, *granted);
         settle(self, now);  // a revived alloc shrinks the offer
-        return *granted;
+        return when_durable(self, {journal_change::put(*self->state.table->inspect(*local))}, caf::error{},
+                            *granted);
       },
       [=](free_atom, const std::string& id) -> caf::result<caf::ok_atom> {
         auto now = now_ms(self);
@@ -258,17 +347,21 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
         self->state.last_free_ms = now;
         auto killed = retire(self, *freed, alloc_event_kind::freed, now);
         settle(self, now);
+        caf::error refusal;
         if (!killed)  // reflow's Free reports the manager's failure; the alloc is gone regardless
-          return make_error(error_kind::internal, "alloc " + freed->id + " freed, but " + killed.error().message);
-        return caf::ok_atom::value;
+          refusal = make_error(error_kind::internal, "alloc " + freed->id + " freed, but " + killed.error().message);
+        return when_durable(self, {journal_change::erase(*freed)}, std::move(refusal), caf::ok_atom::value);
       },
-      [=](init_atom, const Resources& total, const std::vector<AllocInspect>& restored) {
+      [=](init_atom, const Resources& total, const std::vector<AllocInspect>& restored) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
         auto now = now_ms(self);
         catch_up(self, now);
-        for (auto& [_, actor] : st.alloc_actors) self->send(actor, kill_atom::value);
+        std::vector<journal_change> changes;
+        for (const auto& alloc : st.table->allocs()) changes.push_back(journal_change::erase(alloc));
+        for (auto& [_, actor] : st.alloc_actors) retire_actor(self, actor);
         st.alloc_actors.clear();
         auto dropped = st.table->init(total, restored);
+        for (const auto& alloc : st.table->allocs()) changes.push_back(journal_change::put(alloc));
         for (const auto& alloc : dropped) {
           spdlog::warn("pool {}: restored alloc {} does not fit {}; destroying it", st.config.id, alloc.id,
                        total.to_string());
@@ -280,7 +373,7 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
         spdlog::info("pool {}: init {} with {} restored allocs", st.config.id, total.to_string(),
                      st.table->size());
         settle(self, now, /*force=*/true);
-        return caf::ok_atom::value;
+        return when_durable(self, std::move(changes), caf::error{}, caf::ok_atom::value);
       },
       [=](alloc_atom, const std::string& id) -> caf::result<alloc_actor> {
         catch_up(self, now_ms(self));
@@ -308,13 +401,17 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
         auto now = now_ms(self);
         catch_up(self, now);
         auto verdict = st.table->stop_if_idle_for(idle_ms, now, st.started_ms, st.last_free_ms);
+        std::vector<journal_change> changes;
         if (verdict.stopped) {
           spdlog::info("pool {}: idle for {} ms; stopped, freeing {} allocs", st.config.id, idle_ms,
                        verdict.freed.size());
-          for (const auto& alloc : verdict.freed) retire(self, alloc, alloc_event_kind::freed, now);
+          for (const auto& alloc : verdict.freed) {
+            retire(self, alloc, alloc_event_kind::freed, now);
+            changes.push_back(journal_change::erase(alloc));
+          }
           settle(self, now);
         }
-        return {verdict.stopped, verdict.max_time_to_expiry_ms};
+        return when_durable(self, std::move(changes), caf::error{}, verdict.stopped, verdict.max_time_to_expiry_ms);
       },
       [=](subscribe_atom, const caf::actor& subscriber) {
         auto now = now_ms(self);
@@ -322,6 +419,22 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
         self->monitor(subscriber);
         self->state.subscribers.push_back(subscriber);
         caf::anon_send(subscriber, changed_atom::value, make_announcement(self, now));
+      },
+      [=](flush_atom) {
+        auto& st = self->state;
+        st.flush_sent = false;
+        auto changes = std::exchange(st.unflushed, {});
+        auto held = std::exchange(st.held, {});
+        auto committed = st.config.journal->commit(changes);
+        if (!committed) {
+          auto failure = make_error(error_kind::internal, "state store commit failed (the worker stops): " +
+                                                              committed.error().message);
+          for (auto& finish : held) finish(&failure);
+          journal_failed(self, committed.error());
+          return;
+        }
+        spdlog::debug("pool {}: committed {} changes for {} replies", st.config.id, changes.size(), held.size());
+        for (auto& finish : held) finish(nullptr);
       },
       [=](tick_atom, uint64_t generation) {
         auto& st = self->state;

@@ -5,12 +5,14 @@
 // Invariant: the sum of the resources of the pool's unexpired allocs never
 // exceeds its total; every change of the offer reaches each subscriber as an
 // offer_announcement with the next seq, and every alloc life event as an
-// alloc_event.
+// alloc_event. With a journal, every change of the alloc table is committed to
+// it before the reply that acknowledges the change goes out.
 #pragma once
 
 #include <caf/fwd.hpp>
 #include <caf/typed_actor.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "actors/pool_api.hpp"
 #include "actors/wall_clock.hpp"
 #include "schemas/announcements.hpp"
+#include "store/alloc_journal.hpp"
 
 namespace poolbus {
 
@@ -45,6 +48,15 @@ struct pool_actor_config {
   Resources resources;     // the total; may also be set by init
   wall_clock clock = wall_clock::real();
   std::shared_ptr<alloc_manager> manager;  // required
+  // Where allocs survive a restart (e.g. a state_store); null = nowhere. On
+  // start the pool restores what the journal holds (leases unchanged). Changes
+  // of one burst of requests share one commit (group commit); their replies
+  // wait for it.
+  std::shared_ptr<alloc_journal> journal;
+  // Called once when the journal fails (load or commit): the pool has then
+  // answered the requests of that burst `internal` and stops, since its table
+  // holds changes that are not on disk.
+  std::function<void(const pool_error&)> on_journal_failure;
 };
 
 worker_pool_actor spawn_pool_actor(caf::actor_system& sys, pool_actor_config config);

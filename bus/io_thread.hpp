@@ -34,6 +34,20 @@ struct socket_spec {
   int sndhwm = 10000;                      // messages queued per peer before sends drop
   int rcvhwm = 10000;
   int64_t max_message_bytes = 16 << 20;    // a larger inbound frame closes that connection
+
+  static socket_spec bound(channel via, socket_kind kind, std::string endpoint) {
+    socket_spec s;
+    s.via = via;
+    s.kind = kind;
+    s.attach = socket_attach::bind;
+    s.endpoint = std::move(endpoint);
+    return s;
+  }
+  static socket_spec connected(channel via, socket_kind kind, std::string endpoint) {
+    auto s = bound(via, kind, std::move(endpoint));
+    s.attach = socket_attach::connect;
+    return s;
+  }
 };
 
 // Counters for benchmarks and tests; read at any time.

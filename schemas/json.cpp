@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "schemas/codec.hpp"
+
 namespace poolbus {
 namespace {
 
@@ -102,14 +104,14 @@ void write_value(std::string& out, const msgpack::object& o, int depth) {
 }  // namespace
 
 outcome<std::string> msgpack_to_json(std::string_view body) {
-  try {
-    auto handle = msgpack::unpack(body.data(), body.size());
+  // The codec's limits (one object, bounded containers and depth), so a forged
+  // length prefix is `invalid` instead of a multi-gigabyte allocation.
+  return codec::guarded([&] {
+    auto handle = codec::unpack_body(body, codec::max_reply_bytes);
     std::string out;
     write_value(out, handle.get(), 0);
     return out;
-  } catch (const std::exception& e) {
-    return pool_error{error_kind::invalid, std::string("not MessagePack: ") + e.what()};
-  }
+  });
 }
 
 }  // namespace poolbus

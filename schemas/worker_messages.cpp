@@ -184,7 +184,9 @@ std::string encode_worker_reply(const worker_reply& reply) {
   return codec::pack_body([&](msgpack::sbuffer&, packer& pk) {
     // Results are written only when they carry something: a worker_reply
     // does not know its op, and an absent list decodes as an empty one.
-    bool has_alloc = reply.ok && !reply.alloc.id.empty();
+    // Any alloc but the default one is written, even one with an empty id, so
+    // what a decoder accepted re-encodes unchanged (fuzz round trip).
+    bool has_alloc = reply.ok && !(reply.alloc == AllocInspect{});
     bool has_allocs = reply.ok && !reply.allocs.empty();
     bool has_offers = reply.ok && !reply.offers.empty();
     bool has_interval = reply.ok && reply.interval_ms != 0;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages poolbus needs and builds it into build/.
-#   scripts/setup.sh             install, build
-#   scripts/setup.sh --deps-only install only
+#   scripts/setup.sh                 install, build everything
+#   scripts/setup.sh TARGET...       install, build only these targets
+#   scripts/setup.sh --deps-only     install only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential cmake ninja-build pkg-config
@@ -19,4 +20,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ "${1:-}" = "--deps-only" ] && exit 0
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build build -j"$(nproc)"
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+cmake --build build -j"$(nproc)" "${targets[@]}"

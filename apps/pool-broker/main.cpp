@@ -95,12 +95,16 @@ int main(int argc, char** argv) {
     caf::actor_system sys{cfg};
     broker_actors actors;
     io_thread* io_ptr = nullptr;
+    auto workers_socket = socket_spec::bound(channel::workers, socket_kind::router, endpoints.workers);
+    workers_socket.router_handover = true;  // a restarted worker takes its routing id back at once
+    auto announce_socket = socket_spec::bound(channel::announce, socket_kind::sub, endpoints.announce);
+    announce_socket.subscriptions = {""};
     auto io = std::make_shared<io_thread>(
         std::vector<socket_spec>{
-            {channel::api, socket_kind::router, socket_attach::bind, endpoints.api},
-            {channel::stream, socket_kind::pub, socket_attach::bind, endpoints.stream},
-            {channel::workers, socket_kind::router, socket_attach::bind, endpoints.workers, "", {}, true},
-            {channel::announce, socket_kind::sub, socket_attach::bind, endpoints.announce, "", {""}},
+            socket_spec::bound(channel::api, socket_kind::router, endpoints.api),
+            socket_spec::bound(channel::stream, socket_kind::pub, endpoints.stream),
+            workers_socket,
+            announce_socket,
         },
         [&actors, &io_ptr](channel via, std::vector<std::string>&& frames) {
           on_broker_message(via, std::move(frames), actors, *io_ptr);
@@ -109,6 +113,7 @@ int main(int argc, char** argv) {
 
     mux_config mux_settings;
     mux_settings.request_timeout = std::chrono::milliseconds(request_timeout_ms);
+    mux_settings.unknown_pool = error_kind::unavailable;  // protocol.md: not connected -> unavailable at once
     auto mux = spawn_mux_actor(sys, mux_settings);
     actors.registry =
         spawn_registry_actor(sys, registry_config{mux, io, worker_timeout_ms, request_timeout_ms, wall_clock::real()});

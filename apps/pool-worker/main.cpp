@@ -18,6 +18,7 @@
 #include "bus/endpoints.hpp"
 #include "bus/io_thread.hpp"
 #include "schemas/worker_messages.hpp"
+#include "store/state_store.hpp"
 
 using namespace poolbus;
 
@@ -92,6 +93,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (resources_flag->count() == 0) resources = machine_resources(state_dir);
+  // The allocs of an earlier run come back from here; a store that cannot be
+  // read is reported and left untouched, never replaced by an empty one.
+  auto opened = state_store::open(state_dir, id, resources);
+  if (!opened) {
+    std::cerr << "pool-worker: state store " << (std::filesystem::path(state_dir) / state_store::file_name).string()
+              << ": " << opened.error().message << "\n";
+    return 1;
+  }
+  std::shared_ptr<state_store> store = std::move(*opened);
 
   caf::actor_system_config cfg;
   cfg.set("scheduler.policy", caf::atom("sharing"));
@@ -100,10 +110,12 @@ int main(int argc, char** argv) {
     caf::actor_system sys{cfg};
     caf::actor worker;
     io_thread* io_ptr = nullptr;
+    auto broker_socket = socket_spec::connected(channel::broker, socket_kind::dealer, endpoints.workers);
+    broker_socket.routing_id = id;  // the broker routes requests to this pool by its id
     auto io = std::make_shared<io_thread>(
         std::vector<socket_spec>{
-            {channel::announce, socket_kind::pub, socket_attach::connect, endpoints.announce},
-            {channel::broker, socket_kind::dealer, socket_attach::connect, endpoints.workers, id},
+            socket_spec::connected(channel::announce, socket_kind::pub, endpoints.announce),
+            broker_socket,
         },
         [&worker, &io_ptr](channel via, std::vector<std::string>&& frames) {
           if (via == channel::broker) on_broker_message(std::move(frames), worker, *io_ptr);
@@ -112,7 +124,12 @@ int main(int argc, char** argv) {
 
     auto run = new_run_id();
     auto pool = spawn_pool_actor(sys, pool_actor_config{id, run, resources, wall_clock::real(),
-                                                         make_local_alloc_manager(state_dir)});
+                                                         make_local_alloc_manager(state_dir), store,
+                                                         [&latch, path = store->path()](const pool_error& e) {
+                                                           std::cerr << "pool-worker: state store " << path << ": "
+                                                                     << e.message << "\n";
+                                                           latch.trigger(1);
+                                                         }});
     worker = spawn_worker_actor(sys, worker_actor_config{id, run, pool, io, heartbeat_ms, max_idle_ms,
                                                          wall_clock::real(), [&latch] { latch.trigger(0); }});
     if (auto started = io->start(); !started) {

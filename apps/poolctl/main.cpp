@@ -4,6 +4,8 @@
 #include <chrono>
 #include <iostream>
 
+#include <spdlog/spdlog.h>
+
 #include "apps/common/flags.hpp"
 #include "apps/common/shutdown_latch.hpp"
 #include "apps/poolctl/hold.hpp"
@@ -76,6 +78,7 @@ int main(int argc, char** argv) {
   shutdown_latch latch;
   CLI::App app{"poolctl: inspect and use a poolbus broker", "poolctl"};
   app.require_subcommand(1);
+  app.fallthrough();  // global flags (--json, --api, ...) may follow the subcommand
   broker_endpoints endpoints;
   bool json = false;
   int64_t timeout_ms = 10000;
@@ -121,6 +124,7 @@ int main(int argc, char** argv) {
   hold->add_option("--owner", owner, "owner recorded in the alloc's meta");
 
   if (int rc = parse_flags(app, argc, argv); rc >= 0) return rc;
+  spdlog::set_level(spdlog::level::warn);  // a command-line tool: its output is the answer, not our events
 
   if (watch_cmd->parsed()) return watch(endpoints.stream, topic, json, latch);
   if (hold->parsed()) {

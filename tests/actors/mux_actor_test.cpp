@@ -17,7 +17,8 @@
 #include "actors/mux_actor.hpp"
 
 using namespace poolbus;
-using std::chrono::hours;
+// Far beyond any virtual time a test reaches (caf::duration has no hours).
+const auto no_deadline = std::chrono::seconds(24 * 3600);
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -216,7 +217,7 @@ struct mux_fixture {
   // (the timeout is far beyond any virtual time a test reaches).
   template <class T, class... Ts>
   outcome<T> ask(const mux_actor& m, Ts... xs) {
-    auto rh = self->request(caf::actor_cast<caf::actor>(m), hours(24), xs...);
+    auto rh = self->request(caf::actor_cast<caf::actor>(m), no_deadline, xs...);
     run();
     return collect<T>(rh);
   }
@@ -354,9 +355,9 @@ TEST_CASE_METHOD(mux_fixture, "mux: a pool that misses the gather deadline is dr
   auto m = mux(config);
   set_pools(m, {fake({"fast", large}), fake({"slow", large, true})});
 
-  auto offers = self->request(caf::actor_cast<caf::actor>(m), hours(24), offers_atom::value);
-  auto allocs = self->request(caf::actor_cast<caf::actor>(m), hours(24), allocs_atom::value);
-  auto pools = self->request(caf::actor_cast<caf::actor>(m), hours(24), pools_atom::value);
+  auto offers = self->request(caf::actor_cast<caf::actor>(m), no_deadline, offers_atom::value);
+  auto allocs = self->request(caf::actor_cast<caf::actor>(m), no_deadline, allocs_atom::value);
+  auto pools = self->request(caf::actor_cast<caf::actor>(m), no_deadline, pools_atom::value);
   run();
   CHECK(count("slow:offers") == 1);
   CHECK(self->mailbox().empty());  // still waiting for the slow pool
@@ -432,8 +433,8 @@ TEST_CASE_METHOD(mux_fixture, "mux: allocates are serialised") {
   auto m = mux();
   set_pools(m, {fake({"only", medium})});
   auto mux_handle = caf::actor_cast<caf::actor>(m);
-  auto first = self->request(mux_handle, hours(24), allocate_atom::value, medium, int64_t{0}, AllocMeta{});
-  auto second = self->request(mux_handle, hours(24), allocate_atom::value, medium, int64_t{0}, AllocMeta{});
+  auto first = self->request(mux_handle, no_deadline, allocate_atom::value, medium, int64_t{0}, AllocMeta{});
+  auto second = self->request(mux_handle, no_deadline, allocate_atom::value, medium, int64_t{0}, AllocMeta{});
   run();
   auto got_first = collect<AllocInspect>(first);
   REQUIRE(got_first.ok());

@@ -275,11 +275,14 @@ class Cluster:
     def free_all(self, timeout=5.0):
         """Frees every alloc of every live pool and waits until each offer is whole again."""
         c = self.client()
+        failures = []
         for a in c.allocs():
             try:
                 c.free(a["id"])
-            except PoolError:
-                pass
+            except PoolError as e:
+                failures.append("%s: %s" % (a["id"], e))
+        if failures:
+            raise AssertionError("could not free the allocs left by an earlier test: " + "; ".join(failures))
         live = self.pool_ids()
 
         def whole():
@@ -306,16 +309,16 @@ def same_resources(a, b, keys=None):
 
 
 class ClusterTestCase(unittest.TestCase):
-    """One cluster per test class (started in setUpClass, stopped in tearDownClass);
-    setUp frees every alloc so each test starts from whole offers. When a test
-    fails, the log lines the processes wrote during it are printed to stderr."""
+    """A fresh cluster per test (or, with FRESH_CLUSTER_PER_TEST = False, one per class
+    whose setUp frees every alloc so each test starts from whole offers). When a
+    test fails, the log lines the processes wrote during it are printed to stderr."""
 
     WORKERS = (("w1", "cpu=4,mem=8GiB,disk=100GiB"), ("w2", "cpu=8,mem=16GiB,disk=200GiB"))
     WORKER_TIMEOUT = "1s"
     HEARTBEAT = "200ms"
     REQUEST_TIMEOUT = "1s"
     BROKER_ARGS = ()
-    FRESH_CLUSTER_PER_TEST = False
+    FRESH_CLUSTER_PER_TEST = True  # a cluster starts in ~0.3 s: isolate tests by default
 
     @classmethod
     def make_cluster(cls):
@@ -323,11 +326,20 @@ class ClusterTestCase(unittest.TestCase):
                        request_timeout=cls.REQUEST_TIMEOUT, broker_args=cls.BROKER_ARGS)
 
     @classmethod
+    def fresh_per_test(cls):
+        # POOLBUS_IT_FRESH=0/1 overrides the class: 0 shares one cluster per class (faster,
+        # and it also catches state one test leaves that breaks the next).
+        override = os.environ.get("POOLBUS_IT_FRESH")
+        return cls.FRESH_CLUSTER_PER_TEST if override not in ("0", "1") else override == "1"
+
+    @classmethod
     def setUpClass(cls):
         cls.cluster = None
         if not binaries_present():
+            if os.environ.get("POOLBUS_BIN"):  # ctest named the binaries: missing ones are a failure
+                raise AssertionError("POOLBUS_BIN=%s has no pool-broker/pool-worker" % bin_dir())
             raise unittest.SkipTest("pool-broker/pool-worker not found in %s (set POOLBUS_BIN)" % bin_dir())
-        if not cls.FRESH_CLUSTER_PER_TEST:
+        if not cls.fresh_per_test():
             cls.cluster = cls.make_cluster()
 
     @classmethod
@@ -336,11 +348,16 @@ class ClusterTestCase(unittest.TestCase):
             cls.cluster.cleanup()
             cls.cluster = None
 
+    def _remember_log_offsets(self):
+        self._log_offsets = {p.log_path: os.path.getsize(p.log_path) if os.path.exists(p.log_path) else 0
+                             for p in [self.cluster.broker] + list(self.cluster.workers.values())}
+
     def setUp(self):
-        if self.FRESH_CLUSTER_PER_TEST:
+        if self.fresh_per_test():
             self.cluster = self.make_cluster()
             self.addCleanup(self._cleanup_fresh)
         else:
+            self._remember_log_offsets()
             # A test may have killed processes: bring the whole cluster back first.
             if not self.cluster.broker.running:
                 self.cluster.start_broker()
@@ -349,8 +366,6 @@ class ClusterTestCase(unittest.TestCase):
                     self.cluster.start_worker(wid, wait=False)
             self.cluster.wait_pools(set(self.cluster.workers), 10.0)
             self.cluster.free_all()
-        self._log_offsets = {p.log_path: os.path.getsize(p.log_path) if os.path.exists(p.log_path) else 0
-                             for p in [self.cluster.broker] + list(self.cluster.workers.values())}
         self.c = self.cluster.client()
 
     def _cleanup_fresh(self):

@@ -8,7 +8,7 @@ import unittest
 import msgpack
 import zmq
 
-from harness import GiB, MiB, ClusterTestCase, PoolError, same_resources
+from harness import GiB, MiB, ClusterTestCase, same_resources
 
 W1 = {"cpu": 4.0, "mem": 8.0 * GiB, "disk": 100.0 * GiB}
 W2 = {"cpu": 8.0, "mem": 16.0 * GiB, "disk": 200.0 * GiB}

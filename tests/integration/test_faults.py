@@ -19,7 +19,6 @@ class WorkerAndBrokerFaults(ClusterTestCase):
     WORKER_TIMEOUT = "1s"
     HEARTBEAT = "200ms"
     REQUEST_TIMEOUT = "1s"
-    FRESH_CLUSTER_PER_TEST = True
 
     def test_killed_worker_disappears_and_its_uris_fail_fast(self):
         a1 = self.c.accept("w1/1", SMALL)

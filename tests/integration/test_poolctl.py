@@ -18,9 +18,13 @@ def unwrap(doc, key):
     return doc
 
 
-@unittest.skipUnless(os.access(os.path.join(bin_dir(), "poolctl"), os.X_OK), "poolctl not built")
 class PoolctlTest(ClusterTestCase):
     WORKERS = (("c1", "cpu=4,mem=8GiB,disk=100GiB"), ("c2", "cpu=8,mem=16GiB,disk=200GiB"))
+
+    def setUp(self):
+        if not os.access(os.path.join(bin_dir(), "poolctl"), os.X_OK):
+            self.fail("poolctl not found in %s" % bin_dir())
+        super().setUp()
 
     def ctl(self, *args):
         return self.cluster.poolctl(*args)
@@ -41,6 +45,16 @@ class PoolctlTest(ClusterTestCase):
         lines = done.stderr.strip().splitlines()
         self.assertEqual(len(lines), 1, "want one error line on stderr, got %r" % done.stderr)
         self.assertTrue(lines[0].strip())
+
+    def test_json_flag_before_or_after_the_command(self):
+        # protocol.md's synopsis puts [--json] after the command; a global flag
+        # before it is the other natural reading. Both must work.
+        for argv in (["--json", "pools"], ["pools", "--json"]):
+            with self.subTest(argv=argv):
+                done = self.ctl(*argv)
+                self.assertEqual(done.returncode, 0, "poolctl %s: %r" % (" ".join(argv), done.stderr))
+                pools = unwrap(json.loads(done.stdout), "pools")
+                self.assertEqual({p["id"] for p in pools}, {"c1", "c2"})
 
     def test_pools_and_offers(self):
         pools = unwrap(self.ctl_json("pools"), "pools")

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The main job: installs what is missing, builds, and runs a local cluster on
+# loopback: one broker on the default endpoints and two workers, each sized at
+# half of this machine. Ctrl-C stops all three. Use it from another terminal:
+#   build/bin/poolctl pools
+#   /usr/bin/python3 clients/python/example_hold.py --seconds 5
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh pool-broker pool-worker poolctl
+
+state=${POOLBUS_STATE:-$PWD/state}
+mkdir -p "$state"
+cores=$(nproc)
+mem_kib=$(awk '/MemTotal/ {print $2}' /proc/meminfo)
+disk_kib=$(df -Pk "$state" | awk 'NR==2 {print $4}')
+half_cpu=$(awk -v c="$cores" 'BEGIN {printf "%g", c / 2}')
+worker_res="cpu=${half_cpu},mem=$((mem_kib / 2))KiB,disk=$((disk_kib / 2))KiB"
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "cluster stopped"
+}
+trap stop INT TERM EXIT
+
+build/bin/pool-broker & pids+=($!)
+for id in worker-1 worker-2; do
+  build/bin/pool-worker --id "$id" --resources "$worker_res" --state-dir "$state/$id" & pids+=($!)
+done
+
+# Ready when both pools are listed.
+for _ in $(seq 1 100); do
+  if [ "$(build/bin/poolctl --timeout 1s --json pools 2>/dev/null | grep -o '"id"' | wc -l)" -ge 2 ]; then break; fi
+  sleep 0.1
+done
+build/bin/poolctl pools
+echo
+echo "cluster up: broker on tcp://127.0.0.1:7700 (api) and :7701 (stream); Ctrl-C stops it."
+echo "try: build/bin/poolctl offers | build/bin/poolctl allocate --min cpu=1,mem=1GiB | build/bin/poolctl watch"
+wait

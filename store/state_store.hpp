@@ -1,0 +1,68 @@
+// state_store: a worker pool's durable state, an SQLite file <state-dir>/state.db
+// in WAL mode: the pool's facts (id, total) and its allocs with meta, labels
+// and leases. Invariant: a commit that returned ok is on disk (synchronous=FULL);
+// a file that is corrupt, not ours, of another schema or of another pool is
+// reported and never written to, emptied or deleted.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "schemas/resources.hpp"
+#include "store/alloc_journal.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace poolbus {
+
+class state_store final : public alloc_journal {
+ public:
+  static constexpr int schema_version = 1;
+  static constexpr const char* file_name = "state.db";
+
+  // Opens <state_dir>/state.db for pool `pool_id`, creating it when absent
+  // (built beside it and renamed into place, so a crash mid-creation never
+  // leaves a half-made state.db). Checks integrity (quick_check), that the file
+  // is a poolbus store of this schema version and of this pool; holds it
+  // exclusively while open. Records `total` as the pool's total when given.
+  // Errors are internal, their message the reason (the caller names the path).
+  static outcome<std::unique_ptr<state_store>> open(const std::string& state_dir, const std::string& pool_id,
+                                                    std::optional<Resources> total = std::nullopt);
+  ~state_store() override;
+  state_store(const state_store&) = delete;
+  state_store& operator=(const state_store&) = delete;
+
+  const std::string& path() const { return path_; }
+  const std::string& pool_id() const { return pool_id_; }
+  // The total recorded last (empty before any was recorded).
+  outcome<Resources> total();
+
+  std::string describe() const override { return path_; }
+  outcome<std::vector<AllocInspect>> load() override;
+  outcome<void> commit(const std::vector<journal_change>& changes) override;
+
+ private:
+  struct statement;
+  state_store(std::string path, std::string pool_id, sqlite3* db);
+  outcome<void> prepare();
+  outcome<void> put(const AllocInspect& alloc);
+  outcome<void> erase(const std::string& local_id);
+  outcome<void> exec(const char* sql);
+  pool_error failure(const std::string& doing) const;
+
+  std::string path_;
+  std::string pool_id_;
+  sqlite3* db_ = nullptr;
+  std::vector<std::unique_ptr<statement>> statements_;
+  statement* upsert_alloc_ = nullptr;
+  statement* delete_alloc_ = nullptr;
+  statement* delete_resources_ = nullptr;
+  statement* delete_labels_ = nullptr;
+  statement* insert_resource_ = nullptr;
+  statement* insert_label_ = nullptr;
+};
+
+}  // namespace poolbus
