@@ -19,6 +19,9 @@ class alloc_manager {
   // `existing` lists the pool's other allocs, as reflow passes them.
   virtual outcome<void> create(const AllocInspect& alloc, int64_t keepalive_ms,
                                const std::vector<AllocInspect>& existing) = 0;
+  // Whether create reads `existing`. Listing the pool's allocs costs O(allocs)
+  // per create, so a manager that ignores them says false and gets an empty list.
+  virtual bool needs_existing() const { return true; }
   // Destroy the backing of an alloc that was freed or collected.
   virtual outcome<void> kill(const AllocInspect& alloc) = 0;
 };

@@ -3,13 +3,27 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <functional>
+#include <map>
+
 #include "actors/error_bridge.hpp"
+#include "policy/alloc_ownership.hpp"
 
 namespace poolbus {
 namespace {
 
 struct api_state {
   api_actor_config config;
+  // Calls waiting for the mux, by call number (so also in deadline order):
+  // one periodic sweep enforces their outer deadline, instead of a CAF
+  // request timeout per call (each one a wake-up of CAF's clock thread).
+  struct waiting_call {
+    caf::actor_clock::time_point deadline;
+    std::function<void(const caf::error&)> fail;
+  };
+  std::map<uint64_t, waiting_call> waiting;
+  uint64_t next_call = 1;
+  bool sweeping = false;
   static inline const char* name = "api";
 };
 
@@ -20,24 +34,112 @@ void reply(api_pointer self, reply_route route, std::string body) {
   self->state.config.sink->post({channel::api, std::move(route)});
 }
 
+constexpr auto api_sweep_period = std::chrono::milliseconds(250);
+
+void arm_sweep(api_pointer self) {
+  if (self->state.sweeping || self->state.waiting.empty()) return;
+  self->state.sweeping = true;
+  self->delayed_send(self, api_sweep_period, sweep_atom::value);
+}
+
 // Asks the mux and encodes its answer with `encode`, or the error it gave.
 template <class Result, class Encode, class... Args>
 void ask_mux(api_pointer self, reply_route route, std::string id_raw, Encode encode, Args&&... args) {
-  // The mux's own deadlines (per pool) come first; this outer one only guards against a lost reply.
-  auto deadline = std::chrono::milliseconds(self->state.config.request_timeout_ms * 3 + 1000);
-  self->request(self->state.config.mux, deadline, std::forward<Args>(args)...)
+  // The mux's own deadlines (per pool) come first; this outer one only guards
+  // against a lost reply, so the sweep's granularity is fine for it.
+  auto& st = self->state;
+  auto deadline = std::chrono::milliseconds(st.config.request_timeout_ms * 3 + 1000);
+  auto call = st.next_call++;
+  st.waiting.emplace(call, api_state::waiting_call{self->clock().now() + deadline, [=](const caf::error& err) {
+                                                     reply(self, route, encode_error_reply(id_raw, to_pool_error(err)));
+                                                   }});
+  arm_sweep(self);
+  self->request(st.config.mux, caf::infinite, std::forward<Args>(args)...)
       .then(
-          [=](Result& result) mutable { reply(self, std::move(route), encode(id_raw, result)); },
+          [=](Result& result) mutable {
+            if (self->state.waiting.erase(call) == 0) return;  // already answered `timeout`
+            reply(self, std::move(route), encode(id_raw, result));
+          },
           [=](caf::error& err) mutable {
+            if (self->state.waiting.erase(call) == 0) return;
             reply(self, std::move(route), encode_error_reply(id_raw, to_pool_error(err)));
           });
+}
+
+// An exec op: asks the mux with its own deadline (exec_wait's timeout_ms on
+// top of the usual one), outside the sweep, whose deadlines are all alike.
+void ask_mux_exec(api_pointer self, reply_route route, std::string id_raw, exec_call call) {
+  auto deadline = std::chrono::milliseconds(self->state.config.request_timeout_ms * 3 + 1000 +
+                                            (call.op == exec_op::wait ? call.timeout_ms : 0));
+  self->request(self->state.config.mux, deadline, exec_atom::value, std::move(call))
+      .then([=](exec_answer& answer) mutable { reply(self, std::move(route), encode_exec_reply(id_raw, answer)); },
+            [=](caf::error& err) mutable {
+              reply(self, std::move(route), encode_error_reply(id_raw, to_pool_error(err)));
+            });
+}
+
+// Ops that act on an existing alloc: with authentication on, only its owner
+// (or an admin) may call them.
+bool owner_only(api_op op) {
+  switch (op) {
+    case api_op::keepalive:
+    case api_op::free:
+    case api_op::exec_put:
+    case api_op::exec_inspect:
+    case api_op::execs:
+    case api_op::exec_wait:
+    case api_op::exec_logs:
+    case api_op::exec_remove:
+    case api_op::repo_get:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Security (a request with a caller identity, from a CURVE broker): new allocs
+// belong to the caller; an owner-only op first inspects the alloc (its owner
+// never changes, so checking before acting is safe) and is then re-sent
+// without its caller, which nothing after this check reads. Returns true when
+// the request was taken over here.
+bool guard_ownership(api_pointer self, reply_route& route, api_request& req) {
+  if (req.caller.empty()) return false;
+  if (req.op == api_op::accept || req.op == api_op::allocate) {
+    req.meta.owner = req.caller;  // overrides whatever owner the client sent
+    return false;
+  }
+  if (!owner_only(req.op)) return false;
+  auto deadline = std::chrono::milliseconds(self->state.config.request_timeout_ms * 3 + 1000);
+  self->request(self->state.config.mux, deadline, inspect_atom::value, req.uri)
+      .then(
+          [=](AllocInspect& alloc) mutable {
+            if (!may_act_on_alloc(alloc.meta.owner, req.caller)) {
+              spdlog::warn("security: {} may not {} {} (owner {})", req.caller, to_string(req.op), req.uri,
+                           alloc.meta.owner.empty() ? "none" : alloc.meta.owner);
+              reply(self, std::move(route),
+                    encode_error_reply(req.id_raw, {error_kind::unauthorized,
+                                                    req.caller + " does not own " + req.uri}));
+              return;
+            }
+            req.caller.clear();
+            self->send(self, api_atom::value, std::move(route), std::move(req));
+          },
+          [=](caf::error& err) mutable {
+            reply(self, std::move(route), encode_error_reply(req.id_raw, to_pool_error(err)));
+          });
+  return true;
 }
 
 caf::behavior api_behavior(api_pointer self, api_actor_config config) {
   self->state.config = std::move(config);
   return {
       [=](api_atom, reply_route& route, api_request& req) {
+        if (guard_ownership(self, route, req)) return;
         const auto& id = req.id_raw;
+        if (exec_op_of(req.op)) {
+          ask_mux_exec(self, std::move(route), id, req.exec);
+          return;
+        }
         switch (req.op) {
           case api_op::ping:
             reply(self, std::move(route), encode_ok_reply(id));
@@ -97,6 +199,17 @@ caf::behavior api_behavior(api_pointer self, api_actor_config config) {
             return;
         }
         reply(self, std::move(route), encode_error_reply(id, {error_kind::invalid, "unknown op"}));
+      },
+      [=](sweep_atom) {
+        auto& st = self->state;
+        st.sweeping = false;
+        auto now = self->clock().now();
+        while (!st.waiting.empty() && st.waiting.begin()->second.deadline <= now) {
+          auto fail = std::move(st.waiting.begin()->second.fail);
+          st.waiting.erase(st.waiting.begin());
+          fail(caf::make_error(caf::sec::request_timeout));
+        }
+        arm_sweep(self);
       },
   };
 }

@@ -18,13 +18,19 @@ class local_alloc_manager final : public alloc_manager {
   explicit local_alloc_manager(std::string state_dir) : allocs_dir_(fs::path(std::move(state_dir)) / "allocs") {}
 
   std::string name() const override { return "local(" + allocs_dir_.string() + ")"; }
+  bool needs_existing() const override { return false; }
 
   outcome<void> create(const AllocInspect& alloc, int64_t /*keepalive_ms*/,
                        const std::vector<AllocInspect>& /*existing*/) override {
     auto dir = dir_of(alloc);
     if (!dir) return dir.error();
     std::error_code ec;
-    fs::create_directories(*dir, ec);
+    // One mkdir in the common case; the parents only when they are missing.
+    fs::create_directory(*dir, ec);
+    if (ec) {
+      ec.clear();
+      fs::create_directories(*dir, ec);
+    }
     if (ec) return make_pool_error(error_kind::internal, "create " + dir->string() + ": " + ec.message());
     spdlog::debug("alloc manager: created {}", dir->string());
     return {};
@@ -34,7 +40,13 @@ class local_alloc_manager final : public alloc_manager {
     auto dir = dir_of(alloc);
     if (!dir) return dir.error();
     std::error_code ec;
-    fs::remove_all(*dir, ec);  // a missing directory is already killed
+    // One rmdir when the directory is empty (the common case); a missing
+    // directory is already killed; anything else takes the full walk.
+    fs::remove(*dir, ec);
+    if (ec) {
+      ec.clear();
+      fs::remove_all(*dir, ec);
+    }
     if (ec) return make_pool_error(error_kind::internal, "remove " + dir->string() + ": " + ec.message());
     spdlog::debug("alloc manager: removed {}", dir->string());
     return {};

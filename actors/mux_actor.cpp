@@ -28,6 +28,8 @@ struct mux_state {
   mux_config config;
   std::map<std::string, pool_actor> pools;  // by pool id
   std::map<std::string, offer_cache> caches;  // by pool id, only while caching
+  // Pushed pools (add_pool): the newest announcement of each, by pool id.
+  std::map<std::string, offer_announcement> pushed;
   uint64_t membership_generation = 0;         // the latest set_pools wins
   std::deque<queued_allocate> allocates;      // waiting, in arrival order
   bool allocating = false;
@@ -38,6 +40,35 @@ struct mux_state {
 using mux_pointer = mux_actor::stateful_pointer<mux_state>;
 
 int64_t now_ms(mux_pointer self) { return self->state.config.clock.now_ms(self->clock()); }
+
+// The deadline the mux itself puts on a request routed to one pool: none when
+// the pools keep their own (a CAF request timeout costs a clock-thread wake-up).
+caf::duration routed_timeout(mux_pointer self) {
+  if (self->state.config.pools_keep_deadlines) return caf::infinite;
+  return caf::duration{self->state.config.request_timeout};
+}
+
+// What the broker's proxy answers for offers and status, from an announcement.
+std::vector<OfferInfo> pushed_offers(const std::string& id, const offer_announcement& a) {
+  std::vector<OfferInfo> offers;
+  offers.reserve(a.offers.size());
+  for (const auto& o : a.offers) offers.push_back(OfferInfo{"1", id, o.available});
+  return offers;
+}
+
+PoolStatus pushed_status(const std::string& id, const offer_announcement& a) {
+  return PoolStatus{id, a.resources, a.available, a.allocs, a.ts_ms};
+}
+
+// True when every pool in the mux is a pushed pool (the broker's case:
+// pushed ids are always a subset of the membership): offers, pools and status
+// are then answered in one pass over the announcements.
+bool all_pushed(mux_pointer self) { return self->state.pushed.size() == self->state.pools.size(); }
+
+const offer_announcement* pushed_of(mux_pointer self, const std::string& id) {
+  auto it = self->state.pushed.find(id);
+  return it == self->state.pushed.end() ? nullptr : &it->second;
+}
 
 // One concurrent round of requests to every pool. Each pool settles its part
 // exactly once (an answer, or nothing on error/deadline); `done` runs when
@@ -62,17 +93,15 @@ struct gather_round {
 template <class T, class Ask>
 void gather(mux_pointer self, Ask ask, std::function<void(std::vector<T>)> done) {
   auto round = std::make_shared<gather_round<T>>();
-  round->parts.resize(self->state.pools.size());
-  round->pending = self->state.pools.size();
+  round->parts.resize(self->state.pools.size() + 1);
+  // One part more than there are pools, settled after the loop: asks that
+  // settle synchronously (pushed pools, caches) then never run `done` while
+  // the loop still walks the membership, so it needs no copy.
+  round->pending = self->state.pools.size() + 1;
   round->done = std::move(done);
-  if (round->pending == 0) {
-    round->done({});
-    return;
-  }
   std::size_t i = 0;
-  // Copy: an ask may settle synchronously and its `done` may change membership.
-  auto pools = self->state.pools;
-  for (const auto& [id, handle] : pools) ask(i++, id, handle, round);
+  for (const auto& [id, handle] : self->state.pools) ask(i++, id, handle, round);
+  round->settle(i, std::nullopt);
 }
 
 // Offers of every pool with LOCAL ids and `pool` set to the pool's id. With
@@ -85,6 +114,13 @@ void gather_local_offers(mux_pointer self, std::function<void(std::vector<OfferI
         auto& st = self->state;
         if (auto cache = st.caches.find(id); cache != st.caches.end() && !cache->second.needs_refresh(now_ms(self))) {
           round->settle(i, cache->second.offers());
+          return;
+        }
+        if (auto* pushed = pushed_of(self, id)) {
+          auto offers = pushed_offers(id, *pushed);
+          if (auto cache = st.caches.find(id); cache != st.caches.end())
+            offers = cache->second.refresh(std::move(offers), now_ms(self));
+          round->settle(i, std::move(offers));
           return;
         }
         self->request(handle, st.config.gather_deadline, offers_atom::value)
@@ -135,7 +171,7 @@ void accept_on_pool(mux_pointer self, const std::string& pool_id, const std::str
     }
     settle(std::move(result));
   };
-  self->request(pool->second, st.config.request_timeout, accept_atom::value, local_offer, std::move(meta))
+  self->request(pool->second, routed_timeout(self), accept_atom::value, local_offer, std::move(meta))
       .then([on_result](AllocInspect& alloc) { on_result(std::move(alloc)); },
             [on_result](caf::error& err) { on_result(to_pool_error(err)); });
 }
@@ -200,7 +236,7 @@ caf::result<T> route(mux_pointer self, const std::string& uri, Convert convert, 
     return unknown_pool(self, parsed->pool, uri);
   auto promise = self->template make_response_promise<T>();
   auto pool_id = parsed->pool;
-  self->request(pool->second, self->state.config.request_timeout, args..., parsed->local)
+  self->request(pool->second, routed_timeout(self), args..., parsed->local)
       .then([promise, convert, pool_id](Answer& answer) mutable { promise.deliver(convert(pool_id, answer)); },
             [promise](caf::error& err) mutable { promise.deliver(make_error(to_pool_error(err))); });
   return promise;
@@ -212,11 +248,25 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
   return {
       [=](pool_id_atom) { return std::string{}; },
       [=](status_atom) -> caf::result<PoolStatus> {
+        if (all_pushed(self)) {
+          PoolStatus total;
+          for (const auto& [id, a] : self->state.pushed) {
+            total.resources = total.resources.add(a.resources);
+            total.available = total.available.add(a.available);
+            total.allocs += a.allocs;
+            total.last_seen_ms = std::max(total.last_seen_ms, a.ts_ms);
+          }
+          return total;
+        }
         auto promise = self->make_response_promise<PoolStatus>();
         gather<PoolStatus>(
             self,
-            [self](std::size_t i, const std::string&, const pool_actor& handle,
+            [self](std::size_t i, const std::string& id, const pool_actor& handle,
                    std::shared_ptr<gather_round<PoolStatus>> round) {
+              if (auto* pushed = pushed_of(self, id)) {
+                round->settle(i, std::vector<PoolStatus>{pushed_status(id, *pushed)});
+                return;
+              }
               self->request(handle, self->state.config.gather_deadline, status_atom::value)
                   .then([i, round](PoolStatus& s) { round->settle(i, std::vector<PoolStatus>{s}); },
                         [i, round](caf::error&) { round->settle(i, std::nullopt); });
@@ -234,6 +284,13 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
         return promise;
       },
       [=](offers_atom) -> caf::result<std::vector<OfferInfo>> {
+        if (all_pushed(self) && !self->state.config.caching) {
+          std::vector<OfferInfo> offers;
+          offers.reserve(self->state.pushed.size());
+          for (const auto& [id, a] : self->state.pushed)
+            for (const auto& o : a.offers) offers.push_back(OfferInfo{make_pool_uri(id, "1"), id, o.available});
+          return offers;
+        }
         auto promise = self->make_response_promise<std::vector<OfferInfo>>();
         gather_local_offers(self, [promise](std::vector<OfferInfo> offers) mutable {
           for (auto& o : offers) o.id = make_pool_uri(o.pool, o.id);
@@ -242,6 +299,14 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
         return promise;
       },
       [=](offer_atom, const std::string& uri) -> caf::result<OfferInfo> {
+        if (auto parsed = parse_pool_uri(uri); parsed && self->state.pools.count(parsed->pool)) {
+          if (auto* pushed = pushed_of(self, parsed->pool)) {
+            // As the broker's proxy answers: its pool extends at most offer "1".
+            if (parsed->local == "1" && !pushed->offers.empty())
+              return OfferInfo{make_pool_uri(parsed->pool, "1"), parsed->pool, pushed->offers.front().available};
+            return make_error(error_kind::not_exist, "pool " + parsed->pool + " has no offer " + parsed->local);
+          }
+        }
         return route<OfferInfo, OfferInfo>(
             self, uri,
             [](const std::string& pool_id, OfferInfo& offer) {
@@ -293,9 +358,24 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
         if (pool == self->state.pools.end())
           return unknown_pool(self, parsed->pool, uri);
         auto promise = self->make_response_promise<int64_t>();
-        self->request(pool->second, self->state.config.request_timeout, keepalive_atom::value, parsed->local,
-                      interval_ms)
+        self->request(pool->second, routed_timeout(self), keepalive_atom::value, parsed->local, interval_ms)
             .then([promise](int64_t granted) mutable { promise.deliver(granted); },
+                  [promise](caf::error& err) mutable { promise.deliver(make_error(to_pool_error(err))); });
+        return promise;
+      },
+      [=](exec_atom, exec_call call) -> caf::result<exec_answer> {
+        auto parsed = parse_pool_uri(call.alloc);
+        if (!parsed) return make_error(parsed.error());
+        auto pool = self->state.pools.find(parsed->pool);
+        if (pool == self->state.pools.end()) return unknown_pool(self, parsed->pool, call.alloc);
+        call.alloc = parsed->local;
+        auto extra = std::chrono::milliseconds(call.op == exec_op::wait ? call.timeout_ms : 0);
+        auto timeout = self->state.config.pools_keep_deadlines
+                           ? caf::duration{caf::infinite}
+                           : caf::duration{self->state.config.request_timeout + extra};
+        auto promise = self->make_response_promise<exec_answer>();
+        self->request(caf::actor_cast<exec_handler>(pool->second), timeout, exec_atom::value, std::move(call))
+            .then([promise](exec_answer& answer) mutable { promise.deliver(std::move(answer)); },
                   [promise](caf::error& err) mutable { promise.deliver(make_error(to_pool_error(err))); });
         return promise;
       },
@@ -338,8 +418,13 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
               bool same_pool = kept != st.caches.end() && st.pools.count(id) && st.pools.at(id) == pools.at(id);
               caches.emplace(id, same_pool ? kept->second : offer_cache(st.config.cache_ttl_ms));
             }
+          std::map<std::string, offer_announcement> pushed;
+          for (auto& [id, announcement] : st.pushed)
+            if (auto now = pools.find(id); now != pools.end() && st.pools.count(id) && st.pools.at(id) == now->second)
+              pushed.emplace(id, std::move(announcement));
           st.pools = std::move(pools);
           st.caches = std::move(caches);
+          st.pushed = std::move(pushed);
           spdlog::info("mux: {} pools", st.pools.size());
           promise.deliver(caf::ok_atom::value);
         };
@@ -365,11 +450,21 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
         return promise;
       },
       [=](pools_atom) -> caf::result<std::vector<PoolStatus>> {
+        if (all_pushed(self)) {
+          std::vector<PoolStatus> statuses;
+          statuses.reserve(self->state.pushed.size());
+          for (const auto& [id, a] : self->state.pushed) statuses.push_back(pushed_status(id, a));
+          return statuses;
+        }
         auto promise = self->make_response_promise<std::vector<PoolStatus>>();
         gather<PoolStatus>(
             self,
             [self](std::size_t i, const std::string& id, const pool_actor& handle,
                    std::shared_ptr<gather_round<PoolStatus>> round) {
+              if (auto* pushed = pushed_of(self, id)) {
+                round->settle(i, std::vector<PoolStatus>{pushed_status(id, *pushed)});
+                return;
+              }
               self->request(handle, self->state.config.gather_deadline, status_atom::value)
                   .then([i, round](PoolStatus& s) { round->settle(i, std::vector<PoolStatus>{s}); },
                         [i, id, round](caf::error& err) {
@@ -379,6 +474,34 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
             },
             [promise](std::vector<PoolStatus> statuses) mutable { promise.deliver(std::move(statuses)); });
         return promise;
+      },
+      [=](add_pool_atom, const std::string& id, const pool_actor& handle, offer_announcement& latest) {
+        auto& st = self->state;
+        if (id.empty() || id.find('/') != std::string::npos || !handle) {
+          spdlog::warn("mux: add_pool: pool id \"{}\" is not usable, leaving it out", id);
+          return;
+        }
+        auto known = st.pools.find(id);
+        bool added = known == st.pools.end();
+        bool same_pool = !added && known->second == handle;
+        st.pools.insert_or_assign(id, handle);
+        if (st.config.caching && !same_pool) st.caches.insert_or_assign(id, offer_cache(st.config.cache_ttl_ms));
+        st.pushed.insert_or_assign(id, std::move(latest));
+        spdlog::debug("mux: pool {} {}; {} pools", id, added ? "added" : "replaced", st.pools.size());
+      },
+      [=](rm_pool_atom, const std::string& id) {
+        auto& st = self->state;
+        if (st.pools.erase(id) == 0) return;
+        st.caches.erase(id);
+        st.pushed.erase(id);
+        spdlog::debug("mux: pool {} removed; {} pools", id, st.pools.size());
+      },
+      [=](announce_atom, offer_announcement& a) {
+        auto it = self->state.pushed.find(a.pool);
+        if (it == self->state.pushed.end()) return;
+        // A new run restarts seq; within a run, ignore anything older than what we hold.
+        if (a.run == it->second.run && a.seq < it->second.seq) return;
+        it->second = std::move(a);
       },
       [=](size_atom) { return static_cast<int>(self->state.pools.size()); },
       [=](caching_atom, bool on) {

@@ -14,11 +14,16 @@
 #include <cstdint>
 #include <vector>
 
+#include "actors/exec_api.hpp"
 #include "actors/pool_api.hpp"
 #include "actors/wall_clock.hpp"
 #include "policy/tracked_offer.hpp"
+#include "schemas/announcements.hpp"
 
 namespace poolbus {
+
+using add_pool_atom = caf::atom_constant<caf::atom("add_pool")>;
+using rm_pool_atom = caf::atom_constant<caf::atom("rm_pool")>;
 
 // Beyond pool_actor (whose offer/accept/inspect/keepalive/free take URIs,
 // `invalid` without a '/', `not_exist` for an unknown pool; pool_id answers
@@ -29,6 +34,22 @@ using mux_actor = pool_actor::extend<
     // a pool that does not answer, or repeats an id already taken, is left
     // out. Requests keep using the old membership until then.
     caf::replies_to<set_pools_atom, std::vector<pool_actor>>::with<caf::ok_atom>,
+    // Exec ops (schemas/exec.hpp), routed by the alloc URI in exec_call.alloc to
+    // its pool, which must speak exec_message (else internal); exec_wait's
+    // deadline adds its own timeout_ms.
+    exec_message,
+    // Incremental membership, O(log pools) each, for a caller that already
+    // knows the pool's id (the broker's registry): add_pool adds (or replaces)
+    // pool `id` with no question to the handle; rm_pool removes it. A pool
+    // added with its latest announcement is a pushed pool: offers, pools and
+    // status answer from the newest announcement pushed for it (announce
+    // below, same run/seq order rule as the broker's proxy) without asking its
+    // handle. A set_pools still in progress replaces the membership when it
+    // completes, as a later set_pools would.
+    caf::reacts_to<add_pool_atom, std::string, pool_actor, offer_announcement>,
+    caf::reacts_to<rm_pool_atom, std::string>,
+    // A pushed pool's newest announcement; ignored for a pool not pushed.
+    caf::reacts_to<announce_atom, offer_announcement>,
     // reflow Pools: each pool's status, gathered within gather_deadline.
     caf::replies_to<pools_atom>::with<std::vector<PoolStatus>>,
     // reflow Size.
@@ -45,6 +66,10 @@ struct mux_config {
   std::chrono::milliseconds gather_deadline{1000};
   // Deadline of a request routed to one pool (offer, accept, inspect, ...).
   std::chrono::milliseconds request_timeout{5000};
+  // When every pool answers each routed request by itself within its own
+  // deadline (the broker's proxies sweep theirs), the mux arms no timer of its
+  // own per request: request_timeout is then left to the pools.
+  bool pools_keep_deadlines = false;
   bool caching = false;
   int64_t cache_ttl_ms = offer_cache::default_ttl_ms;
   // Seeds the shuffle of offers in allocate (reflow shuffles them).

@@ -12,6 +12,7 @@
 
 #include "actors/alloc_actor.hpp"
 #include "actors/error_bridge.hpp"
+#include "actors/process_supervisor.hpp"
 #include "policy/resource_pool.hpp"
 
 namespace poolbus {
@@ -198,6 +199,8 @@ void retire_actor(pool_self self, const local_alloc_actor& actor) {
 // retire its actor, tell subscribers. Returns the manager's verdict.
 outcome<void> retire(pool_self self, const AllocInspect& alloc, alloc_event_kind kind, int64_t now) {
   auto& st = self->state;
+  // Its execs' processes die first (blocking only while one outlives SIGTERM).
+  if (st.config.execs.processes) st.config.execs.processes->terminate_group(alloc.id, st.config.execs.kill_grace_ms);
   auto killed = st.config.manager->kill(alloc);
   if (!killed) spdlog::error("pool {}: alloc manager kill {}: {}", st.config.id, alloc.id, killed.error().to_string());
   auto local = alloc.id.substr(alloc.id.find('/') + 1);
@@ -213,7 +216,10 @@ outcome<void> retire(pool_self self, const AllocInspect& alloc, alloc_event_kind
 void spawn_alloc_actor(pool_self self, const AllocInspect& alloc) {
   auto local = alloc.id.substr(alloc.id.find('/') + 1);
   pool_actor me = caf::actor_cast<pool_actor_impl>(self);
-  self->state.alloc_actors[local] = self->spawn<caf::linked>(alloc_actor_behavior, std::move(me), local, alloc.id);
+  alloc_exec_context execs{self->state.config.execs, alloc.resources, caf::actor_cast<caf::actor>(self),
+                           self->state.config.id};
+  self->state.alloc_actors[local] =
+      self->spawn<caf::linked>(alloc_actor_behavior, std::move(me), local, alloc.id, std::move(execs));
 }
 
 // An id from a request: a local id, or a URI whose pool part is this pool.
@@ -239,10 +245,12 @@ caf::result<AllocInspect> create_alloc(pool_self self, const std::optional<std::
     return make_error(planned.error());
   }
   std::vector<AllocInspect> remaining;
-  for (auto& alloc : st.table->allocs()) {
-    bool collected = false;
-    for (const auto& gone : planned->collected) collected = collected || gone.id == alloc.id;
-    if (!collected) remaining.push_back(std::move(alloc));
+  if (st.config.manager->needs_existing()) {  // O(allocs): only for a manager that reads them
+    for (auto& alloc : st.table->allocs()) {
+      bool collected = false;
+      for (const auto& gone : planned->collected) collected = collected || gone.id == alloc.id;
+      if (!collected) remaining.push_back(std::move(alloc));
+    }
   }
   auto backed = st.config.manager->create(planned->alloc, initial_lease_ms, remaining);
   if (!backed) {
@@ -412,6 +420,17 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
           settle(self, now);
         }
         return when_durable(self, std::move(changes), caf::error{}, verdict.stopped, verdict.max_time_to_expiry_ms);
+      },
+      [=](exec_atom, const exec_call& call) -> caf::result<exec_answer> {
+        auto local = resolve(self, call.alloc);
+        if (!local) return make_error(local.error());
+        auto it = self->state.alloc_actors.find(*local);
+        if (it == self->state.alloc_actors.end())
+          return make_error(error_kind::not_exist, "alloc " + call.alloc + " does not exist");
+        return self->delegate(it->second, exec_atom::value, call);
+      },
+      [=](exec_event_atom, const exec_event& event) {
+        for (const auto& sub : self->state.subscribers) caf::anon_send(sub, exec_event_atom::value, event);
       },
       [=](subscribe_atom, const caf::actor& subscriber) {
         auto now = now_ms(self);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "actors/alloc_manager.hpp"
+#include "actors/exec_api.hpp"
 #include "actors/pool_api.hpp"
 #include "actors/wall_clock.hpp"
 #include "schemas/announcements.hpp"
@@ -28,6 +29,7 @@ namespace poolbus {
 // Subscribers receive:
 //   (changed_atom, offer_announcement)   on every change of the offer (and on subscribe)
 //   (alloc_event_atom, alloc_event)      created | freed | expired | collected
+//   (exec_event_atom, exec_event)        an exec started | completed | lost
 using worker_pool_actor = pool_actor::extend<
     // reflow Init(resources, allocs): set the total and restore allocs (a restart).
     caf::replies_to<init_atom, Resources, std::vector<AllocInspect>>::with<caf::ok_atom>,
@@ -40,7 +42,11 @@ using worker_pool_actor = pool_actor::extend<
     caf::replies_to<resources_atom>::with<Resources>,
     // reflow StopIfIdleFor(d): (stopped, longest time to expiry in ms when not stopped).
     caf::replies_to<idle_stop_atom, int64_t>::with<bool, int64_t>,
-    caf::reacts_to<subscribe_atom, caf::actor>>;
+    caf::reacts_to<subscribe_atom, caf::actor>,
+    // Execs inside allocs: routed to the alloc's actor by exec_call.alloc (a local id or URI).
+    exec_message,
+    // From exec actors: passed on to the subscribers.
+    caf::reacts_to<exec_event_atom, exec_event>>;
 
 struct pool_actor_config {
   std::string id;          // pool id: no '/'
@@ -57,6 +63,10 @@ struct pool_actor_config {
   // answered the requests of that burst `internal` and stops, since its table
   // holds changes that are not on disk.
   std::function<void(const pool_error&)> on_journal_failure;
+  // Execs: who runs their processes and where allocs' directories are (no
+  // processes: exec ops answer internal). Freeing or collecting an alloc kills
+  // its execs' process groups (SIGTERM, kill_grace_ms, SIGKILL) before the reply.
+  exec_runtime execs;
 };
 
 worker_pool_actor spawn_pool_actor(caf::actor_system& sys, pool_actor_config config);

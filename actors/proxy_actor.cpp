@@ -21,7 +21,7 @@ struct proxy_state {
   offer_announcement last;
   bool announced = false;
   uint64_t next_rid = 1;
-  // Ordered by rid; with one timeout for all, that is also deadline order.
+  // Ordered by rid (deadlines differ: exec_wait adds its own timeout).
   std::map<uint64_t, pending_request> pending;
   bool sweeping = false;
   static inline const char* name = "proxy";
@@ -42,12 +42,13 @@ void arm_sweep(proxy_pointer self) {
 }
 
 // Sends `request` to the worker; `on_reply` turns a successful reply into T.
+// `extra_ms` lengthens this request's deadline (exec_wait's own timeout).
 template <class T, class Convert>
-caf::result<T> forward(proxy_pointer self, worker_request request, Convert on_reply) {
+caf::result<T> forward(proxy_pointer self, worker_request request, Convert on_reply, int64_t extra_ms = 0) {
   auto promise = self->template make_response_promise<T>();
   auto& st = self->state;
   request.rid = st.next_rid++;
-  st.pending.emplace(request.rid, pending_request{now_ms(self) + st.config.request_timeout_ms,
+  st.pending.emplace(request.rid, pending_request{now_ms(self) + st.config.request_timeout_ms + extra_ms,
                                                   [promise, on_reply](outcome<worker_reply> reply) mutable {
                                                     if (!reply) {
                                                       promise.deliver(make_error(reply.error()));
@@ -83,8 +84,9 @@ proxy_actor::behavior_type proxy_behavior(proxy_pointer self, proxy_config confi
         return offers;
       },
       [=](offer_atom, const std::string& id) -> caf::result<OfferInfo> {
-        for (const auto& o : self->state.last.offers)
-          if (id == "1") return OfferInfo{"1", o.pool, o.available};
+        // A pool extends at most one offer, local id "1" (reflow's ResourcePool).
+        const auto& offers = self->state.last.offers;
+        if (id == "1" && !offers.empty()) return OfferInfo{"1", offers.front().pool, offers.front().available};
         return make_error(error_kind::not_exist, "pool " + self->state.config.pool + " has no offer " + id);
       },
       [=](accept_atom, const std::string& offer_id, const AllocMeta& meta) {
@@ -118,11 +120,20 @@ proxy_actor::behavior_type proxy_behavior(proxy_pointer self, proxy_config confi
         r.alloc_id = alloc_id;
         return forward<caf::ok_atom>(self, std::move(r), [](const worker_reply&) { return caf::ok_atom::value; });
       },
-      [=](announce_atom, const offer_announcement& a) {
+      [=](exec_atom, const exec_call& call) {
+        worker_request r;
+        r.op = *worker_op_from_string(to_string(call.op));
+        r.alloc_id = call.alloc;
+        r.exec = call;
+        return forward<exec_answer>(
+            self, std::move(r), [](const worker_reply& w) { return w.exec; },
+            call.op == exec_op::wait ? call.timeout_ms : 0);
+      },
+      [=](announce_atom, offer_announcement& a) {
         auto& last = self->state.last;
         // A new run restarts seq; within a run, ignore anything older than what we hold.
         if (self->state.announced && a.run == last.run && a.seq < last.seq) return;
-        last = a;
+        last = std::move(a);
         self->state.announced = true;
       },
       [=](wreply_atom, const worker_reply& reply) {
@@ -139,11 +150,16 @@ proxy_actor::behavior_type proxy_behavior(proxy_pointer self, proxy_config confi
         auto& st = self->state;
         st.sweeping = false;
         auto now = now_ms(self);
-        while (!st.pending.empty() && st.pending.begin()->second.deadline_ms <= now) {
-          auto complete = std::move(st.pending.begin()->second.complete);
-          st.pending.erase(st.pending.begin());
-          complete(pool_error{error_kind::timeout, "pool " + st.config.pool + " did not answer within " +
-                                                       std::to_string(st.config.request_timeout_ms) + " ms"});
+        // Deadlines are not in rid order (an exec_wait has its own), so look at all.
+        for (auto it = st.pending.begin(); it != st.pending.end();) {
+          if (it->second.deadline_ms > now) {
+            ++it;
+            continue;
+          }
+          auto complete = std::move(it->second.complete);
+          it = st.pending.erase(it);
+          complete(pool_error{error_kind::timeout, "pool " + st.config.pool + " did not answer in time (" +
+                                                       std::to_string(st.config.request_timeout_ms) + " ms)"});
         }
         if (!st.pending.empty()) arm_sweep(self);
       },

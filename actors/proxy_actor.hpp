@@ -2,6 +2,8 @@
 // pool/client stands for a remote reflowlet. It speaks pool_actor, answering
 // offers and status from the worker's last announcement (pushed, never polled)
 // and forwarding accept/allocs/inspect/keepalive/free over the workers ROUTER.
+// (In the broker the registry feeds it announcements only until the pool
+// joins the mux; from then on the mux answers offers and status itself.)
 //
 // Invariant: every forwarded request is answered exactly once: by the
 // worker's reply, by `timeout` at its deadline, or by `unavailable` when the
@@ -10,6 +12,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/exec_api.hpp"
 #include "actors/pool_api.hpp"
 #include "actors/wall_clock.hpp"
 #include "schemas/frames.hpp"
@@ -18,6 +21,7 @@
 namespace poolbus {
 
 using proxy_actor = pool_actor::extend<
+    exec_message,  // exec ops, forwarded; exec_wait's deadline adds its own timeout_ms
     caf::reacts_to<announce_atom, offer_announcement>,  // the worker's newest announcement
     caf::reacts_to<wreply_atom, worker_reply>,          // a reply from the worker's DEALER
     caf::reacts_to<sweep_atom>,                         // internal: expire overdue requests

@@ -17,6 +17,9 @@ struct member {
   bool routable = false;   // a hello arrived on the workers ROUTER
   bool joined = false;     // listed in the mux
   int64_t last_seen_ms = 0;
+  // The newest announcement while not yet joined: the mux gets it with the
+  // pool, and every later one directly.
+  offer_announcement latest;
 };
 
 struct registry_state {
@@ -37,14 +40,17 @@ void publish_pool_event(registry_pointer self, const std::string& pool, pool_eve
   publish(self, pools_topic(pool), encode_pool_event({pool, kind, now_ms(self)}));
 }
 
-void update_mux(registry_pointer self) {
-  std::vector<pool_actor> live;
-  for (auto& [id, m] : self->state.members)
-    if (m.joined) live.push_back(caf::actor_cast<pool_actor>(m.proxy));
-  self->request(self->state.config.mux, std::chrono::milliseconds(self->state.config.request_timeout_ms * 2),
-                set_pools_atom::value, std::move(live))
-      .then([](caf::ok_atom) {},
-            [](caf::error& err) { spdlog::warn("updating the mux's pools failed: {}", caf::to_string(err)); });
+// Membership reaches the mux one pool at a time (O(log pools) per change, in
+// order, no questions to the proxies): a join adds the pool with its newest
+// announcement, a leave removes it.
+void mux_add(registry_pointer self, const std::string& pool, member& m) {
+  self->send(self->state.config.mux, add_pool_atom::value, pool, caf::actor_cast<pool_actor>(m.proxy),
+             std::move(m.latest));
+  m.latest = offer_announcement{};
+}
+
+void mux_remove(registry_pointer self, const std::string& pool) {
+  self->send(self->state.config.mux, rm_pool_atom::value, pool);
 }
 
 member& ensure(registry_pointer self, const std::string& pool) {
@@ -64,7 +70,7 @@ void maybe_join(registry_pointer self, const std::string& pool, member& m) {
   if (m.joined || !m.announced || !m.routable) return;
   m.joined = true;
   spdlog::info("pool {} joined", pool);
-  update_mux(self);
+  mux_add(self, pool, m);
   publish_pool_event(self, pool, pool_event_kind::joined);
 }
 
@@ -75,7 +81,7 @@ void remove(registry_pointer self, const std::string& pool, pool_event_kind why)
   self->send(it->second.proxy, lost_atom::value);
   self->state.members.erase(it);
   spdlog::info("pool {} {}", pool, to_string(why));
-  if (was_joined) update_mux(self);
+  if (was_joined) mux_remove(self, pool);
   if (why == pool_event_kind::left && was_joined) publish_pool_event(self, pool, why);
 }
 
@@ -95,9 +101,19 @@ void on_announcement(registry_pointer self, std::string& topic, std::string& bod
     if (!topic_matches(topic, offers_topic(a->pool))) return;
     auto& m = ensure(self, a->pool);
     m.announced = true;
-    self->send(m.proxy, announce_atom::value, *a);
     publish(self, std::move(topic), std::move(body));
-    maybe_join(self, a->pool, m);
+    if (m.joined) {
+      // Once joined, the mux answers offers, offer, pools and status from the
+      // announcements itself; the proxy only forwards requests to the worker,
+      // so it need not see them (one actor message per heartbeat less).
+      self->send(self->state.config.mux, announce_atom::value, std::move(*a));
+    } else {
+      self->send(m.proxy, announce_atom::value, *a);
+      auto pool = a->pool;
+      // Keep the newest one (a stale one within a run never replaces it, as the proxy rules).
+      if (m.latest.pool.empty() || a->run != m.latest.run || a->seq >= m.latest.seq) m.latest = std::move(*a);
+      maybe_join(self, pool, m);
+    }
   } else if (topic.rfind("allocs.", 0) == 0) {
     auto e = decode_alloc_event(body);
     if (!e) {
@@ -105,6 +121,14 @@ void on_announcement(registry_pointer self, std::string& topic, std::string& bod
       return;
     }
     if (!topic_matches(topic, allocs_topic(e->pool))) return;
+    publish(self, std::move(topic), std::move(body));
+  } else if (topic.rfind("execs.", 0) == 0) {
+    auto e = decode_exec_event(body);
+    if (!e) {
+      spdlog::warn("dropped a malformed exec event on {}: {}", topic, e.error().to_string());
+      return;
+    }
+    if (!topic_matches(topic, execs_topic(e->pool))) return;
     publish(self, std::move(topic), std::move(body));
   } else if (topic.rfind("pools.", 0) == 0) {
     auto e = decode_pool_event(body);

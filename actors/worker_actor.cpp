@@ -58,6 +58,29 @@ void serve(worker_pointer self, uint64_t rid, Fill fill, Args&&... args) {
           });
 }
 
+// An exec op for the pool. exec_wait is a long-poll: the request waits in the
+// exec actor as a promise (no thread or actor is held), so its deadline is the
+// wait's own timeout plus the usual one.
+void serve_exec(worker_pointer self, const worker_request& req) {
+  auto deadline = local_deadline + std::chrono::milliseconds(req.exec.op == exec_op::wait ? req.exec.timeout_ms : 0);
+  auto rid = req.rid;
+  self->request(self->state.config.pool_actor, deadline, exec_atom::value, req.exec)
+      .then(
+          [=](exec_answer& answer) {
+            worker_reply reply;
+            reply.rid = rid;
+            reply.exec = std::move(answer);
+            send_reply(self, std::move(reply));
+          },
+          [=](caf::error& err) {
+            worker_reply reply;
+            reply.rid = rid;
+            reply.ok = false;
+            reply.error = to_pool_error(err);
+            send_reply(self, std::move(reply));
+          });
+}
+
 void handle(worker_pointer self, const worker_request& req) {
   switch (req.op) {
     case worker_op::accept:
@@ -84,6 +107,9 @@ void handle(worker_pointer self, const worker_request& req) {
       serve<std::vector<OfferInfo>>(
           self, req.rid, [](worker_reply& r, std::vector<OfferInfo>& o) { r.offers = std::move(o); },
           offers_atom::value);
+      return;
+    default:  // exec ops
+      serve_exec(self, req);
       return;
   }
 }
@@ -127,6 +153,11 @@ caf::behavior worker_behavior(worker_pointer self, worker_actor_config config) {
         self->state.config.sink->post({channel::announce, {allocs_topic(e.pool), encode_alloc_event(e)}});
       },
       [=](wrequest_atom, const worker_request& req) { handle(self, req); },
+      [=](exec_event_atom, exec_event& e) {
+        e.pool = self->state.config.pool;
+        if (e.ts_ms == 0) e.ts_ms = now_ms(self);
+        self->state.config.sink->post({channel::announce, {execs_topic(e.pool), encode_exec_event(e)}});
+      },
       [=](heartbeat_atom) {
         auto& st = self->state;
         if (st.stopped) return;

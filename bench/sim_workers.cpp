@@ -197,6 +197,8 @@ class sim_world {
         if (p.available.get("cpu") > 0 && p.available.get("mem") > 0 && p.available.get("disk") > 0)
           reply.offers.push_back(OfferInfo{"1", p.id, p.available});
         return encode_worker_reply(reply);
+      default:  // exec ops: a simulated worker runs no execs
+        break;
     }
     return fail(error_kind::invalid, "unknown op");
   }

@@ -37,12 +37,18 @@ struct api_client::connection {
   zmq::socket_t socket{context, zmq::socket_type::dealer};
 };
 
-outcome<std::unique_ptr<api_client>> api_client::connect(const std::string& endpoint) {
+outcome<std::unique_ptr<api_client>> api_client::connect(const std::string& endpoint,
+                                                         const std::optional<curve_client_keys>& curve) {
   auto conn = std::make_unique<connection>();
   try {
     conn->socket.set(zmq::sockopt::linger, 0);
     conn->socket.set(zmq::sockopt::reconnect_ivl, 100);
     conn->socket.set(zmq::sockopt::maxmsgsize, max_reply_bytes);
+    if (curve) {
+      conn->socket.set(zmq::sockopt::curve_serverkey, curve->server_public);
+      conn->socket.set(zmq::sockopt::curve_publickey, curve->own.public_key);
+      conn->socket.set(zmq::sockopt::curve_secretkey, curve->own.secret_key);
+    }
     conn->socket.connect(endpoint);
   } catch (const zmq::error_t& e) {
     return make_pool_error(error_kind::invalid, "cannot connect to " + endpoint + ": " + e.what());

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 
+#include "bus/security.hpp"
 #include "schemas/outcome.hpp"
 
 namespace poolbus {
@@ -16,8 +17,11 @@ namespace poolbus {
 class api_client {
  public:
   // Connects (ZeroMQ connects in the background, so an absent broker shows
-  // only as a timeout on call). Fails only on a bad endpoint.
-  static outcome<std::unique_ptr<api_client>> connect(const std::string& endpoint);
+  // only as a timeout on call). Fails only on a bad endpoint. With `curve`
+  // the connection is CURVE-encrypted and authenticated (a broker that refuses
+  // the key also shows only as a timeout).
+  static outcome<std::unique_ptr<api_client>> connect(const std::string& endpoint,
+                                                      const std::optional<curve_client_keys>& curve = std::nullopt);
   ~api_client();
   api_client(const api_client&) = delete;
   api_client& operator=(const api_client&) = delete;

@@ -66,7 +66,7 @@ struct io_thread::state {
   };
 
   std::vector<socket_spec> specs;
-  inbound_handler on_message;
+  authenticated_handler on_message;
 
   zmq::context_t context{1};
   std::vector<bus_socket> sockets;
@@ -79,6 +79,11 @@ struct io_thread::state {
   std::deque<outbound_frames> queue;
   bool accepting = true;  // false once stop() began: later posts are dropped
   int wake_fd = -1;
+  // Guarded by queue_mutex: a post since the last take_queue already wrote the
+  // eventfd, so later posts need not (one write and one wake-up per burst).
+  // take_queue reads the eventfd before it clears this flag under the lock, so
+  // a post that saw the flag set is always in the batch taken.
+  bool wake_pending = false;
 
   std::atomic<bool> stopping{false};
   bool started = false;
@@ -100,6 +105,7 @@ struct io_thread::state {
     uint64_t count = 0;
     [[maybe_unused]] auto got = ::read(wake_fd, &count, sizeof count);
     std::lock_guard<std::mutex> guard(queue_mutex);
+    wake_pending = false;
     return std::exchange(queue, {});
   }
 
@@ -157,9 +163,14 @@ struct io_thread::state {
       std::vector<std::string> frames;
       frames.reserve(parts.size());
       for (auto& part : parts) frames.emplace_back(part.to_string());
+      // CURVE server: who sent it, as the ZAP handler named the peer (every
+      // frame a connection delivers carries it; a ROUTER's own id frame does not).
+      std::string user_id;
+      if (source.spec.curve.server() && !parts.empty())
+        if (const char* who = zmq_msg_gets(parts.back().handle(), "User-Id")) user_id = who;
       messages_in.fetch_add(1, std::memory_order_relaxed);
       try {
-        on_message(source.spec.via, std::move(frames));
+        on_message(source.spec.via, std::move(frames), std::move(user_id));
       } catch (const std::exception& e) {
         spdlog::error("bus: inbound handler for {} threw: {}", channel_name(source.spec.via), e.what());
       } catch (...) {
@@ -204,6 +215,24 @@ struct io_thread::state {
     s.set(zmq::sockopt::rcvhwm, spec.rcvhwm);
     s.set(zmq::sockopt::maxmsgsize, spec.max_message_bytes);
     if (spec.attach == socket_attach::connect) s.set(zmq::sockopt::reconnect_ivl, spec.reconnect_ivl_ms);
+    if (spec.heartbeat_ivl_ms > 0) {
+      s.set(zmq::sockopt::heartbeat_ivl, spec.heartbeat_ivl_ms);
+      s.set(zmq::sockopt::heartbeat_timeout, spec.heartbeat_timeout_ms);
+    }
+    if (spec.curve.server()) {
+      s.set(zmq::sockopt::curve_server, true);
+      s.set(zmq::sockopt::curve_secretkey, spec.curve.server_secret);
+    } else if (spec.curve.client()) {
+      s.set(zmq::sockopt::curve_serverkey, spec.curve.server_public);
+      s.set(zmq::sockopt::curve_publickey, spec.curve.client_public);
+      s.set(zmq::sockopt::curve_secretkey, spec.curve.client_secret);
+    }
+    if (!spec.curve.zap_domain.empty()) s.set(zmq::sockopt::zap_domain, spec.curve.zap_domain);
+    if (!spec.curve.monitor_endpoint.empty() &&
+        zmq_socket_monitor(s.handle(), spec.curve.monitor_endpoint.c_str(),
+                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+      throw zmq::error_t();
     switch (spec.kind) {
       case socket_kind::router:
         // A reply to a peer that left fails at once (EHOSTUNREACH) instead of
@@ -261,7 +290,14 @@ struct io_thread::state {
   }
 };
 
-io_thread::io_thread(std::vector<socket_spec> specs, inbound_handler on_message) : state_(std::make_unique<state>()) {
+io_thread::io_thread(std::vector<socket_spec> specs, inbound_handler on_message)
+    : io_thread(std::move(specs), authenticated_handler([handler = std::move(on_message)](
+                                      channel via, std::vector<std::string>&& frames, std::string&&) {
+        handler(via, std::move(frames));
+      })) {}
+
+io_thread::io_thread(std::vector<socket_spec> specs, authenticated_handler on_message)
+    : state_(std::make_unique<state>()) {
   state_->specs = std::move(specs);
   state_->on_message = std::move(on_message);
   state_->socket_of_channel.fill(-1);
@@ -320,16 +356,19 @@ void io_thread::stop() {
 void io_thread::post(outbound_frames message) {
   channel via = message.via;
   bool queued = false;
+  bool first_since_take = false;
   {
     std::lock_guard<std::mutex> guard(state_->queue_mutex);
     if (state_->accepting) {
       state_->queue.push_back(std::move(message));
       queued = true;
+      first_since_take = !state_->wake_pending;
+      state_->wake_pending = true;
     }
   }
-  if (queued)
-    state_->wake();
-  else
+  if (queued) {
+    if (first_since_take) state_->wake();
+  } else
     state_->count_drop(via, "io_thread stopped", true);
 }
 
@@ -337,6 +376,8 @@ std::string io_thread::bound_endpoint(channel via) const {
   size_t slot = static_cast<size_t>(via);
   return slot < channel_slots ? state_->bound_of_channel[slot] : std::string();
 }
+
+void* io_thread::zmq_context() const { return state_->context.handle(); }
 
 io_stats io_thread::stats() const {
   return io_stats{state_->messages_in.load(std::memory_order_relaxed),

@@ -23,8 +23,9 @@ api_request request_of(api_op op) {
 pool_client::pool_client(std::unique_ptr<api_client> api, int64_t timeout_ms)
     : api_(std::move(api)), timeout_ms_(timeout_ms) {}
 
-outcome<std::unique_ptr<pool_client>> pool_client::connect(const std::string& api_endpoint, int64_t timeout_ms) {
-  auto api = api_client::connect(api_endpoint);
+outcome<std::unique_ptr<pool_client>> pool_client::connect(const std::string& api_endpoint, int64_t timeout_ms,
+                                                           const std::optional<curve_client_keys>& curve) {
+  auto api = api_client::connect(api_endpoint, curve);
   if (!api) return api.error();
   return std::unique_ptr<pool_client>(new pool_client(std::move(*api), timeout_ms));
 }

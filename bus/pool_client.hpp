@@ -15,7 +15,8 @@ namespace poolbus {
 
 class pool_client {
  public:
-  static outcome<std::unique_ptr<pool_client>> connect(const std::string& api_endpoint, int64_t timeout_ms = 10000);
+  static outcome<std::unique_ptr<pool_client>> connect(const std::string& api_endpoint, int64_t timeout_ms = 10000,
+                                                       const std::optional<curve_client_keys>& curve = std::nullopt);
 
   outcome<void> ping();
   outcome<std::vector<PoolStatus>> pools();

@@ -19,14 +19,19 @@ struct stream_subscriber::connection {
   zmq::socket_t socket{context, zmq::socket_type::sub};
 };
 
-outcome<std::unique_ptr<stream_subscriber>> stream_subscriber::connect(const std::string& endpoint,
-                                                                       const std::string& topic_prefix) {
+outcome<std::unique_ptr<stream_subscriber>> stream_subscriber::connect(
+    const std::string& endpoint, const std::string& topic_prefix, const std::optional<curve_client_keys>& curve) {
   auto conn = std::make_unique<connection>();
   try {
     conn->socket.set(zmq::sockopt::linger, 0);
     conn->socket.set(zmq::sockopt::reconnect_ivl, 100);
     conn->socket.set(zmq::sockopt::maxmsgsize, max_event_bytes);
     conn->socket.set(zmq::sockopt::subscribe, topic_prefix);
+    if (curve) {
+      conn->socket.set(zmq::sockopt::curve_serverkey, curve->server_public);
+      conn->socket.set(zmq::sockopt::curve_publickey, curve->own.public_key);
+      conn->socket.set(zmq::sockopt::curve_secretkey, curve->own.secret_key);
+    }
     conn->socket.connect(endpoint);
   } catch (const zmq::error_t& e) {
     return make_pool_error(error_kind::invalid, "cannot connect to " + endpoint + ": " + e.what());

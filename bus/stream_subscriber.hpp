@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "bus/security.hpp"
 #include "schemas/outcome.hpp"
 
 namespace poolbus {
@@ -20,8 +21,10 @@ class stream_subscriber {
   // Connects and subscribes to `topic_prefix` ("" = every topic). Fails only on
   // a bad endpoint. As with any SUB socket, messages published before the
   // connection is up are not seen.
-  static outcome<std::unique_ptr<stream_subscriber>> connect(const std::string& endpoint,
-                                                             const std::string& topic_prefix);
+  // With `curve` the subscription is CURVE-authenticated (any authorized key).
+  static outcome<std::unique_ptr<stream_subscriber>> connect(
+      const std::string& endpoint, const std::string& topic_prefix,
+      const std::optional<curve_client_keys>& curve = std::nullopt);
   ~stream_subscriber();
   stream_subscriber(const stream_subscriber&) = delete;
   stream_subscriber& operator=(const stream_subscriber&) = delete;

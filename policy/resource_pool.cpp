@@ -36,6 +36,53 @@ std::string resource_pool::fresh_id() {
   return buf;
 }
 
+void resource_pool::insert_lease(const std::string& local, lease entry) {
+  const auto& inspect = entry.inspect;
+  used_ = used_.add(inspect.resources);
+  by_expiry_.emplace(inspect.expires_ms, local);
+  if (inspect.expires_ms <= expired_through_ms_) expired_ = expired_.add(inspect.resources);
+  if (entry.reported_expiry_ms != inspect.expires_ms) unreported_.emplace(inspect.expires_ms, local);
+  allocs_[local] = std::move(entry);
+}
+
+void resource_pool::erase_lease(std::map<std::string, lease>::iterator it) {
+  const auto& inspect = it->second.inspect;
+  used_ = used_.sub(inspect.resources);
+  by_expiry_.erase({inspect.expires_ms, it->first});
+  if (inspect.expires_ms <= expired_through_ms_) expired_ = expired_.sub(inspect.resources);
+  unreported_.erase({inspect.expires_ms, it->first});
+  allocs_.erase(it);
+}
+
+void resource_pool::clear_leases() {
+  allocs_.clear();
+  used_ = Resources{};
+  by_expiry_.clear();
+  unreported_.clear();
+  expired_ = Resources{};
+  expired_through_ms_ = INT64_MIN;
+}
+
+const Resources& resource_pool::expired_sum(int64_t now_ms) const {
+  auto resources_of = [this](const expiry_key& key) -> const Resources& {
+    return allocs_.at(key.second).inspect.resources;
+  };
+  if (now_ms == expired_through_ms_) return expired_;
+  if (now_ms > expired_through_ms_) {
+    // Add what expired in (expired_through_ms_, now_ms].
+    auto from = expired_through_ms_ == INT64_MIN ? by_expiry_.begin()
+                                                  : by_expiry_.lower_bound({expired_through_ms_ + 1, std::string()});
+    for (auto it = from; it != by_expiry_.end() && it->first <= now_ms; ++it) expired_ = expired_.add(resources_of(*it));
+  } else {
+    // Asked about an earlier time (tests do): take back what expired in (now_ms, expired_through_ms_].
+    for (auto it = by_expiry_.lower_bound({now_ms + 1, std::string()});
+         it != by_expiry_.end() && it->first <= expired_through_ms_; ++it)
+      expired_ = expired_.sub(resources_of(*it));
+  }
+  expired_through_ms_ = now_ms;
+  return expired_;
+}
+
 AllocInspect resource_pool::with_uri(AllocInspect alloc, const std::string& local_id) const {
   alloc.id = make_pool_uri(pool_id_, local_id);
   alloc.pool = pool_id_;
@@ -45,7 +92,7 @@ AllocInspect resource_pool::with_uri(AllocInspect alloc, const std::string& loca
 
 std::vector<AllocInspect> resource_pool::init(Resources total, std::vector<AllocInspect> restored) {
   total_ = std::move(total);
-  allocs_.clear();
+  clear_leases();
   ++version_;
   // Latest-expiring first: those are the allocs whose owners most recently
   // showed interest, so they are the ones worth keeping if the total shrank.
@@ -63,7 +110,7 @@ std::vector<AllocInspect> resource_pool::init(Resources total, std::vector<Alloc
       continue;
     }
     used = after;
-    allocs_[local] = lease{with_uri(std::move(alloc), local)};
+    insert_lease(local, lease{with_uri(std::move(alloc), local)});
   }
   return dropped;
 }
@@ -74,22 +121,16 @@ outcome<resource_pool::created> resource_pool::plan(const AllocMeta& meta, int64
   if (stopped_) return make_pool_error(error_kind::unavailable, "pool " + pool_id_ + " is stopped");
 
   // Every uncollected alloc counts as used, expired or not; expired ones are
-  // the candidates to collect.
-  Resources used;
-  std::vector<const lease*> expired;
-  for (const auto& [_, l] : allocs_) {
-    used = used.add(l.inspect.resources);
-    if (is_expired(l.inspect, now_ms)) expired.push_back(&l);
-  }
-  std::sort(expired.begin(), expired.end(), [](const lease* a, const lease* b) {
-    return a->inspect.expires_ms != b->inspect.expires_ms ? a->inspect.expires_ms < b->inspect.expires_ms
-                                                          : a->inspect.id < b->inspect.id;
-  });
+  // the candidates to collect, most expired first (then by id: the expiry
+  // index's order, since every URI here shares the pool's prefix).
+  Resources used = used_;
   created out;
   auto free = total_.sub(used);
-  for (size_t i = 0; !free.available(meta.want) && i < expired.size(); ++i) {
-    used = used.sub(expired[i]->inspect.resources);
-    out.collected.push_back(expired[i]->inspect);
+  for (auto it = by_expiry_.begin(); !free.available(meta.want) && it != by_expiry_.end(); ++it) {
+    const auto& candidate = allocs_.at(it->second).inspect;
+    if (!is_expired(candidate, now_ms)) break;
+    used = used.sub(candidate.resources);
+    out.collected.push_back(candidate);
     free = total_.sub(used);
   }
   if (!free.available(meta.want))
@@ -110,8 +151,9 @@ outcome<resource_pool::created> resource_pool::plan(const AllocMeta& meta, int64
 outcome<void> resource_pool::commit(const created& plan) {
   if (plan_version_ != version_)
     return make_pool_error(error_kind::internal, "stale plan for alloc " + plan.alloc.id);
-  for (const auto& gone : plan.collected) allocs_.erase(gone.id.substr(pool_id_.size() + 1));
-  allocs_[plan.alloc.id.substr(pool_id_.size() + 1)] = lease{plan.alloc};
+  for (const auto& gone : plan.collected)
+    if (auto it = allocs_.find(gone.id.substr(pool_id_.size() + 1)); it != allocs_.end()) erase_lease(it);
+  insert_lease(plan.alloc.id.substr(pool_id_.size() + 1), lease{plan.alloc});
   ++version_;
   return {};
 }
@@ -127,8 +169,8 @@ outcome<resource_pool::created> resource_pool::create(const AllocMeta& meta, int
 outcome<AllocInspect> resource_pool::free(const std::string& id) {
   auto it = allocs_.find(id);
   if (it == allocs_.end()) return make_pool_error(error_kind::not_exist, "alloc " + id + " does not exist");
-  auto gone = std::move(it->second.inspect);
-  allocs_.erase(it);
+  auto gone = it->second.inspect;
+  erase_lease(it);
   ++version_;
   return gone;
 }
@@ -139,8 +181,12 @@ outcome<int64_t> resource_pool::keepalive(const std::string& id, int64_t interva
   auto it = allocs_.find(id);
   if (it == allocs_.end()) return make_pool_error(error_kind::not_exist, "alloc " + id + " does not exist");
   auto granted = std::min(interval_ms, max_keepalive_interval_ms);
-  it->second.inspect.last_keepalive_ms = now_ms;
-  it->second.inspect.expires_ms = now_ms + granted;
+  auto renewed = it->second;
+  renewed.inspect.last_keepalive_ms = now_ms;
+  renewed.inspect.expires_ms = now_ms + granted;
+  auto local = it->first;
+  erase_lease(it);
+  insert_lease(local, std::move(renewed));
   ++version_;
   return granted;
 }
@@ -159,10 +205,8 @@ std::vector<AllocInspect> resource_pool::allocs() const {
 }
 
 Resources resource_pool::available(int64_t now_ms) const {
-  Resources reserved;
-  for (const auto& [_, l] : allocs_)
-    if (!is_expired(l.inspect, now_ms)) reserved = reserved.add(l.inspect.resources);
-  return total_.sub(reserved);
+  // reserved = the unexpired allocs = all of them less the expired ones.
+  return total_.sub(used_.sub(expired_sum(now_ms)));
 }
 
 std::vector<OfferInfo> resource_pool::offers(int64_t now_ms) const {
@@ -197,19 +241,25 @@ outcome<resource_pool::created> resource_pool::accept(const std::string& id, con
 }
 
 std::optional<int64_t> resource_pool::next_expiry(int64_t now_ms) const {
-  std::optional<int64_t> next;
-  for (const auto& [_, l] : allocs_)
-    if (l.inspect.expires_ms > now_ms && (!next || l.inspect.expires_ms < *next)) next = l.inspect.expires_ms;
-  return next;
+  if (now_ms == INT64_MAX) return std::nullopt;
+  auto it = by_expiry_.lower_bound({now_ms + 1, std::string()});
+  if (it == by_expiry_.end()) return std::nullopt;
+  return it->first;
 }
 
 std::vector<AllocInspect> resource_pool::newly_expired(int64_t now_ms) {
+  std::vector<std::string> due;
+  while (!unreported_.empty() && unreported_.begin()->first <= now_ms) {
+    due.push_back(unreported_.begin()->second);
+    unreported_.erase(unreported_.begin());
+  }
+  std::sort(due.begin(), due.end());  // reported in id order, as a table scan would
   std::vector<AllocInspect> out;
-  for (auto& [_, l] : allocs_) {
-    if (is_expired(l.inspect, now_ms) && l.reported_expiry_ms != l.inspect.expires_ms) {
-      l.reported_expiry_ms = l.inspect.expires_ms;
-      out.push_back(l.inspect);
-    }
+  out.reserve(due.size());
+  for (const auto& local : due) {
+    auto& l = allocs_.at(local);
+    l.reported_expiry_ms = l.inspect.expires_ms;
+    out.push_back(l.inspect);
   }
   return out;
 }
@@ -218,16 +268,17 @@ resource_pool::idle_verdict resource_pool::stop_if_idle_for(int64_t idle_ms, int
                                                             int64_t last_free_ms) {
   idle_verdict verdict;
   bool idle = now_ms - started_ms >= idle_ms && (last_free_ms == 0 || now_ms - last_free_ms >= idle_ms);
-  for (const auto& [_, l] : allocs_) {
-    auto expired_by = alloc_expired_by_ms(l.inspect, now_ms);
+  if (!by_expiry_.empty()) {
+    // The latest-expiring alloc decides: it is the least expired one.
+    auto expired_by = now_ms - by_expiry_.rbegin()->first;
     if (expired_by < idle_ms) idle = false;
     // An unexpired alloc has a negative expired_by: -expired_by is its time left.
-    verdict.max_time_to_expiry_ms = std::max(verdict.max_time_to_expiry_ms, -expired_by);
+    verdict.max_time_to_expiry_ms = std::max<int64_t>(0, -expired_by);
   }
   if (!idle) return verdict;
   verdict.max_time_to_expiry_ms = 0;
   verdict.freed = allocs();
-  allocs_.clear();
+  clear_leases();
   stopped_ = true;
   ++version_;
   verdict.stopped = true;

@@ -2,12 +2,15 @@
 // resources and its allocs with their leases; every operation takes now_ms.
 // Invariant: the resources of all uncollected allocs (expired or not) sum to at
 // most the total, so the sum of unexpired allocs never exceeds it either, and a
-// keepalive may revive any uncollected alloc without oversubscribing.
+// keepalive may revive any uncollected alloc without oversubscribing. Every
+// operation costs O(log n) in the number of allocs (plus what it reports or
+// collects): a running sum and an expiry-ordered index replace table scans.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -102,12 +105,30 @@ class resource_pool {
     int64_t reported_expiry_ms = -1;  // the expires_ms whose expiry was reported
   };
 
+  // A lease's place in the expiry order: (expires_ms, local id), the order in
+  // which allocs are collected.
+  using expiry_key = std::pair<int64_t, std::string>;
+
   std::string fresh_id();
   AllocInspect with_uri(AllocInspect alloc, const std::string& local_id) const;
+  // Keep the sums and indexes below in step with allocs_: every insert,
+  // erase or lease change of allocs_ goes through these.
+  void insert_lease(const std::string& local, lease entry);
+  void erase_lease(std::map<std::string, lease>::iterator it);
+  void clear_leases();
+  // The resources of allocs expired at now_ms (expires_ms <= now_ms).
+  const Resources& expired_sum(int64_t now_ms) const;
 
   std::string pool_id_;
   Resources total_;
   std::map<std::string, lease> allocs_;  // by local id
+  Resources used_;                       // sum over allocs_, expired or not
+  std::set<expiry_key> by_expiry_;       // every alloc
+  std::set<expiry_key> unreported_;      // allocs whose current lease's expiry is not yet reported
+  // expired_ is the sum over allocs with expires_ms <= expired_through_ms_; it
+  // moves with the now_ms it is asked for, so a query costs what expired since.
+  mutable Resources expired_;
+  mutable int64_t expired_through_ms_ = INT64_MIN;
   bool stopped_ = false;
   uint64_t id_seed_;
   uint64_t id_counter_ = 0;

@@ -15,7 +15,7 @@ using codec::map_view;
 using codec::pack_string;
 using codec::packer;
 
-constexpr std::array<std::pair<api_op, std::string_view>, 10> op_names{{
+constexpr std::array<std::pair<api_op, std::string_view>, 17> op_names{{
     {api_op::ping, "ping"},
     {api_op::pools, "pools"},
     {api_op::offers, "offers"},
@@ -26,6 +26,13 @@ constexpr std::array<std::pair<api_op, std::string_view>, 10> op_names{{
     {api_op::inspect, "inspect"},
     {api_op::keepalive, "keepalive"},
     {api_op::free, "free"},
+    {api_op::exec_put, "exec_put"},
+    {api_op::exec_inspect, "exec_inspect"},
+    {api_op::execs, "execs"},
+    {api_op::exec_wait, "exec_wait"},
+    {api_op::exec_logs, "exec_logs"},
+    {api_op::exec_remove, "exec_remove"},
+    {api_op::repo_get, "repo_get"},
 }};
 
 // The "id" of a top-level map, re-packed, or nil. Scans the raw map so that a
@@ -57,6 +64,13 @@ api_request read_request(const map_view& view) {
   auto op = api_op_from_string(op_name);
   if (!op) codec::fail("op", "unknown op \"" + op_name + "\"");
   request.op = *op;
+  if (auto exec = exec_op_of(request.op)) {
+    request.uri = read_uri(view, "alloc");
+    request.exec.op = *exec;
+    request.exec.alloc = request.uri;
+    codec::read_exec_call_fields(view, request.exec);
+    return request;
+  }
   switch (request.op) {
     case api_op::ping:
     case api_op::pools:
@@ -87,6 +101,8 @@ api_request read_request(const map_view& view) {
       request.uri = read_uri(view, "alloc");
       request.interval_ms = view.require_int("interval_ms");
       if (request.interval_ms <= 0) codec::fail("interval_ms", "must be > 0");
+      break;
+    default:
       break;
   }
   return request;
@@ -130,6 +146,11 @@ std::optional<api_op> api_op_from_string(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<exec_op> exec_op_of(api_op op) {
+  if (op < api_op::exec_put) return std::nullopt;
+  return exec_op_from_string(to_string(op));
+}
+
 outcome<api_request> decode_api_request(std::string_view body, std::string* id_raw_out) {
   if (id_raw_out != nullptr) *id_raw_out = nil_id_raw;
   return codec::guarded([&] {
@@ -164,6 +185,9 @@ std::string encode_api_request(const api_request& request) {
         break;
       case api_op::allocs:
         args = request.pool.empty() ? 0 : 1;
+        break;
+      default:  // exec ops
+        args = 1 + codec::exec_call_field_count(request.exec);
         break;
     }
     pk.pack_map(3 + args);
@@ -219,6 +243,11 @@ std::string encode_api_request(const api_request& request) {
         pack_string(pk, "interval_ms");
         pk.pack_int64(request.interval_ms);
         break;
+      default:  // exec ops
+        pack_string(pk, "alloc");
+        pack_string(pk, request.uri);
+        codec::pack_exec_call_fields(pk, request.exec);
+        break;
     }
   });
 }
@@ -260,6 +289,13 @@ std::string encode_keepalive_reply(std::string_view id_raw, int64_t interval_ms)
   return ok_reply(id_raw, "interval_ms", [&](packer& pk) { pk.pack_int64(interval_ms); });
 }
 
+std::string encode_exec_reply(std::string_view id_raw, const exec_answer& answer) {
+  return codec::pack_body([&](msgpack::sbuffer& buffer, packer& pk) {
+    pack_reply_head(buffer, pk, id_raw, true, codec::exec_answer_field_count(answer));
+    codec::pack_exec_answer_fields(pk, answer);
+  });
+}
+
 outcome<api_reply> decode_api_reply(std::string_view body) {
   api_reply reply;
   std::optional<pool_error> remote_error;
@@ -287,6 +323,7 @@ outcome<api_reply> decode_api_reply(std::string_view body) {
         }))
       reply.allocs = std::move(*allocs);
     reply.interval_ms = view.optional_int("interval_ms").value_or(0);
+    codec::read_exec_answer_fields(view, reply.exec);
     return true;
   });
   if (!parsed) return make_pool_error(error_kind::internal, "malformed reply: " + parsed.error().message);

@@ -14,15 +14,22 @@
 #include <vector>
 
 #include "schemas/alloc.hpp"
+#include "schemas/exec.hpp"
 
 namespace poolbus {
 
 constexpr size_t max_request_bytes = 1 << 20;  // 1 MiB: larger bodies are `invalid`
 extern const std::string nil_id_raw;           // "\xc0"
 
-enum class api_op : uint8_t { ping, pools, offers, offer, accept, allocate, allocs, inspect, keepalive, free };
+enum class api_op : uint8_t {
+  ping, pools, offers, offer, accept, allocate, allocs, inspect, keepalive, free,
+  // Execs inside allocs (schemas/exec.hpp): routed by the alloc URI in `exec.alloc` (= uri).
+  exec_put, exec_inspect, execs, exec_wait, exec_logs, exec_remove, repo_get
+};
 std::string_view to_string(api_op op);
 std::optional<api_op> api_op_from_string(std::string_view name);
+// The exec op an api op carries (nullopt for the alloc/offer ops).
+std::optional<exec_op> exec_op_of(api_op op);
 
 struct api_request {
   api_op op = api_op::ping;
@@ -32,10 +39,12 @@ struct api_request {
   AllocMeta meta;           // accept: meta; allocate: min in meta.want, plus owner/labels
   int64_t width = 0;        // allocate
   int64_t interval_ms = 0;  // keepalive
+  exec_call exec;           // exec ops: the call (exec.alloc == uri)
+  std::string caller;       // NOT on the wire: the broker sets the CURVE identity ("role:name"); empty = plaintext
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, api_request& x) {
-    return f(x.op, x.id_raw, x.uri, x.pool, x.meta, x.width, x.interval_ms);
+    return f(x.op, x.id_raw, x.uri, x.pool, x.meta, x.width, x.interval_ms, x.exec, x.caller);
   }
 };
 
@@ -56,6 +65,7 @@ std::string encode_offer_reply(std::string_view id_raw, const OfferInfo& offer);
 std::string encode_alloc_reply(std::string_view id_raw, const AllocInspect& alloc);  // accept, allocate, inspect
 std::string encode_allocs_reply(std::string_view id_raw, const std::vector<AllocInspect>& allocs);
 std::string encode_keepalive_reply(std::string_view id_raw, int64_t interval_ms);
+std::string encode_exec_reply(std::string_view id_raw, const exec_answer& answer);  // every exec op
 
 // Client side: any reply, with whichever results it carries. A reply with
 // "ok": false becomes the outcome's error (its kind and message unchanged); a
@@ -68,6 +78,7 @@ struct api_reply {
   AllocInspect alloc;
   std::vector<AllocInspect> allocs;
   int64_t interval_ms = 0;
+  exec_answer exec;  // exec ops
 };
 outcome<api_reply> decode_api_reply(std::string_view body);
 // The id of any reply body (nil when unreadable), to pair replies on a DEALER.

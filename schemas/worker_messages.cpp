@@ -12,14 +12,27 @@ using codec::map_view;
 using codec::pack_string;
 using codec::packer;
 
-constexpr std::array<std::pair<worker_op, std::string_view>, 6> op_names{{
+constexpr std::array<std::pair<worker_op, std::string_view>, 13> op_names{{
     {worker_op::accept, "accept"},
     {worker_op::free, "free"},
     {worker_op::keepalive, "keepalive"},
     {worker_op::inspect, "inspect"},
     {worker_op::allocs, "allocs"},
     {worker_op::offers, "offers"},
+    {worker_op::exec_put, "exec_put"},
+    {worker_op::exec_inspect, "exec_inspect"},
+    {worker_op::execs, "execs"},
+    {worker_op::exec_wait, "exec_wait"},
+    {worker_op::exec_logs, "exec_logs"},
+    {worker_op::exec_remove, "exec_remove"},
+    {worker_op::repo_get, "repo_get"},
 }};
+
+// The exec op a worker op carries (nullopt for the alloc ops).
+std::optional<exec_op> exec_op_of(worker_op op) {
+  if (op < worker_op::exec_put) return std::nullopt;
+  return exec_op_from_string(to_string(op));
+}
 
 void pack_version(packer& pk) {
   pack_string(pk, "v");
@@ -57,6 +70,13 @@ worker_request read_request(const map_view& view, uint64_t* rid_out) {
   auto op = worker_op_from_string(op_name);
   if (!op) codec::fail("op", "unknown op \"" + op_name + "\"");
   request.op = *op;
+  if (auto exec = exec_op_of(request.op)) {
+    request.alloc_id = read_local_id(view, "alloc");
+    request.exec.op = *exec;
+    request.exec.alloc = request.alloc_id;
+    codec::read_exec_call_fields(view, request.exec);
+    return request;
+  }
   switch (request.op) {
     case worker_op::accept:
       request.offer_id = read_local_id(view, "offer");
@@ -71,8 +91,7 @@ worker_request read_request(const map_view& view, uint64_t* rid_out) {
     case worker_op::inspect:
       request.alloc_id = read_local_id(view, "alloc");
       break;
-    case worker_op::allocs:
-    case worker_op::offers:
+    default:
       break;
   }
   return request;
@@ -90,6 +109,7 @@ worker_reply read_reply(const map_view& view) {
   if (auto allocs = view.read_optional("allocs", read_inspects)) reply.allocs = std::move(*allocs);
   if (auto offers = view.read_optional("offers", read_offers)) reply.offers = std::move(*offers);
   reply.interval_ms = view.optional_int("interval_ms").value_or(0);
+  codec::read_exec_answer_fields(view, reply.exec);
   return reply;
 }
 
@@ -143,6 +163,9 @@ std::string encode_worker_request(const worker_request& request) {
       case worker_op::allocs:
       case worker_op::offers:
         break;
+      default:  // exec ops
+        args = 1 + codec::exec_call_field_count(request.exec);
+        break;
     }
     pk.pack_map(3 + args);
     pack_version(pk);
@@ -171,6 +194,11 @@ std::string encode_worker_request(const worker_request& request) {
       case worker_op::allocs:
       case worker_op::offers:
         break;
+      default:  // exec ops
+        pack_string(pk, "alloc");
+        pack_string(pk, request.alloc_id);
+        codec::pack_exec_call_fields(pk, request.exec);
+        break;
     }
   });
 }
@@ -190,7 +218,8 @@ std::string encode_worker_reply(const worker_reply& reply) {
     bool has_allocs = reply.ok && !reply.allocs.empty();
     bool has_offers = reply.ok && !reply.offers.empty();
     bool has_interval = reply.ok && reply.interval_ms != 0;
-    uint32_t fields = 4 + (reply.ok ? 0 : 1) + has_alloc + has_allocs + has_offers + has_interval;
+    uint32_t exec_fields = reply.ok ? codec::exec_answer_field_count(reply.exec) : 0;
+    uint32_t fields = 4 + (reply.ok ? 0 : 1) + has_alloc + has_allocs + has_offers + has_interval + exec_fields;
     pk.pack_map(fields);
     pack_version(pk);
     pack_string(pk, "type");
@@ -222,6 +251,7 @@ std::string encode_worker_reply(const worker_reply& reply) {
       pack_string(pk, "interval_ms");
       pk.pack_int64(reply.interval_ms);
     }
+    if (exec_fields > 0) codec::pack_exec_answer_fields(pk, reply.exec);
   });
 }
 

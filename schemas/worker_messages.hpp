@@ -16,10 +16,15 @@
 #include <vector>
 
 #include "schemas/announcements.hpp"
+#include "schemas/exec.hpp"
 
 namespace poolbus {
 
-enum class worker_op : uint8_t { accept, free, keepalive, inspect, allocs, offers };
+enum class worker_op : uint8_t {
+  accept, free, keepalive, inspect, allocs, offers,
+  // Execs inside allocs: the same names and fields as the client API, alloc by local id.
+  exec_put, exec_inspect, execs, exec_wait, exec_logs, exec_remove, repo_get
+};
 std::string_view to_string(worker_op op);
 std::optional<worker_op> worker_op_from_string(std::string_view name);
 
@@ -30,10 +35,11 @@ struct worker_request {
   std::string alloc_id;     // free, keepalive, inspect
   AllocMeta meta;           // accept
   int64_t interval_ms = 0;  // keepalive
+  exec_call exec;           // exec ops (exec.alloc == alloc_id)
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, worker_request& x) {
-    return f(x.rid, x.op, x.offer_id, x.alloc_id, x.meta, x.interval_ms);
+    return f(x.rid, x.op, x.offer_id, x.alloc_id, x.meta, x.interval_ms, x.exec);
   }
 };
 std::string encode_worker_request(const worker_request& request);
@@ -48,10 +54,11 @@ struct worker_reply {
   std::vector<AllocInspect> allocs; // allocs
   std::vector<OfferInfo> offers;    // offers
   int64_t interval_ms = 0;          // keepalive
+  exec_answer exec;                 // exec ops
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, worker_reply& x) {
-    return f(x.rid, x.ok, x.error, x.alloc, x.allocs, x.offers, x.interval_ms);
+    return f(x.rid, x.ok, x.error, x.alloc, x.allocs, x.offers, x.interval_ms, x.exec);
   }
 };
 

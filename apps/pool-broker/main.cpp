@@ -13,6 +13,7 @@
 #include "apps/common/flags.hpp"
 #include "apps/common/logging.hpp"
 #include "apps/common/shutdown_latch.hpp"
+#include "apps/pool-broker/broker_gate.hpp"
 #include "bus/endpoints.hpp"
 #include "bus/envelope.hpp"
 #include "bus/io_thread.hpp"
@@ -27,7 +28,8 @@ struct broker_actors {
   caf::actor registry;
 };
 
-void on_client_message(std::vector<std::string>&& frames, const broker_actors& actors, frame_sink& sink) {
+void on_client_message(std::vector<std::string>&& frames, std::string&& caller, const broker_actors& actors,
+                       frame_sink& sink) {
   auto request = split_router_message(std::move(frames));
   if (!request.well_formed) {
     if (!request.route.empty())
@@ -41,14 +43,15 @@ void on_client_message(std::vector<std::string>&& frames, const broker_actors& a
     sink.post(make_reply(channel::api, std::move(request.route), encode_error_reply(id_raw, decoded.error())));
     return;
   }
+  decoded->caller = std::move(caller);  // CURVE identity, never from the wire
   caf::anon_send(actors.api, api_atom::value, std::move(request.route), std::move(*decoded));
 }
 
-void on_broker_message(channel via, std::vector<std::string>&& frames, const broker_actors& actors,
-                       frame_sink& sink) {
+void on_broker_message(channel via, std::vector<std::string>&& frames, std::string&& user_id,
+                       const broker_actors& actors, frame_sink& sink) {
   switch (via) {
     case channel::api:
-      on_client_message(std::move(frames), actors, sink);
+      on_client_message(std::move(frames), std::move(user_id), actors, sink);
       return;
     case channel::announce:
       if (frames.size() == 2)
@@ -75,6 +78,8 @@ int main(int argc, char** argv) {
   broker_endpoints endpoints;
   int64_t worker_timeout_ms = 3000, request_timeout_ms = 5000;
   std::string log_level = "info";
+  std::string curve_dir;
+  bool curve_generate = false;
   add_endpoint_flag(app, "--api", endpoints.api, "client API ROUTER");
   add_endpoint_flag(app, "--stream", endpoints.stream, "offer stream PUB");
   add_endpoint_flag(app, "--workers", endpoints.workers, "workers ROUTER");
@@ -82,14 +87,34 @@ int main(int argc, char** argv) {
   add_duration_flag(app, "--worker-timeout", worker_timeout_ms, "drop a pool silent this long (default 3s)");
   add_duration_flag(app, "--request-timeout", request_timeout_ms, "a worker's time to answer (default 5s)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_option("--curve-dir", curve_dir,
+                 "turn CURVE on: DIR holds broker.key (0600) and authorized_keys (docs/security.md)");
+  app.add_flag("--curve-generate", curve_generate, "with --curve-dir: create broker.key/broker.pub if missing");
   if (int rc = parse_flags(app, argc, argv); rc >= 0) return rc;
   if (!setup_logging("pool-broker", log_level)) {
     std::cerr << "pool-broker: unknown --log-level " << log_level << "\n";
     return 2;
   }
 
+  std::unique_ptr<broker_gate> gate;  // CURVE security; null = plaintext, as before
+  if (!curve_dir.empty()) {
+    auto loaded = broker_gate::load(curve_dir, curve_generate, worker_timeout_ms);
+    if (!loaded) {
+      std::cerr << "pool-broker: " << loaded.error().message << "\n";
+      return 1;
+    }
+    gate = std::move(*loaded);
+  } else if (curve_generate) {
+    std::cerr << "pool-broker: --curve-generate needs --curve-dir\n";
+    return 2;
+  }
+
   caf::actor_system_config cfg;
   cfg.set("scheduler.policy", caf::atom("sharing"));
+  // One CAF thread: every actor hop of a call then stays on that thread
+  // instead of waking another (on 2 cores a thread switch costs more than the
+  // handlers themselves); the ZeroMQ and I/O threads keep the other core busy.
+  cfg.set("scheduler.max-threads", 1);
   int exit_code = 0;
   {
     caf::actor_system sys{cfg};
@@ -99,21 +124,32 @@ int main(int argc, char** argv) {
     workers_socket.router_handover = true;  // a restarted worker takes its routing id back at once
     auto announce_socket = socket_spec::bound(channel::announce, socket_kind::sub, endpoints.announce);
     announce_socket.subscriptions = {""};
+    std::vector<socket_spec> specs{
+        socket_spec::bound(channel::api, socket_kind::router, endpoints.api),
+        socket_spec::bound(channel::stream, socket_kind::pub, endpoints.stream),
+        workers_socket,
+        announce_socket,
+    };
+    if (gate) gate->secure(specs);
     auto io = std::make_shared<io_thread>(
-        std::vector<socket_spec>{
-            socket_spec::bound(channel::api, socket_kind::router, endpoints.api),
-            socket_spec::bound(channel::stream, socket_kind::pub, endpoints.stream),
-            workers_socket,
-            announce_socket,
-        },
-        [&actors, &io_ptr](channel via, std::vector<std::string>&& frames) {
-          on_broker_message(via, std::move(frames), actors, *io_ptr);
-        });
+        std::move(specs),
+        io_thread::authenticated_handler(
+            [&actors, &io_ptr, &gate](channel via, std::vector<std::string>&& frames, std::string&& user_id) {
+              if (gate && !gate->admit(via, frames, user_id)) return;
+              on_broker_message(via, std::move(frames), std::move(user_id), actors, *io_ptr);
+            }));
     io_ptr = io.get();
+    if (gate) {
+      if (auto zap = gate->start_zap(*io); !zap) {
+        std::cerr << "pool-broker: " << zap.error().message << "\n";
+        return 1;
+      }
+    }
 
     mux_config mux_settings;
     mux_settings.request_timeout = std::chrono::milliseconds(request_timeout_ms);
     mux_settings.unknown_pool = error_kind::unavailable;  // protocol.md: not connected -> unavailable at once
+    mux_settings.pools_keep_deadlines = true;  // proxies answer `timeout` themselves at request_timeout
     auto mux = spawn_mux_actor(sys, mux_settings);
     actors.registry =
         spawn_registry_actor(sys, registry_config{mux, io, worker_timeout_ms, request_timeout_ms, wall_clock::real()});
@@ -127,6 +163,7 @@ int main(int argc, char** argv) {
       exit_code = latch.wait();
     }
     io->stop();
+    if (gate) gate->stop_zap();  // only now: while no ZAP handler is bound, libzmq admits anyone
     caf::anon_send_exit(actors.api, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(actors.registry, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(mux, caf::exit_reason::user_shutdown);

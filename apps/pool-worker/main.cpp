@@ -7,9 +7,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <random>
 
 #include "actors/pool_actor.hpp"
+#include "actors/process_supervisor.hpp"
 #include "actors/worker_actor.hpp"
 #include "apps/common/flags.hpp"
 #include "apps/common/logging.hpp"
@@ -17,6 +19,7 @@
 #include "apps/pool-worker/machine_resources.hpp"
 #include "bus/endpoints.hpp"
 #include "bus/io_thread.hpp"
+#include "bus/security.hpp"
 #include "schemas/worker_messages.hpp"
 #include "store/state_store.hpp"
 
@@ -76,6 +79,10 @@ int main(int argc, char** argv) {
   add_duration_flag(app, "--heartbeat", heartbeat_ms, "how often to re-announce (default 1s)");
   add_duration_flag(app, "--max-idle", max_idle_ms, "stop after idling this long (default never)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  std::string curve_dir, curve_name = "worker";
+  app.add_option("--curve-dir", curve_dir,
+                 "turn CURVE on: DIR holds this worker's NAME.key (0600) and broker.pub (docs/security.md)");
+  app.add_option("--curve-name", curve_name, "with --curve-dir: the key pair's name (default worker)");
   if (int rc = parse_flags(app, argc, argv); rc >= 0) return rc;
   if (id.empty() || id.find('/') != std::string::npos) {
     std::cerr << "pool-worker: --id must be non-empty and contain no '/'\n";
@@ -84,6 +91,15 @@ int main(int argc, char** argv) {
   if (!setup_logging("pool-worker", log_level)) {
     std::cerr << "pool-worker: unknown --log-level " << log_level << "\n";
     return 2;
+  }
+  std::optional<curve_client_keys> curve;
+  if (!curve_dir.empty()) {
+    auto keys = load_client_keys(curve_dir, curve_name);
+    if (!keys) {
+      std::cerr << "pool-worker: " << keys.error().message << "\n";
+      return 1;
+    }
+    curve = std::move(*keys);
   }
   if (state_dir.empty()) state_dir = default_state_dir(id);
   std::error_code ec;
@@ -103,8 +119,17 @@ int main(int argc, char** argv) {
   }
   std::shared_ptr<state_store> store = std::move(*opened);
 
+  // Runs the execs' processes; outlives the actors (its exit callbacks message
+  // them) and kills whatever still runs when the worker stops.
+  auto processes = std::make_shared<process_supervisor>();
+  spdlog::info("execs: memory enforced by {}", process_supervisor::memory_enforcement);
+
   caf::actor_system_config cfg;
   cfg.set("scheduler.policy", caf::atom("sharing"));
+  // One CAF thread: every actor hop of a call then stays on that thread
+  // instead of waking another (on 2 cores a thread switch costs more than the
+  // handlers themselves); the ZeroMQ and I/O threads keep the other core busy.
+  cfg.set("scheduler.max-threads", 1);
   int exit_code = 0;
   {
     caf::actor_system sys{cfg};
@@ -112,11 +137,15 @@ int main(int argc, char** argv) {
     io_thread* io_ptr = nullptr;
     auto broker_socket = socket_spec::connected(channel::broker, socket_kind::dealer, endpoints.workers);
     broker_socket.routing_id = id;  // the broker routes requests to this pool by its id
+    std::vector<socket_spec> specs{
+        socket_spec::connected(channel::announce, socket_kind::pub, endpoints.announce),
+        broker_socket,
+    };
+    if (curve)
+      for (auto& spec : specs)
+        spec.curve = socket_curve{{}, curve->own.public_key, curve->own.secret_key, curve->server_public, {}, {}};
     auto io = std::make_shared<io_thread>(
-        std::vector<socket_spec>{
-            socket_spec::connected(channel::announce, socket_kind::pub, endpoints.announce),
-            broker_socket,
-        },
+        std::move(specs),
         [&worker, &io_ptr](channel via, std::vector<std::string>&& frames) {
           if (via == channel::broker) on_broker_message(std::move(frames), worker, *io_ptr);
         });
@@ -129,7 +158,8 @@ int main(int argc, char** argv) {
                                                            std::cerr << "pool-worker: state store " << path << ": "
                                                                      << e.message << "\n";
                                                            latch.trigger(1);
-                                                         }});
+                                                         },
+                                                         exec_runtime{processes, state_dir + "/allocs"}});
     worker = spawn_worker_actor(sys, worker_actor_config{id, run, pool, io, heartbeat_ms, max_idle_ms,
                                                          wall_clock::real(), [&latch] { latch.trigger(0); }});
     if (auto started = io->start(); !started) {

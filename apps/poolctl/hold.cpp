@@ -40,7 +40,7 @@ outcome<AllocInspect> take_alloc(pool_client& client, const hold_request& reques
 }  // namespace
 
 int run_hold(const hold_request& request, shutdown_latch& latch) {
-  auto client = pool_client::connect(request.api, request.timeout_ms);
+  auto client = pool_client::connect(request.api, request.timeout_ms, request.curve);
   if (!client) {
     std::cerr << "poolctl: " << client.error().to_string() << "\n";
     return 1;
@@ -58,7 +58,7 @@ int run_hold(const hold_request& request, shutdown_latch& latch) {
   int exit_code = 0;
   {
     caf::actor_system sys{cfg};
-    auto keepalive_client = pool_client::connect(request.api, request.timeout_ms);
+    auto keepalive_client = pool_client::connect(request.api, request.timeout_ms, request.curve);
     if (!keepalive_client) {
       std::cerr << "poolctl: " << keepalive_client.error().to_string() << "\n";
       return 1;

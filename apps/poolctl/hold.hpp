@@ -6,6 +6,7 @@
 #include <string>
 
 #include "apps/common/shutdown_latch.hpp"
+#include "bus/security.hpp"
 #include "schemas/alloc.hpp"
 
 namespace poolbus {
@@ -19,6 +20,7 @@ struct hold_request {
   std::string owner;
   int64_t timeout_ms = 10000;
   bool json = false;
+  std::optional<curve_client_keys> curve;  // CURVE keys, when the broker wants them
 };
 
 // Returns the process exit code.

@@ -8,7 +8,9 @@
 
 #include "apps/common/flags.hpp"
 #include "apps/common/shutdown_latch.hpp"
+#include "apps/poolctl/exec_commands.hpp"
 #include "apps/poolctl/hold.hpp"
+#include "apps/poolctl/keygen.hpp"
 #include "apps/poolctl/tables.hpp"
 #include "bus/endpoints.hpp"
 #include "bus/pool_client.hpp"
@@ -53,8 +55,9 @@ outcome<Labels> parse_labels(const std::vector<std::string>& items) {
   return labels;
 }
 
-int watch(const std::string& stream, const std::string& topic, bool json, shutdown_latch& latch) {
-  auto sub = stream_subscriber::connect(stream, topic);
+int watch(const std::string& stream, const std::string& topic, bool json, shutdown_latch& latch,
+          const std::optional<curve_client_keys>& curve) {
+  auto sub = stream_subscriber::connect(stream, topic, curve);
   if (!sub) return fail(sub.error());
   while (!latch.wait_for(std::chrono::milliseconds(0))) {
     auto message = (*sub)->next(200);
@@ -75,6 +78,15 @@ int watch(const std::string& stream, const std::string& topic, bool json, shutdo
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `run ... -- CMD [ARG...]`: everything after the first "--" is the command,
+  // kept away from the flag parser (its arguments may look like flags).
+  std::vector<std::string> run_cmd;
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--") {
+      run_cmd.assign(argv + i + 1, argv + argc);
+      argc = i;
+      break;
+    }
   shutdown_latch latch;
   CLI::App app{"poolctl: inspect and use a poolbus broker", "poolctl"};
   app.require_subcommand(1);
@@ -86,6 +98,14 @@ int main(int argc, char** argv) {
   add_endpoint_flag(app, "--stream", endpoints.stream, "the broker's offer stream");
   add_duration_flag(app, "--timeout", timeout_ms, "how long to wait for the broker (default 10s)");
   app.add_flag("--json", json, "print the broker's reply as JSON");
+  std::string curve_dir, curve_name = "client";
+  app.add_option("--curve-dir", curve_dir, "CURVE: DIR holds NAME.key (0600) and broker.pub (docs/security.md)");
+  app.add_option("--curve-name", curve_name, "with --curve-dir: the key pair's name (default client)");
+  keygen_request keygen_args;
+  auto* keygen = app.add_subcommand("keygen", "write a CURVE key pair NAME.key (0600) + NAME.pub into DIR");
+  keygen->add_option("--out", keygen_args.out_dir, "directory to write into")->required();
+  keygen->add_option("--name", keygen_args.name, "the key pair's name (e.g. alice, w1, broker)")->required();
+  keygen->add_option("--role", keygen_args.role, "role for the printed authorized_keys line (default client)");
 
   std::string uri, topic, owner;
   std::vector<std::string> labels;
@@ -123,21 +143,60 @@ int main(int argc, char** argv) {
   hold->add_option("--width", width, "with --min: take up to min*(1+width)")->check(CLI::NonNegativeNumber);
   hold->add_option("--owner", owner, "owner recorded in the alloc's meta");
 
+  auto* execs_cmd = app.add_subcommand("execs", "list an alloc's execs");
+  execs_cmd->add_option("URI", uri, "alloc URI")->required();
+  std::string exec_id;
+  bool logs_stderr = false, logs_follow = false;
+  auto* logs_cmd = app.add_subcommand("logs", "print an exec's output");
+  logs_cmd->add_option("URI", uri, "alloc URI")->required();
+  logs_cmd->add_option("EXEC", exec_id, "exec id")->required();
+  logs_cmd->add_flag("--stderr", logs_stderr, "stderr instead of stdout");
+  logs_cmd->add_flag("--follow,-f", logs_follow, "keep printing until the exec completes");
+  run_command_request run_args;
+  auto* run_cmd_flag = app.add_subcommand("run", "run a command in an alloc: run (URI | --min RES) [--id ID] "
+                                                 "[--output PATH]... -- CMD [ARG...]");
+  run_cmd_flag->add_option("URI", run_args.alloc_uri, "alloc URI (else --min)");
+  auto* run_min = add_resources_flag(*run_cmd_flag, "--min", run_args.min, "allocate at least this, free after");
+  run_cmd_flag->add_option("--id", run_args.exec_id, "exec id (default: a fresh one)");
+  run_cmd_flag->add_option("--output", run_args.outputs, "an output file to keep in the alloc's repository");
+
   if (int rc = parse_flags(app, argc, argv); rc >= 0) return rc;
   spdlog::set_level(spdlog::level::warn);  // a command-line tool: its output is the answer, not our events
 
-  if (watch_cmd->parsed()) return watch(endpoints.stream, topic, json, latch);
+  if (keygen->parsed()) return run_keygen(keygen_args);
+  std::optional<curve_client_keys> curve;
+  if (!curve_dir.empty()) {
+    auto keys = load_client_keys(curve_dir, curve_name);
+    if (!keys) return fail(keys.error());
+    curve = std::move(*keys);
+  }
+  exec_command_context exec_ctx{endpoints.api, timeout_ms, json, curve};
+  if (execs_cmd->parsed()) return run_execs_command(exec_ctx, uri);
+  if (logs_cmd->parsed()) return run_logs_command(exec_ctx, uri, exec_id, logs_stderr, logs_follow, latch);
+  if (run_cmd_flag->parsed()) {
+    if (run_args.alloc_uri.empty() == (run_min->count() == 0)) {
+      std::cerr << "poolctl: run takes an alloc URI or --min, not both or neither\n";
+      return 2;
+    }
+    if (run_cmd.empty()) {
+      std::cerr << "poolctl: run needs a command after --\n";
+      return 2;
+    }
+    run_args.cmd = run_cmd;
+    return run_run_command(exec_ctx, run_args, latch);
+  }
+  if (watch_cmd->parsed()) return watch(endpoints.stream, topic, json, latch, curve);
   if (hold->parsed()) {
     if (uri.empty() == (hold_min->count() == 0)) {
       std::cerr << "poolctl: hold takes an offer URI or --min, not both or neither\n";
       return 2;
     }
-    return run_hold(hold_request{endpoints.api, uri, want, min, width, owner, timeout_ms, json}, latch);
+    return run_hold(hold_request{endpoints.api, uri, want, min, width, owner, timeout_ms, json, curve}, latch);
   }
 
   auto parsed_labels = parse_labels(labels);
   if (!parsed_labels) return fail(parsed_labels.error());
-  auto connected = pool_client::connect(endpoints.api, timeout_ms);
+  auto connected = pool_client::connect(endpoints.api, timeout_ms, curve);
   if (!connected) return fail(connected.error());
   auto& client = **connected;
 

@@ -10,10 +10,16 @@ SUB socket. Needs only pyzmq and msgpack. See protocol.md for the contract.
     with Keepalive(c, alloc["id"]):
         ...                       # the lease is renewed in the background
     c.free(alloc["id"])
+
+With a CURVE broker (docs/security.md), pass the keys:
+
+    c = Client(api, curve=load_curve("~/.poolbus", "alice"))
 """
 
 import itertools
+import os
 import random
+import stat
 import re
 import threading
 import time
@@ -22,8 +28,8 @@ import msgpack
 import zmq
 
 __all__ = [
-    "PoolError", "PoolTimeout", "Client", "Keepalive", "Subscriber",
-    "parse_resources", "parse_duration_ms",
+    "PoolError", "PoolTimeout", "Client", "Keepalive", "Subscriber", "RunResult",
+    "parse_resources", "parse_duration_ms", "load_curve",
     "DEFAULT_API", "DEFAULT_STREAM", "MAX_KEEPALIVE_INTERVAL_MS",
 ]
 
@@ -90,6 +96,46 @@ def parse_duration_ms(spec):
 
 
 # ---------------------------------------------------------------------------
+# CURVE keys (same files as poolctl keygen writes)
+
+def _read_key_line(path):
+    with open(path, "r") as f:
+        for line in f:
+            line = line.strip()
+            # A Z85 key may start with '#': a 40-character line is the key.
+            if line and (len(line) == 40 or not line.startswith("#")):
+                if len(line) != 40:
+                    raise ValueError("%s holds no Z85 CURVE key" % path)
+                return line
+    raise ValueError("%s is empty" % path)
+
+
+def load_curve(directory, name="client"):
+    """(client_public, client_secret, server_public) from <directory>/<name>.key
+    and <directory>/broker.pub. Refuses a secret key file that group or others
+    may access, as the C++ programs do."""
+    directory = os.path.expanduser(directory)
+    secret_path = os.path.join(directory, name + ".key")
+    mode = os.stat(secret_path).st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise PermissionError("secret key file %s is accessible by group/others (mode %04o); chmod 600 it"
+                              % (secret_path, stat.S_IMODE(mode)))
+    secret = _read_key_line(secret_path)
+    public = zmq.curve_public(secret.encode()).decode()
+    server = _read_key_line(os.path.join(directory, "broker.pub"))
+    return public, secret, server
+
+
+def _apply_curve(socket, curve):
+    if curve is None:
+        return
+    client_public, client_secret, server_public = (k.encode() if isinstance(k, str) else k for k in curve)
+    socket.curve_serverkey = server_public
+    socket.curve_publickey = client_public
+    socket.curve_secretkey = client_secret
+
+
+# ---------------------------------------------------------------------------
 # Request/reply client
 
 class Client:
@@ -99,13 +145,17 @@ class Client:
     requests by "id"; a reply whose id is no longer awaited (its request timed
     out) is dropped. Use request_many() to keep many requests in flight."""
 
-    def __init__(self, api=DEFAULT_API, timeout_ms=10_000, context=None):
+    def __init__(self, api=DEFAULT_API, timeout_ms=10_000, context=None, curve=None):
+        """curve: (client_public, client_secret, server_public) Z85 keys, e.g.
+        load_curve(dir, name), for a broker with CURVE on; None = plaintext."""
         self.api = api
         self.timeout_ms = int(timeout_ms)
+        self.curve = curve
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        _apply_curve(self._socket, curve)
         self._socket.connect(api)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -228,6 +278,126 @@ class Client:
     def free(self, uri):
         self.call("free", alloc=uri)
 
+    # -- execs inside allocs (protocol.md "Execs inside allocs") -------------
+    def exec_put(self, alloc, exec_id, cmd, env=None, resources=None, outputs=None):
+        """Puts an exec (idempotent by id); returns its ExecInspect."""
+        config = {"cmd": [str(a) for a in cmd]}
+        if env is not None:
+            config["env"] = dict(env)
+        if resources is not None:
+            config["resources"] = parse_resources(resources)
+        if outputs is not None:
+            config["outputs"] = list(outputs)
+        return self.call("exec_put", alloc=alloc, exec=exec_id, config=config)["exec"]
+
+    def exec_inspect(self, alloc, exec_id):
+        return self.call("exec_inspect", alloc=alloc, exec=exec_id)["exec"]
+
+    def execs(self, alloc):
+        return self.call("execs", alloc=alloc)["execs"]
+
+    def exec_wait(self, alloc, exec_id, timeout_ms=60_000):
+        """The ExecInspect once complete; PoolTimeout when it is not within timeout_ms."""
+        # The client waits for the broker's answer a little longer than the wait itself.
+        request = {"op": "exec_wait", "alloc": alloc, "exec": exec_id, "timeout_ms": int(timeout_ms)}
+        return self._unwrap(self.request_many([request], int(timeout_ms) + self.timeout_ms)[0])["exec"]
+
+    def exec_logs(self, alloc, exec_id, stream="stdout", offset=0, max_bytes=65536):
+        """{"data": bytes, "offset": next offset, "eof": bool}."""
+        return self.call("exec_logs", alloc=alloc, exec=exec_id, stream=stream, offset=int(offset),
+                         max_bytes=int(max_bytes))
+
+    def exec_remove(self, alloc, exec_id):
+        self.call("exec_remove", alloc=alloc, exec=exec_id)
+
+    def repo_get(self, alloc, digest, offset=0, max_bytes=65536):
+        """One chunk of a repository object: {"data", "offset", "eof"}."""
+        return self.call("repo_get", alloc=alloc, digest=digest, offset=int(offset), max_bytes=int(max_bytes))
+
+    def repo_read(self, alloc, digest):
+        """A whole repository object, as bytes."""
+        out, offset = bytearray(), 0
+        while True:
+            chunk = self.repo_get(alloc, digest, offset, 512 * 1024)
+            out += chunk["data"]
+            offset = chunk["offset"]
+            if chunk["eof"]:
+                return bytes(out)
+
+    def run(self, cmd, min=None, alloc=None, exec_id=None, env=None, resources=None,  # noqa: A002
+            outputs=None, stdout=None, stderr=None, poll_ms=200):
+        """Runs argv `cmd` in an alloc and returns a RunResult (exit_code, exec,
+        stdout, stderr). With `min` (and no `alloc`) it allocates first and
+        frees after; the alloc is kept alive meanwhile. The exec's resources
+        default to the alloc's. `stdout`/`stderr`: binary file-likes the output
+        is streamed to as it comes (e.g. sys.stdout.buffer); the bytes are also
+        collected in the result. exit_code is 128+signal when a signal ended it."""
+        if (alloc is None) == (min is None):
+            raise ValueError("run takes an alloc URI or min, not both or neither")
+        owned = alloc is None
+        uri = self.allocate(min)["id"] if owned else alloc
+        keepalive = Keepalive(self, uri, interval_ms=60_000)
+        try:
+            if resources is None:
+                resources = self.inspect(uri)["resources"]
+            exec_id = exec_id or "run-%016x" % random.getrandbits(64)
+            self.exec_put(uri, exec_id, cmd, env=env, resources=resources, outputs=outputs)
+            sinks = {"stdout": stdout, "stderr": stderr}
+            collected = {"stdout": bytearray(), "stderr": bytearray()}
+            offsets = {"stdout": 0, "stderr": 0}
+            eof = {"stdout": False, "stderr": False}
+            final = None
+            while True:
+                for stream in ("stdout", "stderr"):
+                    while not eof[stream]:
+                        chunk = self.exec_logs(uri, exec_id, stream, offsets[stream], 512 * 1024)
+                        data = chunk["data"]
+                        offsets[stream] = chunk["offset"]
+                        eof[stream] = chunk["eof"]
+                        if data:
+                            collected[stream] += data
+                            if sinks[stream] is not None:
+                                sinks[stream].write(data)
+                                sinks[stream].flush()
+                        else:
+                            break
+                if eof["stdout"] and eof["stderr"] and final is not None:
+                    break
+                try:
+                    final = self.exec_wait(uri, exec_id, poll_ms)
+                except PoolTimeout:
+                    pass
+            return RunResult(final, bytes(collected["stdout"]), bytes(collected["stderr"]))
+        finally:
+            keepalive.stop()
+            if owned:
+                try:
+                    self.free(uri)
+                except PoolError:
+                    pass
+
+
+class RunResult:
+    """What Client.run returns: the exec's final ExecInspect and its output."""
+
+    def __init__(self, exec_inspect, stdout, stderr):
+        self.exec = exec_inspect
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def exit_code(self):
+        """The command's exit code; 128+signal when a signal ended it; 1 when it
+        could not run at all (the exec's error says why)."""
+        if "exit_code" in self.exec:
+            return int(self.exec["exit_code"])
+        if "signal" in self.exec:
+            return 128 + int(self.exec["signal"])
+        return 1
+
+    def __repr__(self):
+        return "RunResult(exit_code=%r, error=%r)" % (self.exit_code, self.exec.get("error"))
+
 
 def _hashable(value):
     try:
@@ -276,7 +446,8 @@ class Keepalive:
         self.retry_initial_ms = self.RETRY_INITIAL_MS if retry_initial_ms is None else retry_initial_ms
         # An own socket, so renewals never queue behind the caller's requests.
         api = client.api if isinstance(client, Client) else str(client)
-        self._client = Client(api, timeout_ms=self.CALL_TIMEOUT_MS)
+        curve = client.curve if isinstance(client, Client) else None
+        self._client = Client(api, timeout_ms=self.CALL_TIMEOUT_MS, curve=curve)
         self._stop = threading.Event()
         self.error = None
         self.renewals = 0
@@ -367,12 +538,13 @@ class Subscriber:
 
     recv(timeout_ms) returns one (topic, body) or None when nothing came in time."""
 
-    def __init__(self, stream=DEFAULT_STREAM, topic="", context=None):
+    def __init__(self, stream=DEFAULT_STREAM, topic="", context=None, curve=None):
         self.stream = stream
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._socket = self._context.socket(zmq.SUB)
         self._socket.setsockopt(zmq.LINGER, 0)
+        _apply_curve(self._socket, curve)
         topics = [topic] if isinstance(topic, (str, bytes)) else list(topic)
         for t in topics:
             self._socket.setsockopt(zmq.SUBSCRIBE, t.encode() if isinstance(t, str) else t)

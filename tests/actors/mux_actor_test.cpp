@@ -486,3 +486,157 @@ TEST_CASE_METHOD(mux_fixture, "mux: with caching, offers come from the cache and
     CHECK(count("p:offers") == 3);
   }
 }
+
+namespace {
+
+offer_announcement announcement_of(const std::string& pool, const Resources& total, const Resources& available,
+                                   int64_t seq, std::string run = "r1") {
+  offer_announcement a;
+  a.pool = pool;
+  a.run = std::move(run);
+  a.seq = seq;
+  a.resources = total;
+  a.available = available;
+  a.allocs = 0;
+  a.ts_ms = 1000 + seq;
+  if (available.units("cpu") > 0) a.offers.push_back(OfferInfo{pool + "/1", pool, available});
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(mux_fixture, "mux: add_pool and rm_pool change the membership one pool at a time") {
+  auto m = mux();
+  auto silent_a = fake({"a", large, true});  // never answers offers/status: pushed pools are not asked
+  auto silent_b = fake({"b", medium, true});
+  self->send(m, add_pool_atom::value, std::string("a"), silent_a, announcement_of("a", large, large, 1));
+  self->send(m, add_pool_atom::value, std::string("b"), silent_b, announcement_of("b", medium, medium, 1));
+  run();
+  CHECK(ask<int>(m, size_atom::value).value() == 2);
+  CHECK(log->empty());  // no pool was asked its id
+
+  // offers and pools answer from the pushed announcements, at once.
+  auto offers = ask<std::vector<OfferInfo>>(m, offers_atom::value);
+  REQUIRE(offers.ok());
+  CHECK(ids(*offers) == std::vector<std::string>{"a/1", "b/1"});
+  CHECK(offers->at(0).pool == "a");
+  CHECK(offers->at(0).available == large);
+  auto pools = ask<std::vector<PoolStatus>>(m, pools_atom::value);
+  REQUIRE(pools.ok());
+  REQUIRE(pools->size() == 2);
+  CHECK(pools->at(1).id == "b");
+  CHECK(pools->at(1).resources == medium);
+  CHECK(ask<PoolStatus>(m, status_atom::value).value().resources == large.add(medium));
+  CHECK(count("a:offers") == 0);
+  CHECK(count("a:status") == 0);
+
+  // A newer announcement replaces the snapshot; an older one of the same run does not.
+  self->send(m, announce_atom::value, announcement_of("a", large, small, 3));
+  self->send(m, announce_atom::value, announcement_of("a", large, medium, 2));
+  run();
+  CHECK(ask<std::vector<OfferInfo>>(m, offers_atom::value).value().at(0).available == small);
+  // A new run starts over at any seq.
+  self->send(m, announce_atom::value, announcement_of("a", large, medium, 1, "r2"));
+  run();
+  CHECK(ask<std::vector<OfferInfo>>(m, offers_atom::value).value().at(0).available == medium);
+  // A pool with nothing to offer is listed by pools but extends no offer.
+  self->send(m, announce_atom::value, announcement_of("a", large, Resources{}, 2, "r2"));
+  run();
+  CHECK(ids(ask<std::vector<OfferInfo>>(m, offers_atom::value).value()) == std::vector<std::string>{"b/1"});
+
+  // Routed requests still go to the pool's handle.
+  auto served = fake({"c", large});
+  self->send(m, add_pool_atom::value, std::string("c"), served, announcement_of("c", large, large, 1));
+  run();
+  auto alloc = ask<AllocInspect>(m, accept_atom::value, std::string("c/1"), AllocMeta{small, "bob", {}});
+  REQUIRE(alloc.ok());
+  CHECK(count("c:accept:1") == 1);
+
+  self->send(m, rm_pool_atom::value, std::string("a"));
+  self->send(m, rm_pool_atom::value, std::string("nobody"));  // unknown: ignored
+  run();
+  CHECK(ask<int>(m, size_atom::value).value() == 2);
+  CHECK(ids(ask<std::vector<OfferInfo>>(m, offers_atom::value).value()) == std::vector<std::string>{"b/1", "c/1"});
+  CHECK(ask<AllocInspect>(m, inspect_atom::value, std::string("a/x")).error().kind == error_kind::not_exist);
+  // Announcements for a pool no longer in the mux are ignored.
+  self->send(m, announce_atom::value, announcement_of("a", large, large, 9));
+  run();
+  CHECK(ask<int>(m, size_atom::value).value() == 2);
+  // An unusable id is left out.
+  self->send(m, add_pool_atom::value, std::string("x/y"), served, announcement_of("x/y", large, large, 1));
+  run();
+  CHECK(ask<int>(m, size_atom::value).value() == 2);
+  // The offer of a pushed pool comes from its announcement too.
+  CHECK(ask<OfferInfo>(m, offer_atom::value, std::string("b/1")).value().available == medium);
+  CHECK(ask<OfferInfo>(m, offer_atom::value, std::string("b/2")).error().kind == error_kind::not_exist);
+  CHECK(count("b:offer:1") == 0);
+
+  // set_pools keeps the announcement of a pool whose handle it keeps; pushed
+  // and asked pools then answer side by side, in id order.
+  set_pools(m, {silent_b, fake({"d", small})});
+  auto mixed = ask<std::vector<OfferInfo>>(m, offers_atom::value);
+  REQUIRE(mixed.ok());
+  CHECK(ids(*mixed) == std::vector<std::string>{"b/1", "d/1"});
+  CHECK(mixed->at(0).available == medium);
+  CHECK(count("b:offers") == 0);
+  CHECK(count("d:offers") == 1);
+  CHECK(ask<PoolStatus>(m, status_atom::value).value().resources == medium.add(small));
+}
+
+namespace {
+
+// Holds every keepalive unanswered (a pool whose answer is still on its way)
+// until a keepalive with interval 0 releases them all, each granted 7.
+struct holding_pool_state {
+  std::vector<caf::typed_response_promise<int64_t>> held;
+  static inline const char* name = "holding_pool";
+};
+
+pool_actor::behavior_type holding_pool(pool_actor::stateful_pointer<holding_pool_state> self, std::string id) {
+  return {
+      [=](pool_id_atom) { return id; },
+      [=](status_atom) { return unexpected<PoolStatus>(id, "status"); },
+      [=](offers_atom) { return unexpected<std::vector<OfferInfo>>(id, "offers"); },
+      [=](offer_atom, const std::string&) { return unexpected<OfferInfo>(id, "offer"); },
+      [=](accept_atom, const std::string&, const AllocMeta&) { return unexpected<AllocInspect>(id, "accept"); },
+      [=](allocs_atom) { return unexpected<std::vector<AllocInspect>>(id, "allocs"); },
+      [=](inspect_atom, const std::string&) { return unexpected<AllocInspect>(id, "inspect"); },
+      [=](keepalive_atom, const std::string&, int64_t interval) -> caf::result<int64_t> {
+        if (interval == 0) {
+          for (auto& promise : self->state.held) promise.deliver(int64_t{7});
+          self->state.held.clear();
+          return int64_t{0};
+        }
+        self->state.held.push_back(self->make_response_promise<int64_t>());
+        return self->state.held.back();
+      },
+      [=](free_atom, const std::string&) { return unexpected<caf::ok_atom>(id, "free"); },
+  };
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(mux_fixture, "mux: with pools_keep_deadlines, a routed request waits for the pool's own answer") {
+  for (bool keep : {false, true}) {
+    mux_config config;
+    config.request_timeout = milliseconds(100);
+    config.pools_keep_deadlines = keep;
+    auto m = mux(config);
+    auto pool = sys.spawn(holding_pool, std::string("h"));
+    spawned.push_back(caf::actor_cast<caf::actor>(pool));
+    set_pools(m, {pool});
+    auto rh = self->request(caf::actor_cast<caf::actor>(m), no_deadline, keepalive_atom::value, std::string("h/x"),
+                            int64_t{7});
+    run();
+    advance(milliseconds(150));
+    if (!keep) {
+      // The mux's own deadline answers `timeout`.
+      CHECK(collect<int64_t>(rh).error().kind == error_kind::timeout);
+    } else {
+      CHECK(self->mailbox().empty());  // still the pool's to answer
+      auto release = ask<int64_t>(m, keepalive_atom::value, std::string("h/y"), int64_t{0});
+      CHECK(release.value() == 0);
+      CHECK(collect<int64_t>(rh).value() == 7);
+    }
+  }
+}

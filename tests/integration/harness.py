@@ -175,6 +175,7 @@ class Cluster:
             self.add_worker(*spec)
         self._closeables = []
         self._client = None
+        self.client_curve = None  # (public, secret, server_public) for a CURVE broker
         if start:
             try:
                 self.start()
@@ -241,12 +242,12 @@ class Cluster:
         return self._client
 
     def new_client(self, timeout_ms=3000):
-        c = poolbus.Client(self.api, timeout_ms=timeout_ms)
+        c = poolbus.Client(self.api, timeout_ms=timeout_ms, curve=self.client_curve)
         self._closeables.append(c)
         return c
 
     def subscriber(self, topic=""):
-        s = poolbus.Subscriber(self.stream, topic)
+        s = poolbus.Subscriber(self.stream, topic, curve=self.client_curve)
         self._closeables.append(s)
         return s
 

@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -377,4 +380,78 @@ TEST_CASE("resource pool: init restores allocs that fit, latest-expiring first")
   REQUIRE(pool.inspect("bbb")->taskdb_alloc_id == taskdb_alloc_id("w1/bbb"));
   REQUIRE(pool.available(t0).get("cpu") == 1);
   REQUIRE(pool.keepalive("aaa", minute, t0 + 30 * sec).ok());
+}
+
+// The pool keeps running sums and an expiry index instead of scanning its
+// table; asked at any time (also earlier than before, as tests and restarts
+// do), it must answer exactly what a scan of allocs() would.
+TEST_CASE("resource pool: incremental sums and expiry index agree with a full scan at any time") {
+  resource_pool pool("w1", machine(), 7);
+  std::mt19937_64 rng(42);
+  std::vector<std::string> live;
+  std::map<std::string, int64_t> reported;  // local id -> expiry already reported
+  auto scan_available = [&](int64_t now) {
+    Resources reserved;
+    for (const auto& a : pool.allocs())
+      if (!alloc_expired(a, now)) reserved = reserved.add(a.resources);
+    return pool.total().sub(reserved);
+  };
+  auto scan_next_expiry = [&](int64_t now) {
+    std::optional<int64_t> next;
+    for (const auto& a : pool.allocs())
+      if (a.expires_ms > now && (!next || a.expires_ms < *next)) next = a.expires_ms;
+    return next;
+  };
+  int64_t clock = t0;
+  for (int step = 0; step < 3000; ++step) {
+    clock += static_cast<int64_t>(rng() % (20 * sec));
+    // Now and then ask about an earlier moment.
+    int64_t now = rng() % 7 == 0 ? clock - static_cast<int64_t>(rng() % (10 * minute)) : clock;
+    switch (rng() % 4) {
+      case 0:
+      case 1: {
+        auto made = pool.create(want(0.25 + 0.25 * static_cast<double>(rng() % 4), 0.5, 0.5), now);
+        if (!made) break;
+        live.push_back(local(made->alloc));
+        for (const auto& gone : made->collected) {
+          live.erase(std::find(live.begin(), live.end(), local(gone)));
+          // Collected allocs were expired: the most expired go first.
+          REQUIRE(alloc_expired(gone, now));
+        }
+        break;
+      }
+      case 2:
+        if (!live.empty()) {
+          auto i = rng() % live.size();
+          REQUIRE(pool.keepalive(live[i], static_cast<int64_t>(1 + rng() % (4 * minute)), now).ok());
+        }
+        break;
+      case 3:
+        if (!live.empty()) {
+          auto i = rng() % live.size();
+          REQUIRE(pool.free(live[i]).ok());
+          live.erase(live.begin() + static_cast<long>(i));
+        }
+        break;
+    }
+    REQUIRE(pool.size() == live.size());
+    int64_t probe = now + static_cast<int64_t>(rng() % (6 * minute)) - 3 * minute;
+    REQUIRE(pool.available(probe) == scan_available(probe));
+    REQUIRE(pool.available(now) == scan_available(now));
+    REQUIRE(pool.next_expiry(probe) == scan_next_expiry(probe));
+    require_within_total(pool, now);
+    // newly_expired: exactly the expired leases not reported yet, in id order.
+    std::vector<std::string> expected;
+    for (const auto& a : pool.allocs()) {
+      auto it = reported.find(local(a));
+      if (alloc_expired(a, clock) && (it == reported.end() || it->second != a.expires_ms))
+        expected.push_back(local(a));
+    }
+    std::vector<std::string> got;
+    for (const auto& a : pool.newly_expired(clock)) {
+      got.push_back(local(a));
+      reported[local(a)] = a.expires_ms;
+    }
+    REQUIRE(got == expected);
+  }
 }

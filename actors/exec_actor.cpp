@@ -1,0 +1,213 @@
+#include "actors/exec_actor.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <caf/all.hpp>
+
+#include "actors/error_bridge.hpp"
+
+namespace poolbus {
+namespace {
+
+using exec_self = exec_actor::stateful_pointer<exec_actor_state>;
+
+int64_t now_ms(exec_self self) { return self->state.config.clock.now_ms(self->clock()); }
+
+const std::string& exec_id(exec_self self) { return self->state.config.record.inspect.id; }
+
+// Saves the record (inspect as it is now) and tells the alloc.
+void persist_and_report(exec_self self) {
+  auto& st = self->state;
+  st.config.record.inspect = st.life->inspect();
+  if (auto saved = st.config.records->save(st.config.record); !saved)
+    spdlog::error("exec {} of {}: cannot save its record: {}", exec_id(self), st.config.record.inspect.alloc,
+                  saved.error().to_string());
+  caf::anon_send(st.config.alloc, exec_update_atom::value, st.life->inspect());
+}
+
+void emit(exec_self self, exec_event_kind kind) {
+  auto& st = self->state;
+  spdlog::info("exec {} of {}: {}", exec_id(self), st.life->inspect().alloc, to_string(kind));
+  if (st.config.events)
+    caf::anon_send(st.config.events, exec_event_atom::value,
+               exec_event{st.config.pool, kind, st.life->inspect(), now_ms(self)});
+}
+
+void answer_waiters(exec_self self) {
+  auto waiters = std::exchange(self->state.waiters, {});
+  for (auto& [_, promise] : waiters) promise.deliver(exec_answer::of(self->state.life->inspect()));
+}
+
+void fail_waiters(exec_self self, const pool_error& error) {
+  auto waiters = std::exchange(self->state.waiters, {});
+  for (auto& [_, promise] : waiters) promise.deliver(make_error(error));
+}
+
+// Removes the exec's directory, tells the alloc, and ends the actor.
+void finish_removal(exec_self self) {
+  auto& st = self->state;
+  st.gone = true;
+  if (auto removed = st.config.records->remove(exec_id(self)); !removed)
+    spdlog::warn("exec {}: {}", exec_id(self), removed.error().to_string());
+  fail_waiters(self, make_pool_error(error_kind::not_exist, "exec " + exec_id(self) + " was removed"));
+  caf::anon_send(st.config.alloc, exec_gone_atom::value, exec_id(self));
+  if (st.removal) {
+    st.removal->deliver(exec_answer{});
+    st.removal.reset();
+  }
+  self->quit();
+}
+
+// Hashes every listed output into the repository; the first missing one fails the exec.
+void collect_outputs(exec_self self) {
+  auto& st = self->state;
+  std::map<std::string, ExecResultFile> files;
+  for (const auto& path : st.config.record.config.outputs) {
+    auto stored = st.config.repo->put_file(st.config.records->work_dir(exec_id(self)) + "/" + path);
+    if (!stored) {
+      st.life->set_output_error("missing output " + path +
+                                (stored.error().kind == error_kind::not_exist ? "" : ": " + stored.error().message));
+      return;
+    }
+    files[path] = *stored;
+  }
+  st.life->set_result(std::move(files));
+}
+
+void complete(exec_self self) {
+  persist_and_report(self);
+  emit(self, exec_event_kind::completed);
+  answer_waiters(self);
+  if (self->state.removal) finish_removal(self);
+}
+
+void start(exec_self self) {
+  auto& st = self->state;
+  if (st.gone || st.life->state() != exec_state::waiting) return;
+  auto now = now_ms(self);
+  const auto& id = exec_id(self);
+  process_spec spec;
+  spec.argv = st.config.record.config.cmd;
+  spec.env = st.config.record.config.env;
+  spec.working_dir = st.config.records->work_dir(id);
+  spec.stdout_path = st.config.records->log_path(id, "stdout");
+  spec.stderr_path = st.config.records->log_path(id, "stderr");
+  spec.group = st.config.record.inspect.alloc;
+  spec.mem_limit_bytes = static_cast<int64_t>(st.config.record.config.resources.get("mem"));
+  exec_actor me = self;
+  auto pid = st.config.runtime.processes->spawn(spec, [me](const process_exit& exit) {
+    caf::anon_send(me, exec_exit_atom::value, exit);
+  });
+  if (!pid) {
+    spdlog::info("exec {} of {}: cannot start: {}", id, spec.group, pid.error().message);
+    st.life->fail(pid.error().message, now);
+    complete(self);
+    return;
+  }
+  st.life->start(now);
+  st.config.record.pid = *pid;
+  st.config.record.start_time = process_supervisor::start_time_of(*pid);
+  persist_and_report(self);
+  emit(self, exec_event_kind::started);
+}
+
+exec_answer read_log(exec_self self, const exec_call& call) {
+  auto& st = self->state;
+  auto chunk = read_file_chunk(st.config.records->log_path(exec_id(self), call.stream), call.offset,
+                               std::min(call.max_bytes, max_exec_chunk_bytes));
+  if (!chunk) return exec_answer::chunk("", call.offset, false);
+  auto next = call.offset + static_cast<int64_t>(chunk->data.size());
+  return exec_answer::chunk(std::move(chunk->data), next, st.life->done() && chunk->at_end);
+}
+
+}  // namespace
+
+exec_actor::behavior_type exec_actor_behavior(exec_actor::stateful_pointer<exec_actor_state> self,
+                                              exec_actor_config config) {
+  auto& st = self->state;
+  st.config = std::move(config);
+  st.life.emplace(st.config.record.inspect);
+  if (st.life->state() == exec_state::running) {
+    // Restored from a record: the worker restarted under it. Whatever is left
+    // of its process group (same pid, same start time) is killed.
+    if (process_supervisor::kill_stale_group(static_cast<int>(st.config.record.pid), st.config.record.start_time))
+      spdlog::warn("exec {}: killed the process group {} left from before the restart", exec_id(self),
+                   st.config.record.pid);
+    st.life->lose(now_ms(self));
+    st.config.record.pid = 0;
+    persist_and_report(self);
+    emit(self, exec_event_kind::lost);
+  }
+  return {
+      [=](exec_atom, const exec_call& call) -> caf::result<exec_answer> {
+        auto& st = self->state;
+        if (st.gone || st.removal)
+          return make_error(error_kind::not_exist, "exec " + exec_id(self) + " was removed");
+        switch (call.op) {
+          case exec_op::put:
+          case exec_op::inspect:
+            return exec_answer::of(st.life->inspect());
+          case exec_op::wait: {
+            if (st.life->done()) return exec_answer::of(st.life->inspect());
+            auto promise = self->make_response_promise<exec_answer>();
+            auto waiter = st.next_waiter++;
+            st.waiters.emplace(waiter, promise);
+            self->delayed_send(self, std::chrono::milliseconds(call.timeout_ms), exec_timeout_atom::value, waiter);
+            return promise;
+          }
+          case exec_op::logs:
+            return read_log(self, call);
+          case exec_op::remove: {
+            if (st.life->state() != exec_state::running) {
+              auto promise = self->make_response_promise<exec_answer>();
+              st.removal = promise;
+              finish_removal(self);
+              return promise;
+            }
+            auto promise = self->make_response_promise<exec_answer>();
+            st.removal = promise;
+            st.config.runtime.processes->terminate(static_cast<int>(st.config.record.pid),
+                                                   st.config.runtime.kill_grace_ms);
+            return promise;
+          }
+          default:
+            return make_error(error_kind::internal, "exec actor cannot answer " + std::string(to_string(call.op)));
+        }
+      },
+      [=](exec_start_atom) { start(self); },
+      [=](exec_exit_atom, const process_exit& exit) {
+        auto& st = self->state;
+        if (st.gone || st.life->state() != exec_state::running) return;
+        exec_termination how;
+        how.exited = exit.exited;
+        how.exit_code = exit.exit_code;
+        how.signal = exit.signal;
+        how.oom = exit.oom;
+        how.killed = exit.killed;
+        how.profile = ExecProfile{exit.max_rss_bytes, exit.cpu_user_ms, exit.cpu_sys_ms};
+        auto succeeded = st.life->finish(how, now_ms(self));
+        st.config.record.pid = 0;
+        if (succeeded && *succeeded) collect_outputs(self);
+        complete(self);
+      },
+      [=](exec_timeout_atom, uint64_t waiter) {
+        auto it = self->state.waiters.find(waiter);
+        if (it == self->state.waiters.end()) return;  // answered already
+        auto promise = it->second;
+        self->state.waiters.erase(it);
+        promise.deliver(make_error(error_kind::timeout, "exec " + exec_id(self) + " is still " +
+                                                            std::string(to_string(self->state.life->state()))));
+      },
+      [=](exec_sigkill_atom) {
+        auto& st = self->state;
+        st.gone = true;
+        fail_waiters(self, make_pool_error(error_kind::not_exist,
+                                           "alloc " + st.config.record.inspect.alloc + " was freed or collected"));
+        if (st.removal) st.removal->deliver(exec_answer{});
+        st.removal.reset();
+        self->quit();
+      },
+  };
+}
+
+}  // namespace poolbus

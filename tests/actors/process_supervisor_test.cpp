@@ -1,0 +1,154 @@
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "actors/process_supervisor.hpp"
+
+using namespace poolbus;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A scratch dir and a supervisor; exits land in `exits` (by pid).
+struct supervised {
+  fs::path dir = fs::temp_directory_path() / ("poolbus-ps-" + std::to_string(::getpid()) + "-" +
+                                              std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  process_supervisor supervisor;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::map<int, process_exit> exits;
+
+  supervised() { fs::create_directories(dir); }
+  ~supervised() { fs::remove_all(dir); }
+
+  process_spec spec(std::vector<std::string> argv, int64_t mem = 0) {
+    process_spec s;
+    s.argv = std::move(argv);
+    s.working_dir = dir.string();
+    s.stdout_path = (dir / "out").string();
+    s.stderr_path = (dir / "err").string();
+    s.group = "alloc-1";
+    s.mem_limit_bytes = mem;
+    return s;
+  }
+  int start(const process_spec& s) {
+    auto pid = supervisor.spawn(s, [this](const process_exit& e) {
+      std::lock_guard lock(mutex);
+      exits[e.pid] = e;
+      changed.notify_all();
+    });
+    REQUIRE(pid.ok());
+    return *pid;
+  }
+  std::optional<process_exit> wait_exit(int pid, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    std::unique_lock lock(mutex);
+    if (!changed.wait_for(lock, limit, [&] { return exits.count(pid) != 0; })) return std::nullopt;
+    return exits[pid];
+  }
+  std::string read(const char* name) {
+    std::ifstream in(dir / name);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+};
+
+bool pid_alive(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  if (!in) return false;
+  std::string line;
+  std::getline(in, line);
+  auto close = line.rfind(')');
+  return close != std::string::npos && line.substr(close + 2, 1) != "Z";
+}
+
+}  // namespace
+
+TEST_CASE("process supervisor: exit code, output files, cwd, env, profile") {
+  supervised s;
+  auto spec = s.spec({"sh", "-c", "echo out; echo err >&2; pwd; echo $FOO; exit 3"});
+  spec.env = {{"FOO", "bar"}};
+  auto pid = s.start(spec);
+  auto exit = s.wait_exit(pid);
+  REQUIRE(exit);
+  CHECK(exit->exited);
+  CHECK(exit->exit_code == 3);
+  CHECK(exit->max_rss_bytes > 0);
+  CHECK(s.read("out") == "out\n" + fs::canonical(s.dir).string() + "\nbar\n");
+  CHECK(s.read("err") == "err\n");
+}
+
+TEST_CASE("process supervisor: killed by a signal, even with SIGTERM blocked in the worker") {
+  supervised s;
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, &old);  // as the worker's shutdown latch does
+  auto pid = s.start(s.spec({"sleep", "30"}));
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  s.supervisor.terminate(pid, 2000);
+  auto exit = s.wait_exit(pid, std::chrono::seconds(1));  // SIGTERM does it, no need for the SIGKILL
+  REQUIRE(exit);
+  CHECK(!exit->exited);
+  CHECK(exit->signal == SIGTERM);
+  CHECK(exit->killed);
+}
+
+TEST_CASE("process supervisor: a missing program is a clear invalid error") {
+  supervised s;
+  auto pid = s.supervisor.spawn(s.spec({"no-such-program-here"}), [](const process_exit&) {});
+  REQUIRE(!pid.ok());
+  CHECK(pid.error().kind == error_kind::invalid);
+  CHECK_THAT(pid.error().message, Catch::Contains("no-such-program-here"));
+  auto path = s.supervisor.spawn(s.spec({"./nope"}), [](const process_exit&) {});
+  REQUIRE(!path.ok());
+  CHECK(s.supervisor.running() == 0);
+}
+
+TEST_CASE("process supervisor: the RSS watcher stops a process over its memory (oom)") {
+  supervised s;
+  auto pid = s.start(s.spec({"python3", "-c", "import time; x = bytearray(300 << 20); time.sleep(20)"}, 64 << 20));
+  auto exit = s.wait_exit(pid);
+  REQUIRE(exit);
+  CHECK(exit->oom);
+  CHECK(exit->signal == SIGKILL);
+}
+
+TEST_CASE("process supervisor: terminate_group kills the whole process tree and leaves no orphan") {
+  supervised s;
+  auto pid = s.start(s.spec({"sh", "-c", "sleep 30 & echo $! > child; sleep 30"}));
+  int child = 0;
+  for (int i = 0; i < 200 && child == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::istringstream in(s.read("child"));
+    in >> child;
+  }
+  REQUIRE(child > 0);
+  REQUIRE(pid_alive(child));
+  s.supervisor.terminate_group("alloc-1", 2000);
+  CHECK(!pid_alive(pid));
+  CHECK(!pid_alive(child));
+  CHECK(s.supervisor.running() == 0);
+}
+
+TEST_CASE("process supervisor: when the leader exits, the rest of its group is killed") {
+  supervised s;
+  auto pid = s.start(s.spec({"sh", "-c", "sleep 30 & echo $! > child"}));
+  auto exit = s.wait_exit(pid);
+  REQUIRE(exit);
+  int child = 0;
+  std::istringstream(s.read("child")) >> child;
+  REQUIRE(child > 0);
+  for (int i = 0; i < 100 && pid_alive(child); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(!pid_alive(child));
+}
