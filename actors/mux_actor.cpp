@@ -242,6 +242,27 @@ caf::result<T> route(mux_pointer self, const std::string& uri, Convert convert, 
   return promise;
 }
 
+// Every pool's status: from its pushed announcement, or asked within the
+// gather deadline (a pool that misses it is left out).
+void gather_statuses(mux_pointer self, std::function<void(std::vector<PoolStatus>)> done) {
+  gather<PoolStatus>(
+      self,
+      [self](std::size_t i, const std::string& id, const pool_actor& handle,
+             std::shared_ptr<gather_round<PoolStatus>> round) {
+        if (auto* pushed = pushed_of(self, id)) {
+          round->settle(i, std::vector<PoolStatus>{pushed_status(id, *pushed)});
+          return;
+        }
+        self->request(handle, self->state.config.gather_deadline, status_atom::value)
+            .then([i, round](PoolStatus& s) { round->settle(i, std::vector<PoolStatus>{s}); },
+                  [i, id, round](caf::error& err) {
+                    spdlog::debug("mux: pool {} left out of pools: {}", id, to_pool_error(err).to_string());
+                    round->settle(i, std::nullopt);
+                  });
+      },
+      std::move(done));
+}
+
 mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
   self->state.config = std::move(config);
   self->state.seeds.seed(self->state.config.seed);
@@ -259,18 +280,8 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
           return total;
         }
         auto promise = self->make_response_promise<PoolStatus>();
-        gather<PoolStatus>(
+        gather_statuses(
             self,
-            [self](std::size_t i, const std::string& id, const pool_actor& handle,
-                   std::shared_ptr<gather_round<PoolStatus>> round) {
-              if (auto* pushed = pushed_of(self, id)) {
-                round->settle(i, std::vector<PoolStatus>{pushed_status(id, *pushed)});
-                return;
-              }
-              self->request(handle, self->state.config.gather_deadline, status_atom::value)
-                  .then([i, round](PoolStatus& s) { round->settle(i, std::vector<PoolStatus>{s}); },
-                        [i, round](caf::error&) { round->settle(i, std::nullopt); });
-            },
             [promise](std::vector<PoolStatus> statuses) mutable {
               PoolStatus total;
               for (const auto& s : statuses) {
@@ -457,21 +468,8 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
           return statuses;
         }
         auto promise = self->make_response_promise<std::vector<PoolStatus>>();
-        gather<PoolStatus>(
+        gather_statuses(
             self,
-            [self](std::size_t i, const std::string& id, const pool_actor& handle,
-                   std::shared_ptr<gather_round<PoolStatus>> round) {
-              if (auto* pushed = pushed_of(self, id)) {
-                round->settle(i, std::vector<PoolStatus>{pushed_status(id, *pushed)});
-                return;
-              }
-              self->request(handle, self->state.config.gather_deadline, status_atom::value)
-                  .then([i, round](PoolStatus& s) { round->settle(i, std::vector<PoolStatus>{s}); },
-                        [i, id, round](caf::error& err) {
-                          spdlog::debug("mux: pool {} left out of pools: {}", id, to_pool_error(err).to_string());
-                          round->settle(i, std::nullopt);
-                        });
-            },
             [promise](std::vector<PoolStatus> statuses) mutable { promise.deliver(std::move(statuses)); });
         return promise;
       },

@@ -38,10 +38,11 @@ void send_reply(worker_pointer self, worker_reply reply) {
   self->state.config.sink->post({channel::broker, {encode_worker_reply(reply)}});
 }
 
-// Asks the pool and replies with what `fill` puts into the reply, or the error.
+// Asks the pool (within `deadline`) and replies with what `fill` puts into
+// the reply, or the error.
 template <class Result, class Fill, class... Args>
-void serve(worker_pointer self, uint64_t rid, Fill fill, Args&&... args) {
-  self->request(self->state.config.pool_actor, local_deadline, std::forward<Args>(args)...)
+void serve_within(worker_pointer self, caf::timespan deadline, uint64_t rid, Fill fill, Args&&... args) {
+  self->request(self->state.config.pool_actor, deadline, std::forward<Args>(args)...)
       .then(
           [=](Result& result) {
             worker_reply reply;
@@ -58,27 +59,19 @@ void serve(worker_pointer self, uint64_t rid, Fill fill, Args&&... args) {
           });
 }
 
+template <class Result, class Fill, class... Args>
+void serve(worker_pointer self, uint64_t rid, Fill fill, Args&&... args) {
+  serve_within<Result>(self, local_deadline, rid, std::move(fill), std::forward<Args>(args)...);
+}
+
 // An exec op for the pool. exec_wait is a long-poll: the request waits in the
 // exec actor as a promise (no thread or actor is held), so its deadline is the
 // wait's own timeout plus the usual one.
 void serve_exec(worker_pointer self, const worker_request& req) {
   auto deadline = local_deadline + std::chrono::milliseconds(req.exec.op == exec_op::wait ? req.exec.timeout_ms : 0);
-  auto rid = req.rid;
-  self->request(self->state.config.pool_actor, deadline, exec_atom::value, req.exec)
-      .then(
-          [=](exec_answer& answer) {
-            worker_reply reply;
-            reply.rid = rid;
-            reply.exec = std::move(answer);
-            send_reply(self, std::move(reply));
-          },
-          [=](caf::error& err) {
-            worker_reply reply;
-            reply.rid = rid;
-            reply.ok = false;
-            reply.error = to_pool_error(err);
-            send_reply(self, std::move(reply));
-          });
+  serve_within<exec_answer>(self, deadline, req.rid,
+                            [](worker_reply& r, exec_answer& answer) { r.exec = std::move(answer); },
+                            exec_atom::value, req.exec);
 }
 
 void handle(worker_pointer self, const worker_request& req) {

@@ -57,11 +57,13 @@ std::optional<received_reply> api_driver::receive(int timeout_ms) {
     body = frame.to_string();
     if (!frame.more()) break;
   }
+  auto decode_start = std::chrono::steady_clock::now();
   received_reply r{unpack_id(reply_id_raw(body)), decode_api_reply(body), body.size()};
+  r.decode_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - decode_start).count();
   return r;
 }
 
-outcome<api_reply> api_driver::call(api_request request, int timeout_ms, size_t* reply_bytes) {
+outcome<api_reply> api_driver::call(api_request request, int timeout_ms, size_t* reply_bytes, double* decode_us) {
   auto id = send(std::move(request));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
@@ -70,6 +72,7 @@ outcome<api_reply> api_driver::call(api_request request, int timeout_ms, size_t*
     auto r = receive(static_cast<int>(left.count()) + 1);
     if (r && r->id == id) {
       if (reply_bytes) *reply_bytes = r->body_bytes;
+      if (decode_us) *decode_us = r->decode_us;
       return std::move(r->reply);
     }
   }

@@ -21,6 +21,7 @@ struct received_reply {
   uint64_t id = 0;
   outcome<api_reply> reply;
   size_t body_bytes = 0;
+  double decode_us = 0;  // time spent decoding the body here, in the client
 };
 
 class api_driver {
@@ -33,7 +34,9 @@ class api_driver {
   // The next reply, waiting up to timeout_ms; nullopt when none came.
   std::optional<received_reply> receive(int timeout_ms);
   // Sends and waits for that request's reply (others arriving meanwhile are dropped).
-  outcome<api_reply> call(api_request request, int timeout_ms, size_t* reply_bytes = nullptr);
+  // *decode_us: the client's own share of the call (decoding the reply).
+  outcome<api_reply> call(api_request request, int timeout_ms, size_t* reply_bytes = nullptr,
+                          double* decode_us = nullptr);
 
   void* handle();  // for zmq::poll over many drivers
 

@@ -8,6 +8,7 @@
 
 #include "actors/keepalive_actor.hpp"
 #include "actors/remote_alloc_actor.hpp"
+#include "apps/poolctl/client_transport.hpp"
 #include "apps/poolctl/tables.hpp"
 #include "bus/pool_client.hpp"
 #include "schemas/json.hpp"
@@ -96,19 +97,6 @@ std::string fresh_exec_id() {
   std::snprintf(buf, sizeof buf, "run-%016llx", static_cast<unsigned long long>(gen()));
   return buf;
 }
-
-class client_transport : public alloc_transport {
- public:
-  explicit client_transport(std::unique_ptr<pool_client> client) : client_(std::move(client)) {}
-  outcome<int64_t> keepalive(const std::string& uri, int64_t interval_ms) override {
-    return client_->keepalive(uri, interval_ms);
-  }
-  outcome<AllocInspect> inspect(const std::string& uri) override { return client_->inspect(uri); }
-  outcome<void> free(const std::string& uri) override { return client_->free(uri); }
-
- private:
-  std::unique_ptr<pool_client> client_;
-};
 
 // Streams the exec's output until it is complete and all read; the final inspect.
 outcome<ExecInspect> stream_until_done(pool_client& client, const std::string& alloc, const std::string& exec,

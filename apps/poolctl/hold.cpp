@@ -7,24 +7,12 @@
 #include "actors/error_bridge.hpp"
 #include "actors/keepalive_actor.hpp"
 #include "actors/remote_alloc_actor.hpp"
+#include "apps/poolctl/client_transport.hpp"
 #include "bus/pool_client.hpp"
 #include "schemas/units.hpp"
 
 namespace poolbus {
 namespace {
-
-class client_transport : public alloc_transport {
- public:
-  explicit client_transport(std::unique_ptr<pool_client> client) : client_(std::move(client)) {}
-  outcome<int64_t> keepalive(const std::string& uri, int64_t interval_ms) override {
-    return client_->keepalive(uri, interval_ms);
-  }
-  outcome<AllocInspect> inspect(const std::string& uri) override { return client_->inspect(uri); }
-  outcome<void> free(const std::string& uri) override { return client_->free(uri); }
-
- private:
-  std::unique_ptr<pool_client> client_;
-};
 
 outcome<AllocInspect> take_alloc(pool_client& client, const hold_request& request) {
   if (request.offer_uri.empty()) return client.allocate(request.min, request.width, request.owner);
