@@ -5,6 +5,7 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -21,11 +22,14 @@ namespace {
 // Sent by the pool to itself after the first change of a burst: commit the
 // burst's changes to the journal, then answer the requests that made them.
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
+// From the process supervisor's thread: every exec process of the alloc
+// (by its id) is gone, so the alloc can finish retiring.
+using execs_gone_atom = caf::atom_constant<caf::atom("execsgone")>;
 
-// The pool actor's full interface: the worker pool plus its own expiry timer
-// and group commit.
-using pool_actor_impl =
-    worker_pool_actor::extend<caf::reacts_to<tick_atom, uint64_t>, caf::reacts_to<flush_atom>>;
+// The pool actor's full interface: the worker pool plus its own expiry timer,
+// group commit, and the end of retiring allocs.
+using pool_actor_impl = worker_pool_actor::extend<caf::reacts_to<tick_atom, uint64_t>, caf::reacts_to<flush_atom>,
+                                                  caf::reacts_to<execs_gone_atom, std::string>>;
 
 // What subscribers saw last; a change in any of it is a change of the offer.
 struct offer_view {
@@ -37,6 +41,14 @@ struct offer_view {
   bool operator==(const offer_view& o) const {
     return resources == o.resources && available == o.available && offers == o.offers && allocs == o.allocs;
   }
+};
+
+// An alloc out of the table whose execs' processes are still dying (SIGTERM
+// sent, SIGKILL at the grace): its resources stay held until they are gone.
+struct retiring_alloc {
+  AllocInspect alloc;
+  alloc_event_kind kind;
+  std::function<void(outcome<void>)> then;  // gets the alloc manager's verdict
 };
 
 struct pool_state {
@@ -55,6 +67,11 @@ struct pool_state {
   std::vector<journal_change> unflushed;
   std::vector<std::function<void(const caf::error*)>> held;
   bool flush_sent = false;
+  // Allocs retiring (by id): neither offered nor given to a new alloc, so the
+  // processes running never use more than the total. Creates wait in
+  // deferred_creates (in arrival order) while any alloc is retiring.
+  std::map<std::string, retiring_alloc> retiring;
+  std::deque<std::function<void()>> deferred_creates;
   static inline const char* name = "pool_actor";
 };
 
@@ -62,9 +79,35 @@ using pool_self = pool_actor_impl::stateful_pointer<pool_state>;
 
 int64_t now_ms(pool_self self) { return self->state.config.clock.now_ms(self->clock()); }
 
+// What retiring allocs still hold.
+Resources retiring_resources(pool_self self) {
+  Resources held;
+  for (const auto& [_, entry] : self->state.retiring) held = held.add(entry.alloc.resources);
+  return held;
+}
+
+// The table's available resources less what retiring allocs hold.
+Resources available_now(pool_self self, int64_t now) {
+  auto available = self->state.table->available(now);
+  if (self->state.retiring.empty()) return available;
+  return available.sub(retiring_resources(self));
+}
+
+// The table's offers less what retiring allocs hold (none when cpu, mem or
+// disk is then exhausted, as resource_pool::offers decides).
+std::vector<OfferInfo> offers_now(pool_self self, int64_t now) {
+  auto offers = self->state.table->offers(now);
+  if (self->state.retiring.empty() || offers.empty()) return offers;
+  auto held = retiring_resources(self);
+  for (auto& offer : offers) offer.available = offer.available.sub(held);
+  const auto& left = offers.front().available;
+  if (left.units("cpu") <= 0 || left.units("mem") <= 0 || left.units("disk") <= 0) return {};
+  return offers;
+}
+
 offer_view current_view(pool_self self, int64_t now) {
   auto& table = *self->state.table;
-  offer_view view{table.total(), table.available(now), table.offers(now), static_cast<int64_t>(table.size())};
+  offer_view view{table.total(), available_now(self, now), offers_now(self, now), static_cast<int64_t>(table.size())};
   // Announcements name the offer by URI, as the stream publishes it.
   for (auto& offer : view.offers) offer.id = make_pool_uri(table.pool_id(), offer.id);
   return view;
@@ -140,9 +183,39 @@ void journal_failed(pool_self self, const pool_error& failure) {
   self->quit(make_error(failure));
 }
 
-// The reply to a request that changed the table: `values` (or `refusal`, when
-// the request failed after changing the table), sent once `changes` are in the
-// journal. Without a journal, or without changes, it is sent at once.
+// Runs `finish` once `changes` are in the journal (with null), or the commit
+// failed (with its error): with the burst's group commit. Without a journal,
+// or without changes, at once.
+void after_commit(pool_self self, std::vector<journal_change> changes,
+                  std::function<void(const caf::error*)> finish) {
+  auto& st = self->state;
+  if (!st.config.journal || changes.empty()) {
+    finish(nullptr);
+    return;
+  }
+  for (auto& change : changes) st.unflushed.push_back(std::move(change));
+  st.held.push_back(std::move(finish));
+  if (!st.flush_sent) {
+    st.flush_sent = true;
+    self->send(self, flush_atom::value);
+  }
+}
+
+// Delivers `values` (or `refusal`, when the request failed after changing the
+// table) through `promise` once `changes` are in the journal.
+template <class... Ts>
+void deliver_when_durable(pool_self self, caf::typed_response_promise<Ts...> promise,
+                          std::vector<journal_change> changes, caf::error refusal, Ts... values) {
+  after_commit(self, std::move(changes), [promise, refusal, values...](const caf::error* failed) mutable {
+    if (failed) promise.deliver(*failed);
+    else if (refusal) promise.deliver(refusal);
+    else promise.deliver(values...);
+  });
+}
+
+// The reply to a request that changed the table: `values` (or `refusal`), sent
+// once `changes` are in the journal. Without a journal, or without changes, it
+// is sent at once.
 template <class... Ts>
 caf::result<Ts...> when_durable(pool_self self, std::vector<journal_change> changes, caf::error refusal,
                                 Ts... values) {
@@ -151,17 +224,8 @@ caf::result<Ts...> when_durable(pool_self self, std::vector<journal_change> chan
     if (refusal) return refusal;
     return caf::result<Ts...>(std::move(values)...);
   }
-  for (auto& change : changes) st.unflushed.push_back(std::move(change));
   auto promise = self->template make_response_promise<Ts...>();
-  st.held.push_back([promise, refusal, values...](const caf::error* failed) mutable {
-    if (failed) promise.deliver(*failed);
-    else if (refusal) promise.deliver(refusal);
-    else promise.deliver(values...);
-  });
-  if (!st.flush_sent) {
-    st.flush_sent = true;
-    self->send(self, flush_atom::value);
-  }
+  deliver_when_durable(self, promise, std::move(changes), std::move(refusal), std::move(values)...);
   return promise;
 }
 
@@ -195,22 +259,86 @@ void retire_actor(pool_self self, const local_alloc_actor& actor) {
   self->unlink_from(actor);
 }
 
-// An alloc left the table (freed, collected, or stopped): destroy its backing,
-// retire its actor, tell subscribers. Returns the manager's verdict.
-outcome<void> retire(pool_self self, const AllocInspect& alloc, alloc_event_kind kind, int64_t now) {
+// The end of retiring an alloc, once its execs' processes are gone: destroy
+// its backing and tell subscribers. Returns the manager's verdict.
+outcome<void> finish_retire(pool_self self, const AllocInspect& alloc, alloc_event_kind kind, int64_t now) {
   auto& st = self->state;
-  // Its execs' processes die first (blocking only while one outlives SIGTERM).
-  if (st.config.execs.processes) st.config.execs.processes->terminate_group(alloc.id, st.config.execs.kill_grace_ms);
   auto killed = st.config.manager->kill(alloc);
   if (!killed) spdlog::error("pool {}: alloc manager kill {}: {}", st.config.id, alloc.id, killed.error().to_string());
+  emit(self, kind, alloc, now);
+  return killed;
+}
+
+// An alloc left the table (freed, collected, or stopped). Its actor is retired
+// at once (no exec reaches it any more) and its execs' processes are killed
+// without blocking: once they are gone (at once when there are none) the
+// alloc's backing is destroyed, subscribers are told, and `then` gets the
+// manager's verdict. Until then the alloc is retiring and holds its resources.
+void retire(pool_self self, const AllocInspect& alloc, alloc_event_kind kind, int64_t now,
+            std::function<void(outcome<void>)> then) {
+  auto& st = self->state;
   auto local = alloc.id.substr(alloc.id.find('/') + 1);
   auto it = st.alloc_actors.find(local);
   if (it != st.alloc_actors.end()) {
     retire_actor(self, it->second);
     st.alloc_actors.erase(it);
   }
-  emit(self, kind, alloc, now);
-  return killed;
+  bool pending = false;
+  if (st.config.execs.processes) {
+    auto pool = caf::actor_cast<caf::actor>(self);
+    pending = st.config.execs.processes->terminate_group(alloc.id, st.config.execs.kill_grace_ms,
+                                                         [pool, id = alloc.id] {
+                                                           caf::anon_send(pool, execs_gone_atom::value, id);
+                                                         });
+  }
+  if (!pending) {
+    then(finish_retire(self, alloc, kind, now));
+    return;
+  }
+  spdlog::info("pool {}: alloc {} {}; waiting for its execs' processes to die", st.config.id, alloc.id,
+               to_string(kind));
+  st.retiring[alloc.id] = retiring_alloc{alloc, kind, std::move(then)};
+}
+
+// retire for each of `allocs`; `done` runs once all are retired, with their
+// journal erasures and the first alloc manager failure.
+void retire_all(pool_self self, const std::vector<AllocInspect>& allocs, alloc_event_kind kind, int64_t now,
+                std::function<void(std::vector<journal_change>, std::optional<pool_error>)> done) {
+  struct joined {
+    size_t left = 0;
+    std::vector<journal_change> erased;
+    std::optional<pool_error> failure;
+    std::function<void(std::vector<journal_change>, std::optional<pool_error>)> done;
+  };
+  auto join = std::make_shared<joined>();
+  join->left = allocs.size();
+  join->done = std::move(done);
+  for (const auto& alloc : allocs) join->erased.push_back(journal_change::erase(alloc));
+  if (allocs.empty()) {
+    join->done(std::move(join->erased), std::nullopt);
+    return;
+  }
+  for (const auto& alloc : allocs)
+    retire(self, alloc, kind, now, [join](outcome<void> killed) {
+      if (!killed && !join->failure) join->failure = killed.error();
+      if (--join->left == 0) join->done(std::move(join->erased), std::move(join->failure));
+    });
+}
+
+// Erasures nobody waits for (collected allocs): journaled with the burst.
+void journal_erased(pool_self self, std::vector<journal_change> erased) {
+  after_commit(self, std::move(erased), [](const caf::error*) {});
+}
+
+// Runs the creates that waited for retiring allocs, in order, while none is
+// retiring (a create that collects allocs with running execs makes one).
+void run_deferred_creates(pool_self self) {
+  auto& st = self->state;
+  while (st.retiring.empty() && !st.deferred_creates.empty()) {
+    auto next = std::move(st.deferred_creates.front());
+    st.deferred_creates.pop_front();
+    next();
+  }
 }
 
 void spawn_alloc_actor(pool_self self, const AllocInspect& alloc) {
@@ -233,16 +361,36 @@ outcome<std::string> resolve(pool_self self, const std::string& id) {
 }
 
 // reflow New / offer.Accept: plan, build the backing, then commit, so a manager
-// failure leaves the table untouched.
-caf::result<AllocInspect> create_alloc(pool_self self, const std::optional<std::string>& offer_id,
-                                       const AllocMeta& meta) {
+// failure leaves the table untouched. The reply goes through `promise`.
+void run_create(pool_self self, std::optional<std::string> offer_id, AllocMeta meta,
+                caf::typed_response_promise<AllocInspect> promise) {
   auto& st = self->state;
   auto now = now_ms(self);
   catch_up(self, now);
   auto planned = offer_id ? st.table->plan_accept(*offer_id, meta, now) : st.table->plan(meta, now);
   if (!planned) {
     spdlog::debug("pool {}: accept {} refused: {}", st.config.id, meta.want.to_string(), planned.error().to_string());
-    return make_error(planned.error());
+    promise.deliver(make_error(planned.error()));
+    return;
+  }
+  // Expired allocs to collect whose execs still run: collect them now, and
+  // plan again once their processes are gone, so the new alloc never runs
+  // beside them.
+  if (st.config.execs.processes) {
+    bool running = false;
+    for (const auto& gone : planned->collected) running = running || st.config.execs.processes->has_group(gone.id);
+    if (running) {
+      for (const auto& gone : planned->collected) st.table->free(gone.id.substr(gone.id.find('/') + 1));
+      retire_all(self, planned->collected, alloc_event_kind::collected, now,
+                 [self](std::vector<journal_change> erased, std::optional<pool_error>) {
+                   journal_erased(self, std::move(erased));
+                 });
+      settle(self, now);
+      st.deferred_creates.push_front(
+          [self, offer_id, meta, promise]() mutable { run_create(self, offer_id, meta, promise); });
+      run_deferred_creates(self);  // at once, should none of them still be retiring
+      return;
+    }
   }
   std::vector<AllocInspect> remaining;
   if (st.config.manager->needs_existing()) {  // O(allocs): only for a manager that reads them
@@ -256,22 +404,38 @@ caf::result<AllocInspect> create_alloc(pool_self self, const std::optional<std::
   if (!backed) {
     spdlog::error("pool {}: alloc manager {} create {}: {}", st.config.id, st.config.manager->name(),
                   planned->alloc.id, backed.error().to_string());
-    return make_error(error_kind::internal, "alloc manager " + st.config.manager->name() +
-                                                " could not create " + planned->alloc.id + ": " +
-                                                backed.error().message);
+    promise.deliver(make_error(error_kind::internal, "alloc manager " + st.config.manager->name() +
+                                                         " could not create " + planned->alloc.id + ": " +
+                                                         backed.error().message));
+    return;
   }
   auto committed = st.table->commit(*planned);
-  if (!committed) return make_error(committed.error());
-  std::vector<journal_change> changes;
-  for (const auto& gone : planned->collected) {
-    retire(self, gone, alloc_event_kind::collected, now);
-    changes.push_back(journal_change::erase(gone));
+  if (!committed) {
+    promise.deliver(make_error(committed.error()));
+    return;
   }
+  // The collected allocs run no exec (checked above), so this retires them at once.
+  retire_all(self, planned->collected, alloc_event_kind::collected, now,
+             [self](std::vector<journal_change> erased, std::optional<pool_error>) {
+               journal_erased(self, std::move(erased));
+             });
   spawn_alloc_actor(self, planned->alloc);
   emit(self, alloc_event_kind::created, planned->alloc, now);
   settle(self, now);
-  changes.push_back(journal_change::put(planned->alloc));
-  return when_durable(self, std::move(changes), caf::error{}, planned->alloc);
+  deliver_when_durable(self, promise, {journal_change::put(planned->alloc)}, caf::error{}, planned->alloc);
+}
+
+// A create waits while any alloc is retiring: its resources may be what the
+// new alloc needs, and they are free only once its processes are gone.
+caf::result<AllocInspect> create_alloc(pool_self self, const std::optional<std::string>& offer_id,
+                                       const AllocMeta& meta) {
+  auto promise = self->make_response_promise<AllocInspect>();
+  if (!self->state.retiring.empty())
+    self->state.deferred_creates.push_back(
+        [self, offer_id, meta, promise]() mutable { run_create(self, offer_id, meta, promise); });
+  else
+    run_create(self, offer_id, meta, promise);
+  return promise;
 }
 
 pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_config config) {
@@ -298,20 +462,22 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
         auto now = now_ms(self);
         catch_up(self, now);
         auto& table = *self->state.table;
-        return PoolStatus{table.pool_id(), table.total(), table.available(now), static_cast<int64_t>(table.size()),
-                          now};
+        return PoolStatus{table.pool_id(), table.total(), available_now(self, now),
+                          static_cast<int64_t>(table.size()), now};
       },
       [=](offers_atom) {
         auto now = now_ms(self);
         catch_up(self, now);
-        return self->state.table->offers(now);
+        return offers_now(self, now);
       },
       [=](offer_atom, const std::string& id) -> caf::result<OfferInfo> {
         auto now = now_ms(self);
         catch_up(self, now);
         auto offer = self->state.table->offer(id, now);
         if (!offer) return make_error(offer.error());
-        return *offer;
+        auto offers = offers_now(self, now);  // less what retiring allocs hold
+        if (offers.empty()) return make_error(error_kind::not_exist, "offer " + id + ": offer expired");
+        return offers.front();
       },
       [=](accept_atom, const std::string& offer_id, const AllocMeta& meta) -> caf::result<AllocInspect> {
         auto local = resolve(self, offer_id);
@@ -353,12 +519,18 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
         auto freed = self->state.table->free(*local);
         if (!freed) return make_error(freed.error());
         self->state.last_free_ms = now;
-        auto killed = retire(self, *freed, alloc_event_kind::freed, now);
+        // The reply waits for the alloc's execs to die, then for the journal.
+        auto promise = self->make_response_promise<caf::ok_atom>();
+        retire_all(self, {*freed}, alloc_event_kind::freed, now,
+                   [self, promise, id = freed->id](std::vector<journal_change> erased,
+                                                   std::optional<pool_error> failure) {
+                     caf::error refusal;
+                     if (failure)  // reflow's Free reports the manager's failure; the alloc is gone regardless
+                       refusal = make_error(error_kind::internal, "alloc " + id + " freed, but " + failure->message);
+                     deliver_when_durable(self, promise, std::move(erased), std::move(refusal), caf::ok_atom::value);
+                   });
         settle(self, now);
-        caf::error refusal;
-        if (!killed)  // reflow's Free reports the manager's failure; the alloc is gone regardless
-          refusal = make_error(error_kind::internal, "alloc " + freed->id + " freed, but " + killed.error().message);
-        return when_durable(self, {journal_change::erase(*freed)}, std::move(refusal), caf::ok_atom::value);
+        return promise;
       },
       [=](init_atom, const Resources& total, const std::vector<AllocInspect>& restored) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
@@ -409,17 +581,18 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
         auto now = now_ms(self);
         catch_up(self, now);
         auto verdict = st.table->stop_if_idle_for(idle_ms, now, st.started_ms, st.last_free_ms);
-        std::vector<journal_change> changes;
-        if (verdict.stopped) {
-          spdlog::info("pool {}: idle for {} ms; stopped, freeing {} allocs", st.config.id, idle_ms,
-                       verdict.freed.size());
-          for (const auto& alloc : verdict.freed) {
-            retire(self, alloc, alloc_event_kind::freed, now);
-            changes.push_back(journal_change::erase(alloc));
-          }
-          settle(self, now);
-        }
-        return when_durable(self, std::move(changes), caf::error{}, verdict.stopped, verdict.max_time_to_expiry_ms);
+        if (!verdict.stopped) return caf::result<bool, int64_t>(false, verdict.max_time_to_expiry_ms);
+        spdlog::info("pool {}: idle for {} ms; stopped, freeing {} allocs", st.config.id, idle_ms,
+                     verdict.freed.size());
+        // As a free: the reply waits for the allocs' execs to die, then for the journal.
+        auto promise = self->make_response_promise<bool, int64_t>();
+        retire_all(self, verdict.freed, alloc_event_kind::freed, now,
+                   [self, promise, left = verdict.max_time_to_expiry_ms](std::vector<journal_change> erased,
+                                                                         std::optional<pool_error>) {
+                     deliver_when_durable(self, promise, std::move(erased), caf::error{}, true, left);
+                   });
+        settle(self, now);
+        return promise;
       },
       [=](exec_atom, const exec_call& call) -> caf::result<exec_answer> {
         auto local = resolve(self, call.alloc);
@@ -454,6 +627,20 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
         }
         spdlog::debug("pool {}: committed {} changes for {} replies", st.config.id, changes.size(), held.size());
         for (auto& finish : held) finish(nullptr);
+      },
+      [=](execs_gone_atom, const std::string& id) {
+        auto& st = self->state;
+        auto it = st.retiring.find(id);
+        if (it == st.retiring.end()) return;
+        auto entry = std::move(it->second);
+        st.retiring.erase(it);
+        auto now = now_ms(self);
+        catch_up(self, now);
+        spdlog::info("pool {}: alloc {}: its execs' processes are gone", st.config.id, id);
+        auto killed = finish_retire(self, entry.alloc, entry.kind, now);
+        settle(self, now);  // the offer gets its resources back
+        if (entry.then) entry.then(std::move(killed));
+        run_deferred_creates(self);
       },
       [=](tick_atom, uint64_t generation) {
         auto& st = self->state;

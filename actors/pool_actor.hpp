@@ -3,10 +3,14 @@
 // AllocManager that creates and kills what backs each alloc.
 //
 // Invariant: the sum of the resources of the pool's unexpired allocs never
-// exceeds its total; every change of the offer reaches each subscriber as an
-// offer_announcement with the next seq, and every alloc life event as an
-// alloc_event. With a journal, every change of the alloc table is committed to
-// it before the reply that acknowledges the change goes out.
+// exceeds its total, nor, counting retiring allocs (freed or collected, their
+// execs' processes still dying, which the actor waits for without blocking),
+// do the resources that running processes may use: retiring allocs are not
+// offered and creates wait until none is left. Every change of the offer
+// reaches each subscriber as an offer_announcement with the next seq, and
+// every alloc life event as an alloc_event. With a journal, every change of
+// the alloc table is committed to it before the reply that acknowledges the
+// change goes out.
 #pragma once
 
 #include <caf/fwd.hpp>
@@ -65,7 +69,8 @@ struct pool_actor_config {
   std::function<void(const pool_error&)> on_journal_failure;
   // Execs: who runs their processes and where allocs' directories are (no
   // processes: exec ops answer internal). Freeing or collecting an alloc kills
-  // its execs' process groups (SIGTERM, kill_grace_ms, SIGKILL) before the reply.
+  // its execs' process groups (SIGTERM, kill_grace_ms, SIGKILL) before the reply
+  // (to the free, idle stop, or the accept that collected it).
   exec_runtime execs;
 };
 

@@ -19,6 +19,8 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <algorithm>
+#include <set>
 #include <sstream>
 
 namespace poolbus {
@@ -115,13 +117,39 @@ process_supervisor::~process_supervisor() {
     std::lock_guard lock(mutex_);
     for (const auto& [pid, p] : processes_) groups.push_back(p.group);
   }
-  for (const auto& group : groups) terminate_group(group, 500);
+  // Kill what is left and wait (on the monitor thread's word) until it is gone.
+  std::mutex gone_mutex;
+  std::condition_variable gone_changed;
+  size_t left = 0;
+  std::sort(groups.begin(), groups.end());
+  groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+  for (const auto& group : groups) {
+    { std::lock_guard lock(gone_mutex); ++left; }
+    bool pending = terminate_group(group, 500, [&] {
+      std::lock_guard lock(gone_mutex);
+      --left;
+      gone_changed.notify_all();
+    });
+    if (!pending) {
+      std::lock_guard lock(gone_mutex);
+      --left;
+    }
+  }
+  {
+    std::unique_lock lock(gone_mutex);
+    gone_changed.wait(lock, [&] { return left == 0; });
+  }
+  std::vector<group_kill> unfinished;
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    unfinished = std::exchange(group_kills_, {});
   }
   wake();
   monitor_.join();
+  // Nothing is left running: whoever still waits for a group may go on.
+  for (auto& kill : unfinished)
+    if (kill.on_gone) kill.on_gone();
   for (auto& [pid, p] : processes_)
     if (p.pidfd >= 0) ::close(p.pidfd);
   if (wake_fd_ >= 0) ::close(wake_fd_);
@@ -135,6 +163,13 @@ void process_supervisor::wake() {
 size_t process_supervisor::running() const {
   std::lock_guard lock(mutex_);
   return processes_.size();
+}
+
+bool process_supervisor::has_group(const std::string& group) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& [pid, p] : processes_)
+    if (p.group == group) return true;
+  return false;
 }
 
 outcome<int> process_supervisor::spawn(const process_spec& spec, exit_callback on_exit) {
@@ -215,42 +250,72 @@ void process_supervisor::terminate(int pid, int64_t grace_ms) {
   wake();
 }
 
-void process_supervisor::terminate_group(const std::string& group, int64_t grace_ms) {
-  std::vector<int> pgids;
+bool process_supervisor::terminate_group(const std::string& group, int64_t grace_ms,
+                                         std::function<void()> on_gone) {
   {
     std::lock_guard lock(mutex_);
+    auto kill_at = monotonic_ms() + grace_ms;
+    group_kill kill;
+    kill.group = group;
     for (auto& [pid, p] : processes_) {
       if (p.group != group) continue;
       p.killed = true;
       p.report_exit = false;
-      pgids.push_back(pid);
+      // The monitor thread SIGKILLs at the deadline (an earlier one stands).
+      if (p.kill_at_ms == 0 || p.kill_at_ms > kill_at) p.kill_at_ms = kill_at;
+      kill.pgids.push_back(pid);
       ::kill(-pid, SIGTERM);
       ::kill(-pid, SIGCONT);
     }
+    if (kill.pgids.empty()) return false;
+    kill.give_up_at_ms = kill_at + sigkill_wait_ms;
+    kill.on_gone = std::move(on_gone);
+    group_kills_.push_back(std::move(kill));
   }
-  if (pgids.empty()) return;
+  spdlog::debug("process supervisor: terminating group {} (grace {} ms)", group, grace_ms);
   wake();
-  auto any_alive = [&] {
-    for (int pgid : pgids)
-      if (!live_group_members(pgid).empty()) return true;
-    return false;
-  };
-  auto deadline = monotonic_ms() + grace_ms;
-  while (any_alive() && monotonic_ms() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  if (any_alive()) {
-    spdlog::info("process supervisor: group {} outlived {} ms after SIGTERM; SIGKILL", group, grace_ms);
-    for (int pgid : pgids) ::kill(-pgid, SIGKILL);
-    deadline = monotonic_ms() + 2000;
-    while (any_alive() && monotonic_ms() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  // Reap now, so no zombie of the group is left when the caller goes on.
-  std::vector<std::pair<exit_callback, process_exit>> reports;
+  return true;
+}
+
+std::vector<std::function<void()>> process_supervisor::settle_group_kills(std::vector<int>& member_fds,
+                                                                          bool& unwatched) {
+  std::vector<group_kill> kills;
+  std::set<int> leaders;  // pgids whose leader is not yet reaped: its pidfd wakes the monitor
   {
     std::lock_guard lock(mutex_);
-    reports = reap_locked();
+    if (group_kills_.empty()) return {};
+    kills = std::exchange(group_kills_, {});
+    for (const auto& [pid, p] : processes_) leaders.insert(pid);
   }
-  for (auto& [callback, report] : reports)
-    if (callback) callback(report);
+  // /proc is scanned unlocked: spawn need not wait for it.
+  std::vector<std::function<void()>> gone;
+  std::vector<group_kill> waiting;
+  auto now = monotonic_ms();
+  for (auto& kill : kills) {
+    bool alive = false;
+    std::vector<int> stragglers;  // members left after their leader was reaped
+    for (int pgid : kill.pgids) {
+      if (leaders.count(pgid)) alive = true;
+      else
+        for (int pid : live_group_members(pgid)) stragglers.push_back(pid);
+    }
+    alive = alive || !stragglers.empty();
+    if (alive && now < kill.give_up_at_ms) {
+      for (int pid : stragglers) {
+        int fd = open_pidfd(pid);
+        if (fd >= 0) member_fds.push_back(fd);
+        else unwatched = true;
+      }
+      waiting.push_back(std::move(kill));
+      continue;
+    }
+    if (alive) spdlog::error("process supervisor: group {} survived SIGKILL; giving up on it", kill.group);
+    else spdlog::debug("process supervisor: group {} is gone", kill.group);
+    gone.push_back(std::move(kill.on_gone));
+  }
+  std::lock_guard lock(mutex_);
+  for (auto& kill : waiting) group_kills_.push_back(std::move(kill));
+  return gone;
 }
 
 std::vector<std::pair<process_supervisor::exit_callback, process_exit>> process_supervisor::reap_locked() {
@@ -303,12 +368,17 @@ void process_supervisor::watch_memory_locked() {
 }
 
 void process_supervisor::monitor_loop() {
+  // Pidfds of group-kill stragglers (members whose leader is reaped), and
+  // whether one could not be watched: waited on by the next poll only.
+  std::vector<int> member_fds;
+  bool unwatched = false;
   for (;;) {
     std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}};
+    for (int fd : member_fds) fds.push_back({fd, POLLIN, 0});
     int timeout_ms = -1;
     {
       std::lock_guard lock(mutex_);
-      if (stopping_) return;
+      if (stopping_) break;
       bool limited = false, missing_pidfd = false;
       int64_t next_kill = 0;
       for (const auto& [pid, p] : processes_) {
@@ -317,18 +387,24 @@ void process_supervisor::monitor_loop() {
         limited = limited || p.mem_limit_bytes > 0;
         if (p.kill_at_ms > 0 && (next_kill == 0 || p.kill_at_ms < next_kill)) next_kill = p.kill_at_ms;
       }
+      for (const auto& kill : group_kills_)
+        if (next_kill == 0 || kill.give_up_at_ms < next_kill) next_kill = kill.give_up_at_ms;
       if (!processes_.empty()) timeout_ms = 1000;  // orphaned grandchildren are reaped at least this often
       if (limited || missing_pidfd) timeout_ms = static_cast<int>(rss_sample_ms);
+      if (unwatched) timeout_ms = 10;  // a group-kill straggler without a pidfd: look again soon
       if (next_kill > 0)
         timeout_ms = std::max<int>(0, std::min<int64_t>(timeout_ms < 0 ? 1000 : timeout_ms, next_kill - monotonic_ms()));
     }
     ::poll(fds.data(), fds.size(), timeout_ms);
+    for (int fd : member_fds) ::close(fd);
+    member_fds.clear();
+    unwatched = false;
     uint64_t drained;
     [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
     std::vector<std::pair<exit_callback, process_exit>> reports;
     {
       std::lock_guard lock(mutex_);
-      if (stopping_) return;
+      if (stopping_) break;
       reports = reap_locked();
       auto now = monotonic_ms();
       for (auto& [pid, p] : processes_)
@@ -340,7 +416,20 @@ void process_supervisor::monitor_loop() {
     }
     for (auto& [callback, report] : reports)
       if (callback) callback(report);
+    auto gone = settle_group_kills(member_fds, unwatched);
+    if (gone.empty()) continue;
+    {
+      // Members that died since the reap above are zombies (our children, as
+      // subreaper): reap them before telling anyone the group is gone.
+      std::lock_guard lock(mutex_);
+      reports = reap_locked();
+    }
+    for (auto& [callback, report] : reports)
+      if (callback) callback(report);
+    for (auto& on_gone : gone)
+      if (on_gone) on_gone();
   }
+  for (int fd : member_fds) ::close(fd);
 }
 
 int64_t process_supervisor::start_time_of(int pid) {

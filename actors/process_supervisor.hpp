@@ -3,7 +3,8 @@
 // files), reaps them on its own monitor thread (pidfd + wait4 for the kernel's
 // rusage), enforces memory limits with an RSS watcher over each process group,
 // and kills whole groups (SIGTERM, grace, SIGKILL). No CAF: exits are reported
-// through a callback, which the exec actor turns into a message.
+// through a callback, which the exec actor turns into a message. Nothing here
+// blocks its caller: waits and SIGKILL escalation happen on the monitor thread.
 //
 // Invariant: every spawned process's exit is reported exactly once, and once
 // its leader exits nothing of its process group is left running. The worker
@@ -67,19 +68,25 @@ class process_supervisor {
   process_supervisor(const process_supervisor&) = delete;
   process_supervisor& operator=(const process_supervisor&) = delete;
 
-  // Starts the process; `on_exit` runs once, on the monitor thread (or the
-  // caller of terminate_group), when it has exited. Errors: `invalid` when the
+  // Starts the process; `on_exit` runs once, on the monitor thread, when it
+  // has exited. Errors: `invalid` when the
   // program cannot be found or run (the message names it), `internal` else.
   outcome<int> spawn(const process_spec& spec, exit_callback on_exit);
 
   // SIGTERM to the process's group now, SIGKILL after grace_ms; returns at once.
   void terminate(int pid, int64_t grace_ms);
-  // Every process of `group`: SIGTERM, then SIGKILL after grace_ms; returns
-  // once none of their process groups has a live member. Their exits are not
-  // reported (the group's owner is going away and tells its execs itself).
-  void terminate_group(const std::string& group, int64_t grace_ms);
+  // Every process of `group`: SIGTERM now, SIGKILL after grace_ms (by the
+  // monitor thread); returns at once. `on_gone` runs once, on the monitor
+  // thread, when none of their process groups has a live member and the dead
+  // are reaped (or, should something survive SIGKILL, 2 s after the grace,
+  // with an error logged). Returns false, and never calls on_gone, when the
+  // group has no process. Their exits are not reported (the group's owner is
+  // going away and tells its execs itself).
+  bool terminate_group(const std::string& group, int64_t grace_ms, std::function<void()> on_gone);
 
   size_t running() const;
+  // Whether a process of `group` is still tracked (running, or not yet reaped).
+  bool has_group(const std::string& group) const;
   // /proc/<pid>/stat start time (clock ticks since boot), -1 when gone.
   static int64_t start_time_of(int pid);
   // SIGKILLs process group `pid` when its leader is still the process that
@@ -99,7 +106,21 @@ class process_supervisor {
     bool report_exit = true;
     int64_t kill_at_ms = 0;  // 0 = no SIGKILL scheduled
   };
+  // A terminate_group waiting for its process groups to empty.
+  struct group_kill {
+    std::string group;
+    std::vector<int> pgids;
+    int64_t give_up_at_ms = 0;
+    std::function<void()> on_gone;
+  };
+  // How long a group may outlive its SIGKILL before on_gone runs regardless.
+  static constexpr int64_t sigkill_wait_ms = 2000;
+
   void monitor_loop();
+  // The group kills whose groups are empty (their on_gone, to call unlocked);
+  // for the rest, pidfds of their live members to wait on (`unwatched` when a
+  // member has none, so the wait must be short).
+  std::vector<std::function<void()>> settle_group_kills(std::vector<int>& member_fds, bool& unwatched);
   // Reaps every child that exited (wait4 WNOHANG); returns the reports to deliver.
   std::vector<std::pair<exit_callback, process_exit>> reap_locked();
   void watch_memory_locked();
@@ -107,6 +128,7 @@ class process_supervisor {
 
   mutable std::mutex mutex_;
   std::map<int, tracked> processes_;  // by pid (= pgid)
+  std::vector<group_kill> group_kills_;
   int wake_fd_ = -1;
   bool stopping_ = false;
   std::thread monitor_;

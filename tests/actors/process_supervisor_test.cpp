@@ -7,6 +7,8 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -54,6 +56,25 @@ struct supervised {
     std::unique_lock lock(mutex);
     if (!changed.wait_for(lock, limit, [&] { return exits.count(pid) != 0; })) return std::nullopt;
     return exits[pid];
+  }
+  // terminate_group, then a wait (bounded by `limit`) for its on_gone; the
+  // milliseconds until on_gone, or nullopt when it never came.
+  std::optional<int64_t> terminate_and_wait(const std::string& group, int64_t grace_ms,
+                                            std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    auto started = std::chrono::steady_clock::now();
+    auto gone = std::make_shared<std::promise<void>>();
+    REQUIRE(supervisor.terminate_group(group, grace_ms, [gone] { gone->set_value(); }));
+    if (gone->get_future().wait_for(limit) != std::future_status::ready) return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  }
+  int read_pid(const char* name) {
+    int pid = 0;
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+         pid == 0 && std::chrono::steady_clock::now() < deadline;) {
+      std::istringstream(read(name)) >> pid;
+      if (pid == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return pid;
   }
   std::string read(const char* name) {
     std::ifstream in(dir / name);
@@ -135,7 +156,7 @@ TEST_CASE("process supervisor: terminate_group kills the whole process tree and 
   }
   REQUIRE(child > 0);
   REQUIRE(pid_alive(child));
-  s.supervisor.terminate_group("alloc-1", 2000);
+  REQUIRE(s.terminate_and_wait("alloc-1", 2000));
   CHECK(!pid_alive(pid));
   CHECK(!pid_alive(child));
   CHECK(s.supervisor.running() == 0);
@@ -151,4 +172,51 @@ TEST_CASE("process supervisor: when the leader exits, the rest of its group is k
   REQUIRE(child > 0);
   for (int i = 0; i < 100 && pid_alive(child); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   CHECK(!pid_alive(child));
+}
+
+// A process that is no longer even a zombie: reaped.
+bool pid_reaped(int pid) { return !fs::exists("/proc/" + std::to_string(pid)); }
+
+TEST_CASE("process supervisor: terminate_group of a group with no process returns false at once") {
+  supervised s;
+  bool called = false;
+  CHECK(!s.supervisor.terminate_group("alloc-none", 300, [&] { called = true; }));
+  CHECK(!called);
+}
+
+TEST_CASE("process supervisor: terminate_group returns at once; on_gone comes when SIGTERM ends the group") {
+  supervised s;
+  auto pid = s.start(s.spec({"sleep", "30"}));
+  auto gone_after = s.terminate_and_wait("alloc-1", 5000);
+  REQUIRE(gone_after);
+  CHECK(*gone_after < 2000);  // SIGTERM sufficed: no wait for the 5 s grace
+  CHECK(pid_reaped(pid));
+  CHECK(s.supervisor.running() == 0);
+}
+
+TEST_CASE("process supervisor: a group ignoring SIGTERM is SIGKILLed at the deadline, without blocking the caller") {
+  supervised s;
+  auto pid = s.start(s.spec({"sh", "-c", "trap '' TERM; sleep 30 & echo $! > child; wait"}));
+  int child = s.read_pid("child");
+  REQUIRE(child > 0);
+  auto gone = std::make_shared<std::promise<void>>();
+  auto gone_at = gone->get_future();
+  auto started = std::chrono::steady_clock::now();
+  REQUIRE(s.supervisor.terminate_group("alloc-1", 300, [gone] { gone->set_value(); }));
+  auto returned_after = std::chrono::steady_clock::now() - started;
+  CHECK(returned_after < std::chrono::milliseconds(100));  // the caller does not wait for the group
+  // Both ignore SIGTERM: nothing is gone before the grace is over.
+  CHECK(gone_at.wait_for(std::chrono::milliseconds(150)) == std::future_status::timeout);
+  CHECK(pid_alive(pid));
+  CHECK(pid_alive(child));
+  REQUIRE(gone_at.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+  auto gone_after = std::chrono::steady_clock::now() - started;
+  CHECK(gone_after >= std::chrono::milliseconds(300));
+  CHECK(gone_after < std::chrono::milliseconds(2300));
+  CHECK(pid_reaped(pid));
+  CHECK(pid_reaped(child));  // the grandchild too (the supervisor is its subreaper)
+  CHECK(s.supervisor.running() == 0);
+  // The group's exits are not reported: its owner is going away.
+  std::lock_guard lock(s.mutex);
+  CHECK(s.exits.count(pid) == 0);
 }
