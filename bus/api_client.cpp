@@ -8,6 +8,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "bus/curve_socket.hpp"
 #include "schemas/api_messages.hpp"
 
 namespace poolbus {
@@ -45,9 +46,7 @@ outcome<std::unique_ptr<api_client>> api_client::connect(const std::string& endp
     conn->socket.set(zmq::sockopt::reconnect_ivl, 100);
     conn->socket.set(zmq::sockopt::maxmsgsize, max_reply_bytes);
     if (curve) {
-      conn->socket.set(zmq::sockopt::curve_serverkey, curve->server_public);
-      conn->socket.set(zmq::sockopt::curve_publickey, curve->own.public_key);
-      conn->socket.set(zmq::sockopt::curve_secretkey, curve->own.secret_key);
+      set_curve_client(conn->socket, curve->server_public, curve->own.public_key, curve->own.secret_key);
     }
     conn->socket.connect(endpoint);
   } catch (const zmq::error_t& e) {

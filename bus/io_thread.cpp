@@ -15,6 +15,8 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "bus/curve_socket.hpp"
+
 namespace poolbus {
 namespace {
 
@@ -223,9 +225,7 @@ struct io_thread::state {
       s.set(zmq::sockopt::curve_server, true);
       s.set(zmq::sockopt::curve_secretkey, spec.curve.server_secret);
     } else if (spec.curve.client()) {
-      s.set(zmq::sockopt::curve_serverkey, spec.curve.server_public);
-      s.set(zmq::sockopt::curve_publickey, spec.curve.client_public);
-      s.set(zmq::sockopt::curve_secretkey, spec.curve.client_secret);
+      set_curve_client(s, spec.curve.server_public, spec.curve.client_public, spec.curve.client_secret);
     }
     if (!spec.curve.zap_domain.empty()) s.set(zmq::sockopt::zap_domain, spec.curve.zap_domain);
     if (!spec.curve.monitor_endpoint.empty() &&

@@ -8,6 +8,8 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "bus/curve_socket.hpp"
+
 namespace poolbus {
 namespace {
 using steady = std::chrono::steady_clock;
@@ -28,9 +30,7 @@ outcome<std::unique_ptr<stream_subscriber>> stream_subscriber::connect(
     conn->socket.set(zmq::sockopt::maxmsgsize, max_event_bytes);
     conn->socket.set(zmq::sockopt::subscribe, topic_prefix);
     if (curve) {
-      conn->socket.set(zmq::sockopt::curve_serverkey, curve->server_public);
-      conn->socket.set(zmq::sockopt::curve_publickey, curve->own.public_key);
-      conn->socket.set(zmq::sockopt::curve_secretkey, curve->own.secret_key);
+      set_curve_client(conn->socket, curve->server_public, curve->own.public_key, curve->own.secret_key);
     }
     conn->socket.connect(endpoint);
   } catch (const zmq::error_t& e) {
