@@ -190,7 +190,7 @@ void advance_allocate(mux_pointer self, std::shared_ptr<allocate_plan> plan,
     accept_on_pool(self, pool_id, accept->offer.id, accept->meta,
                    [self, plan, promise, pool_id](outcome<AllocInspect> result) mutable {
                      if (result) {
-                       spdlog::info("mux: allocated {} ({}) after {} tries", result->id,
+                       spdlog::debug("mux: allocated {} ({}) after {} tries", result->id,
                                     result->resources.to_string(), plan->tries());
                        promise.deliver(std::move(*result));
                        self->state.allocating = false;
@@ -436,7 +436,7 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
           st.pools = std::move(pools);
           st.caches = std::move(caches);
           st.pushed = std::move(pushed);
-          spdlog::info("mux: {} pools", st.pools.size());
+          spdlog::debug("mux: {} pools", st.pools.size());
           promise.deliver(caf::ok_atom::value);
         };
         if (handles.empty()) {

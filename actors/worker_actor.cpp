@@ -115,7 +115,7 @@ void check_idle(worker_pointer self) {
             auto& st = self->state;
             if (!stopped || st.stopped) return;
             st.stopped = true;
-            spdlog::info("pool {} idle for {} ms: stopped", st.config.pool, st.config.max_idle_ms);
+            spdlog::debug("pool {} idle for {} ms: stopped", st.config.pool, st.config.max_idle_ms);
             pool_event ev{st.config.pool, pool_event_kind::stopped, now_ms(self)};
             st.config.sink->post({channel::announce, {pools_topic(st.config.pool), encode_pool_event(ev)}});
             if (st.config.on_idle_stop) st.config.on_idle_stop();
