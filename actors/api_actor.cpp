@@ -145,15 +145,15 @@ caf::behavior api_behavior(api_pointer self, api_actor_config config) {
             reply(self, std::move(route), encode_ok_reply(id));
             return;
           case api_op::pools:
-            ask_mux<std::vector<PoolStatus>>(
+            ask_mux<encoded_array>(
                 self, std::move(route), id,
-                [](const std::string& i, std::vector<PoolStatus>& pools) { return encode_pools_reply(i, pools); },
-                pools_atom::value);
+                [](const std::string& i, encoded_array& pools) { return encode_pools_reply_spliced(i, pools); },
+                pools_atom::value, encoded_atom::value);
             return;
           case api_op::offers:
-            ask_mux<std::vector<OfferInfo>>(self, std::move(route), id,
-                    [](const std::string& i, std::vector<OfferInfo>& offers) { return encode_offers_reply(i, offers); },
-                    offers_atom::value);
+            ask_mux<encoded_array>(self, std::move(route), id,
+                    [](const std::string& i, encoded_array& offers) { return encode_offers_reply_spliced(i, offers); },
+                    offers_atom::value, encoded_atom::value);
             return;
           case api_op::offer:
             ask_mux<OfferInfo>(self, std::move(route), id,

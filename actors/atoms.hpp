@@ -38,9 +38,10 @@ using kill_atom = caf::atom_constant<caf::atom("kill")>;
 using announce_atom = caf::atom_constant<caf::atom("announce")>;
 using wreply_atom = caf::atom_constant<caf::atom("wreply")>;
 using wrequest_atom = caf::atom_constant<caf::atom("wrequest")>;
-using wframes_atom = caf::atom_constant<caf::atom("wframes")>;
 using api_atom = caf::atom_constant<caf::atom("api")>;
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
+using seen_atom = caf::atom_constant<caf::atom("seen")>;
+using hello_atom = caf::atom_constant<caf::atom("hello")>;
 
 }  // namespace poolbus

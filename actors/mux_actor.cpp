@@ -24,12 +24,37 @@ struct queued_allocate {
   caf::typed_response_promise<AllocInspect> promise;
 };
 
+// A pushed pool: its newest announcement and its entries in the offers and
+// pools replies, each encoded on first use after the announcement last
+// changed. A seen batch only moves latest.ts_ms, the status entry's
+// last_seen_ms, which is spliced in after the head: the entries stay valid.
+struct pushed_pool {
+  offer_announcement latest;
+  std::optional<std::string> offer_entries;  // latest.offers as the offers array lists them
+  std::optional<std::string> status_head;    // the pools entry up to its last_seen_ms
+  last_seen_slot seen_slot;                  // its last_seen_ms in mux_state::spliced_pools
+
+  explicit pushed_pool(offer_announcement a) : latest(std::move(a)) {}
+  void replace(offer_announcement a) {
+    latest = std::move(a);
+    offer_entries.reset();
+    status_head.reset();
+  }
+};
+
 struct mux_state {
   mux_config config;
   std::map<std::string, pool_actor> pools;  // by pool id
   std::map<std::string, offer_cache> caches;  // by pool id, only while caching
   // Pushed pools (add_pool): the newest announcement of each, by pool id.
-  std::map<std::string, offer_announcement> pushed;
+  std::map<std::string, pushed_pool> pushed;
+  // The whole offers and pools arrays of the pushed pools, kept between
+  // answers: walking 10,000 map nodes (a cache miss each) costs far more than
+  // copying the ~1 MB. Any change of the pushed pools drops them (see
+  // pushed_changed); a seen batch patches last_seen_ms in spliced_pools in
+  // place while its width stays the same (epoch ms always take 9 bytes).
+  std::optional<encoded_array> spliced_offers;
+  std::optional<encoded_array> spliced_pools;
   uint64_t membership_generation = 0;         // the latest set_pools wins
   std::deque<queued_allocate> allocates;      // waiting, in arrival order
   bool allocating = false;
@@ -67,7 +92,47 @@ bool all_pushed(mux_pointer self) { return self->state.pushed.size() == self->st
 
 const offer_announcement* pushed_of(mux_pointer self, const std::string& id) {
   auto it = self->state.pushed.find(id);
-  return it == self->state.pushed.end() ? nullptr : &it->second;
+  return it == self->state.pushed.end() ? nullptr : &it->second.latest;
+}
+
+// The pushed pools, or one's announcement, changed: the whole arrays are
+// spliced again at the next answer (from the entries still valid).
+void pushed_changed(mux_pointer self) {
+  self->state.spliced_offers.reset();
+  self->state.spliced_pools.reset();
+}
+
+// Every pushed pool's offers as `offers` (below) lists them, from the
+// entries it keeps encoded.
+const encoded_array& spliced_offers(mux_pointer self) {
+  auto& st = self->state;
+  if (st.spliced_offers) return *st.spliced_offers;
+  encoded_array out;
+  for (auto& [id, pool] : st.pushed) {
+    if (!pool.offer_entries) {
+      std::string entries;
+      for (const auto& o : pushed_offers(id, pool.latest))
+        append_offer_entry(entries, {make_pool_uri(id, o.id), id, o.available});
+      pool.offer_entries = std::move(entries);
+    }
+    out.bytes += *pool.offer_entries;
+    out.count += static_cast<int64_t>(pool.latest.offers.size());
+  }
+  return *(st.spliced_offers = std::move(out));
+}
+
+// Every pushed pool's status as `pools` lists them; last_seen_ms is the
+// announcement's current ts_ms.
+const encoded_array& spliced_pools(mux_pointer self) {
+  auto& st = self->state;
+  if (st.spliced_pools) return *st.spliced_pools;
+  encoded_array out;
+  for (auto& [id, pool] : st.pushed) {
+    if (!pool.status_head) pool.status_head = pool_status_head(pushed_status(id, pool.latest));
+    pool.seen_slot = append_pool_status_entry(out.bytes, *pool.status_head, pool.latest.ts_ms);
+    ++out.count;
+  }
+  return *(st.spliced_pools = std::move(out));
 }
 
 // One concurrent round of requests to every pool. Each pool settles its part
@@ -271,7 +336,8 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
       [=](status_atom) -> caf::result<PoolStatus> {
         if (all_pushed(self)) {
           PoolStatus total;
-          for (const auto& [id, a] : self->state.pushed) {
+          for (const auto& [id, pool] : self->state.pushed) {
+            const auto& a = pool.latest;
             total.resources = total.resources.add(a.resources);
             total.available = total.available.add(a.available);
             total.allocs += a.allocs;
@@ -298,14 +364,31 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
         if (all_pushed(self) && !self->state.config.caching) {
           std::vector<OfferInfo> offers;
           offers.reserve(self->state.pushed.size());
-          for (const auto& [id, a] : self->state.pushed)
-            for (const auto& o : a.offers) offers.push_back(OfferInfo{make_pool_uri(id, "1"), id, o.available});
+          for (const auto& [id, pool] : self->state.pushed)
+            for (const auto& o : pool.latest.offers) offers.push_back(OfferInfo{make_pool_uri(id, "1"), id, o.available});
           return offers;
         }
         auto promise = self->make_response_promise<std::vector<OfferInfo>>();
         gather_local_offers(self, [promise](std::vector<OfferInfo> offers) mutable {
           for (auto& o : offers) o.id = make_pool_uri(o.pool, o.id);
           promise.deliver(std::move(offers));
+        });
+        return promise;
+      },
+      [=](offers_atom, encoded_atom) -> caf::result<encoded_array> {
+        if (all_pushed(self) && !self->state.config.caching) return encoded_array{spliced_offers(self)};
+        auto promise = self->make_response_promise<encoded_array>();
+        gather_local_offers(self, [promise](std::vector<OfferInfo> offers) mutable {
+          for (auto& o : offers) o.id = make_pool_uri(o.pool, o.id);
+          promise.deliver(encode_offer_entries(offers));
+        });
+        return promise;
+      },
+      [=](pools_atom, encoded_atom) -> caf::result<encoded_array> {
+        if (all_pushed(self)) return encoded_array{spliced_pools(self)};
+        auto promise = self->make_response_promise<encoded_array>();
+        gather_statuses(self, [promise](std::vector<PoolStatus> statuses) mutable {
+          promise.deliver(encode_pool_status_entries(statuses));
         });
         return promise;
       },
@@ -429,13 +512,14 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
               bool same_pool = kept != st.caches.end() && st.pools.count(id) && st.pools.at(id) == pools.at(id);
               caches.emplace(id, same_pool ? kept->second : offer_cache(st.config.cache_ttl_ms));
             }
-          std::map<std::string, offer_announcement> pushed;
-          for (auto& [id, announcement] : st.pushed)
+          std::map<std::string, pushed_pool> pushed;
+          for (auto& [id, pool] : st.pushed)
             if (auto now = pools.find(id); now != pools.end() && st.pools.count(id) && st.pools.at(id) == now->second)
-              pushed.emplace(id, std::move(announcement));
+              pushed.emplace(id, std::move(pool));
           st.pools = std::move(pools);
           st.caches = std::move(caches);
           st.pushed = std::move(pushed);
+          pushed_changed(self);
           spdlog::debug("mux: {} pools", st.pools.size());
           promise.deliver(caf::ok_atom::value);
         };
@@ -464,7 +548,7 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
         if (all_pushed(self)) {
           std::vector<PoolStatus> statuses;
           statuses.reserve(self->state.pushed.size());
-          for (const auto& [id, a] : self->state.pushed) statuses.push_back(pushed_status(id, a));
+          for (const auto& [id, pool] : self->state.pushed) statuses.push_back(pushed_status(id, pool.latest));
           return statuses;
         }
         auto promise = self->make_response_promise<std::vector<PoolStatus>>();
@@ -484,22 +568,37 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
         bool same_pool = !added && known->second == handle;
         st.pools.insert_or_assign(id, handle);
         if (st.config.caching && !same_pool) st.caches.insert_or_assign(id, offer_cache(st.config.cache_ttl_ms));
-        st.pushed.insert_or_assign(id, std::move(latest));
+        st.pushed.insert_or_assign(id, pushed_pool(std::move(latest)));
+        pushed_changed(self);
         spdlog::debug("mux: pool {} {}; {} pools", id, added ? "added" : "replaced", st.pools.size());
       },
       [=](rm_pool_atom, const std::string& id) {
         auto& st = self->state;
         if (st.pools.erase(id) == 0) return;
         st.caches.erase(id);
-        st.pushed.erase(id);
+        if (st.pushed.erase(id) > 0) pushed_changed(self);
         spdlog::debug("mux: pool {} removed; {} pools", id, st.pools.size());
       },
       [=](announce_atom, offer_announcement& a) {
         auto it = self->state.pushed.find(a.pool);
         if (it == self->state.pushed.end()) return;
         // A new run restarts seq; within a run, ignore anything older than what we hold.
-        if (a.run == it->second.run && a.seq < it->second.seq) return;
-        it->second = std::move(a);
+        if (a.run == it->second.latest.run && a.seq < it->second.latest.seq) return;
+        it->second.replace(std::move(a));
+        pushed_changed(self);
+      },
+      [=](seen_atom, const std::vector<pool_seen>& seen) {
+        auto& st = self->state;
+        for (const auto& s : seen) {
+          auto it = st.pushed.find(s.pool);
+          if (it == st.pushed.end() || s.ts_ms <= it->second.latest.ts_ms) continue;
+          // Only the time moves: the pool's encoded entries and the offers
+          // array stay valid, and the pools array takes the new time in place.
+          auto& pool = it->second;
+          pool.latest.ts_ms = s.ts_ms;
+          if (st.spliced_pools && !patch_last_seen(st.spliced_pools->bytes, pool.seen_slot, s.ts_ms))
+            st.spliced_pools.reset();
+        }
       },
       [=](size_atom) { return static_cast<int>(self->state.pools.size()); },
       [=](caching_atom, bool on) {

@@ -19,11 +19,13 @@
 #include "actors/wall_clock.hpp"
 #include "policy/tracked_offer.hpp"
 #include "schemas/announcements.hpp"
+#include "schemas/encoded_entries.hpp"
 
 namespace poolbus {
 
 using add_pool_atom = caf::atom_constant<caf::atom("add_pool")>;
 using rm_pool_atom = caf::atom_constant<caf::atom("rm_pool")>;
+using encoded_atom = caf::atom_constant<caf::atom("encoded")>;
 
 // Beyond pool_actor (whose offer/accept/inspect/keepalive/free take URIs,
 // `invalid` without a '/', `not_exist` for an unknown pool; pool_id answers
@@ -50,8 +52,18 @@ using mux_actor = pool_actor::extend<
     caf::reacts_to<rm_pool_atom, std::string>,
     // A pushed pool's newest announcement; ignored for a pool not pushed.
     caf::reacts_to<announce_atom, offer_announcement>,
+    // Pushed pools heard from again with only their time changed: each one's
+    // newest announcement takes ts_ms (when it is newer); unknown pools are ignored.
+    caf::reacts_to<seen_atom, std::vector<pool_seen>>,
     // reflow Pools: each pool's status, gathered within gather_deadline.
     caf::replies_to<pools_atom>::with<std::vector<PoolStatus>>,
+    // offers and pools as the entries of the client API's reply arrays
+    // (schemas/encoded_entries.hpp), in the same order with the same values
+    // as the two ops above. Pushed pools keep their entries encoded, so when
+    // every pool is pushed (and caching is off, for offers) the answer is
+    // spliced from them; otherwise the gathered values are encoded.
+    caf::replies_to<offers_atom, encoded_atom>::with<encoded_array>,
+    caf::replies_to<pools_atom, encoded_atom>::with<encoded_array>,
     // reflow Size.
     caf::replies_to<size_atom>::with<int>,
     // reflow SetCaching. Takes effect at once (reflow: at the next SetPools):

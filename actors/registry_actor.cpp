@@ -32,12 +32,9 @@ using registry_pointer = caf::stateful_actor<registry_state>*;
 
 int64_t now_ms(registry_pointer self) { return self->state.config.clock.now_ms(self->clock()); }
 
-void publish(registry_pointer self, std::string topic, std::string body) {
-  self->state.config.sink->post({channel::stream, {std::move(topic), std::move(body)}});
-}
-
 void publish_pool_event(registry_pointer self, const std::string& pool, pool_event_kind kind) {
-  publish(self, pools_topic(pool), encode_pool_event({pool, kind, now_ms(self)}));
+  self->state.config.sink->post(
+      {channel::stream, {pools_topic(pool), encode_pool_event({pool, kind, now_ms(self)})}});
 }
 
 // Membership reaches the mux one pool at a time (O(log pools) per change, in
@@ -85,83 +82,30 @@ void remove(registry_pointer self, const std::string& pool, pool_event_kind why)
   if (why == pool_event_kind::left && was_joined) publish_pool_event(self, pool, why);
 }
 
-bool topic_matches(const std::string& topic, const std::string& expected) {
-  if (topic == expected) return true;
-  spdlog::warn("dropped an announcement on topic {} (its body says {})", topic, expected);
-  return false;
-}
-
-void on_announcement(registry_pointer self, std::string& topic, std::string& body) {
-  if (topic.rfind("offers.", 0) == 0) {
-    auto a = decode_offer_announcement(body);
-    if (!a) {
-      spdlog::warn("dropped a malformed announcement on {}: {}", topic, a.error().to_string());
-      return;
-    }
-    if (!topic_matches(topic, offers_topic(a->pool))) return;
-    auto& m = ensure(self, a->pool);
-    m.announced = true;
-    publish(self, std::move(topic), std::move(body));
-    if (m.joined) {
-      // Once joined, the mux answers offers, offer, pools and status from the
-      // announcements itself; the proxy only forwards requests to the worker,
-      // so it need not see them (one actor message per heartbeat less).
-      self->send(self->state.config.mux, announce_atom::value, std::move(*a));
-    } else {
-      self->send(m.proxy, announce_atom::value, *a);
-      auto pool = a->pool;
-      // Keep the newest one (a stale one within a run never replaces it, as the proxy rules).
-      if (m.latest.pool.empty() || a->run != m.latest.run || a->seq >= m.latest.seq) m.latest = std::move(*a);
-      maybe_join(self, pool, m);
-    }
-  } else if (topic.rfind("allocs.", 0) == 0) {
-    auto e = decode_alloc_event(body);
-    if (!e) {
-      spdlog::warn("dropped a malformed alloc event on {}: {}", topic, e.error().to_string());
-      return;
-    }
-    if (!topic_matches(topic, allocs_topic(e->pool))) return;
-    publish(self, std::move(topic), std::move(body));
-  } else if (topic.rfind("execs.", 0) == 0) {
-    auto e = decode_exec_event(body);
-    if (!e) {
-      spdlog::warn("dropped a malformed exec event on {}: {}", topic, e.error().to_string());
-      return;
-    }
-    if (!topic_matches(topic, execs_topic(e->pool))) return;
-    publish(self, std::move(topic), std::move(body));
-  } else if (topic.rfind("pools.", 0) == 0) {
-    auto e = decode_pool_event(body);
-    if (!e) {
-      spdlog::warn("dropped a malformed pool event on {}: {}", topic, e.error().to_string());
-      return;
-    }
-    if (!topic_matches(topic, pools_topic(e->pool))) return;
-    if (e->event != pool_event_kind::stopped) return;  // only workers' own `stopped` is theirs to say
-    publish(self, std::move(topic), std::move(body));
-    remove(self, e->pool, pool_event_kind::stopped);
-  } else {
-    spdlog::debug("dropped an announcement on unknown topic {}", topic);
-  }
-}
-
-void on_worker_message(registry_pointer self, const std::string& identity, const std::string& body) {
-  auto message = decode_worker_message(body);
-  if (!message) {
-    spdlog::warn("dropped a malformed message from worker {}: {}", identity, message.error().to_string());
+void on_offers(registry_pointer self, offer_announcement& a) {
+  auto& m = ensure(self, a.pool);
+  m.announced = true;
+  if (m.joined) {
+    // Once joined, the mux answers offers, offer, pools and status from the
+    // announcements itself; the proxy only forwards requests to the worker,
+    // so it need not see them (one actor message per change less).
+    self->send(self->state.config.mux, announce_atom::value, std::move(a));
     return;
   }
-  if (auto* hello = std::get_if<worker_hello>(&*message)) {
-    if (hello->pool != identity) {
-      spdlog::warn("dropped a hello for pool {} from routing id {}", hello->pool, identity);
-      return;
-    }
-    auto& m = ensure(self, identity);
-    m.routable = true;
-    maybe_join(self, identity, m);
-    return;
-  }
-  auto& reply = std::get<worker_reply>(*message);
+  self->send(m.proxy, announce_atom::value, a);
+  auto pool = a.pool;
+  // Keep the newest one (a stale one within a run never replaces it, as the proxy rules).
+  if (m.latest.pool.empty() || a.run != m.latest.run || a.seq >= m.latest.seq) m.latest = std::move(a);
+  maybe_join(self, pool, m);
+}
+
+void on_hello(registry_pointer self, const std::string& identity) {
+  auto& m = ensure(self, identity);
+  m.routable = true;
+  maybe_join(self, identity, m);
+}
+
+void on_reply(registry_pointer self, const std::string& identity, worker_reply& reply) {
   auto it = self->state.members.find(identity);
   if (it == self->state.members.end()) {
     spdlog::debug("reply from unknown pool {}", identity);
@@ -171,15 +115,44 @@ void on_worker_message(registry_pointer self, const std::string& identity, const
   self->send(it->second.proxy, wreply_atom::value, std::move(reply));
 }
 
+// Heartbeats that repeated the last accepted announcement or hello: only
+// liveness (and, for the mux, the announcement's time) changes. A pool the
+// registry no longer knows (it was dropped meanwhile) must be heard in full.
+void on_seen(registry_pointer self, const std::vector<pool_seen>& announced, const std::vector<pool_seen>& hellos) {
+  auto& st = self->state;
+  auto now = now_ms(self);
+  std::vector<pool_seen> for_mux;
+  for_mux.reserve(announced.size());
+  auto heard = [&](const pool_seen& s, bool member::*known) {
+    auto it = st.members.find(s.pool);
+    if (it == st.members.end() || !(it->second.*known)) {
+      spdlog::debug("pool {} repeated itself but is not known: asking for it in full", s.pool);
+      if (st.config.forget_pool) st.config.forget_pool(s.pool);
+      return false;
+    }
+    it->second.last_seen_ms = now;
+    return it->second.joined;
+  };
+  for (const auto& s : announced)
+    if (heard(s, &member::announced)) for_mux.push_back(s);
+  for (const auto& s : hellos) heard(s, &member::routable);
+  if (!for_mux.empty()) self->send(st.config.mux, seen_atom::value, std::move(for_mux));
+}
+
 int64_t sweep_period_ms(const registry_config& c) { return std::max<int64_t>(10, c.worker_timeout_ms / 4); }
 
 caf::behavior registry_behavior(registry_pointer self, registry_config config) {
   self->state.config = std::move(config);
   self->delayed_send(self, std::chrono::milliseconds(sweep_period_ms(self->state.config)), sweep_atom::value);
   return {
-      [=](announce_atom, std::string& topic, std::string& body) { on_announcement(self, topic, body); },
-      [=](wframes_atom, const std::string& identity, const std::string& body) {
-        on_worker_message(self, identity, body);
+      [=](announce_atom, offer_announcement& a) { on_offers(self, a); },
+      [=](announce_atom, const pool_event& stopped) {
+        if (stopped.event == pool_event_kind::stopped) remove(self, stopped.pool, pool_event_kind::stopped);
+      },
+      [=](hello_atom, const std::string& identity, const worker_hello&) { on_hello(self, identity); },
+      [=](wreply_atom, const std::string& identity, worker_reply& reply) { on_reply(self, identity, reply); },
+      [=](seen_atom, const std::vector<pool_seen>& announced, const std::vector<pool_seen>& hellos) {
+        on_seen(self, announced, hellos);
       },
       [=](sweep_atom) {
         auto now = now_ms(self);

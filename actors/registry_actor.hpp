@@ -1,8 +1,9 @@
 // registry actor: the broker's membership. It learns pools from what workers
 // send (announcements on the announce SUB, hellos and replies on the workers
-// ROUTER), keeps one proxy actor per live pool, tells the mux which pools are
-// live, republishes announcements on the offer stream and publishes
-// pools.<pool> joined/left. The broker holds no state a worker can't rebuild:
+// ROUTER), already validated and republished by the broker's worker_intake
+// (policy/worker_intake.hpp) on the I/O thread; keeps one proxy actor per live
+// pool, tells the mux which pools are live and publishes pools.<pool>
+// joined/left. The broker holds no state a worker can't rebuild:
 // a restarted broker relearns everything from the next heartbeat.
 //
 // Invariant: a pool is in the mux only once it has both announced and said
@@ -11,6 +12,9 @@
 #pragma once
 
 #include <caf/fwd.hpp>
+
+#include <functional>
+#include <string>
 
 #include "actors/mux_actor.hpp"
 #include "actors/wall_clock.hpp"
@@ -24,10 +28,18 @@ struct registry_config {
   int64_t worker_timeout_ms = 3000;
   int64_t request_timeout_ms = 5000;
   wall_clock clock = wall_clock::real();
+  // Called with a pool the registry was told was seen again but no longer
+  // knows: its next message must come in full (worker_intake::forget).
+  std::function<void(const std::string& pool)> forget_pool;
 };
 
-// Accepts (announce_atom, topic, body) from the announce SUB and
-// (wframes_atom, identity, body) from the workers ROUTER.
+// Accepts what worker_intake passes on:
+//   (announce_atom, offer_announcement)   a changed offer
+//   (announce_atom, pool_event)           a worker's own `stopped`
+//   (hello_atom, identity, worker_hello)  a hello that is not a repeat
+//   (wreply_atom, identity, worker_reply) a reply to a proxied request
+//   (seen_atom, std::vector<pool_seen> announced, std::vector<pool_seen> hellos)
+//                                         heartbeats repeating the last ones
 caf::actor spawn_registry_actor(caf::actor_system& sys, registry_config config);
 
 }  // namespace poolbus

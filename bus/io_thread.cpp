@@ -3,6 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -88,6 +89,9 @@ struct io_thread::state {
   bool wake_pending = false;
 
   std::atomic<bool> stopping{false};
+  std::atomic<std::thread::id> io_thread_id{};  // set by run(): posts from it send at once
+  std::chrono::milliseconds tick_period{0};
+  std::function<void()> tick;
   bool started = false;
   bool stopped = false;
   std::mutex lifecycle_mutex;
@@ -181,7 +185,20 @@ struct io_thread::state {
     }
   }
 
+  void run_tick() {
+    try {
+      tick();
+    } catch (const std::exception& e) {
+      spdlog::error("bus: tick threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("bus: tick threw");
+    }
+  }
+
   void run() {
+    io_thread_id.store(std::this_thread::get_id(), std::memory_order_release);
+    using steady = std::chrono::steady_clock;
+    auto next_tick = steady::now() + tick_period;
     std::vector<zmq::pollitem_t> items;
     std::vector<size_t> socket_of_item;  // items[i + 1] polls sockets[socket_of_item[i]]
     items.push_back({nullptr, wake_fd, ZMQ_POLLIN, 0});
@@ -191,9 +208,19 @@ struct io_thread::state {
       socket_of_item.push_back(i);
     }
     for (;;) {
+      // No timeout but the tick's: stop() and post() both wake the poll
+      // through the eventfd.
+      auto timeout = std::chrono::milliseconds{-1};
+      if (tick) {
+        auto now = steady::now();
+        if (now >= next_tick) {
+          run_tick();
+          next_tick = now + tick_period;
+        }
+        timeout = std::chrono::ceil<std::chrono::milliseconds>(next_tick - now);
+      }
       try {
-        // No timeout: stop() and post() both wake the poll through the eventfd.
-        zmq::poll(items.data(), items.size(), std::chrono::milliseconds{-1});
+        zmq::poll(items.data(), items.size(), timeout);
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         spdlog::error("bus: poll failed: {}", e.what());
@@ -354,6 +381,13 @@ void io_thread::stop() {
 }
 
 void io_thread::post(outbound_frames message) {
+  if (state_->io_thread_id.load(std::memory_order_acquire) == std::this_thread::get_id()) {
+    // From the inbound handler or the tick: this thread owns the sockets.
+    if (!state_->stopping.load(std::memory_order_acquire)) {
+      state_->send(message);
+      return;
+    }
+  }
   channel via = message.via;
   bool queued = false;
   bool first_since_take = false;
@@ -370,6 +404,11 @@ void io_thread::post(outbound_frames message) {
     if (first_since_take) state_->wake();
   } else
     state_->count_drop(via, "io_thread stopped", true);
+}
+
+void io_thread::set_tick(std::chrono::milliseconds period, std::function<void()> tick) {
+  state_->tick_period = std::max(period, std::chrono::milliseconds{1});
+  state_->tick = std::move(tick);
 }
 
 std::string io_thread::bound_endpoint(channel via) const {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -99,8 +100,14 @@ class io_thread : public frame_sink {
   void stop();
 
   // Thread-safe. Messages posted before start() go out once it has started;
-  // after stop() they are dropped.
+  // after stop() they are dropped. Posted from the inbound handler (on the I/O
+  // thread itself), a message is sent at once, without the queue.
   void post(outbound_frames message) override;
+
+  // Runs `tick` on the I/O thread about every `period` (never more often)
+  // while it runs, between socket reads: for work the inbound handler batches.
+  // Call before start().
+  void set_tick(std::chrono::milliseconds period, std::function<void()> tick);
 
   // The endpoint a bound socket really listens on (resolves tcp://host:* and
   // port 0); empty for a channel that is not bound. Valid after start().

@@ -34,6 +34,18 @@ struct offer_announcement {
   }
 };
 
+// A pool heard from again with nothing changed but the time: a worker's
+// heartbeat repeat, which the broker passes on in batches, not one by one.
+struct pool_seen {
+  std::string pool;
+  int64_t ts_ms = 0;
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, pool_seen& x) {
+    return f(x.pool, x.ts_ms);
+  }
+};
+
 // Topic `allocs.<pool>`: an alloc's life event.
 enum class alloc_event_kind : uint8_t { created, freed, expired, collected };
 std::string_view to_string(alloc_event_kind kind);

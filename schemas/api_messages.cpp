@@ -273,6 +273,33 @@ std::string encode_offers_reply(std::string_view id_raw, const std::vector<Offer
   return ok_reply(id_raw, "offers", [&](packer& pk) { codec::pack_list(pk, offers, codec::pack_offer_info); });
 }
 
+namespace {
+
+// An ok reply whose one result field is the array of `entries`.
+std::string spliced_reply(std::string_view id_raw, std::string_view key, const encoded_array& entries) {
+  msgpack::sbuffer head(256);
+  packer pk(&head);
+  pack_reply_head(head, pk, id_raw, true, 1);
+  pack_string(pk, key);
+  pk.pack_array(static_cast<uint32_t>(entries.count));
+  // The entries (~1 MB for 10,000 pools) are copied once, into a body sized up front.
+  std::string body;
+  body.reserve(head.size() + entries.bytes.size());
+  body.append(head.data(), head.size());
+  body.append(entries.bytes);
+  return body;
+}
+
+}  // namespace
+
+std::string encode_pools_reply_spliced(std::string_view id_raw, const encoded_array& pools) {
+  return spliced_reply(id_raw, "pools", pools);
+}
+
+std::string encode_offers_reply_spliced(std::string_view id_raw, const encoded_array& offers) {
+  return spliced_reply(id_raw, "offers", offers);
+}
+
 std::string encode_offer_reply(std::string_view id_raw, const OfferInfo& offer) {
   return ok_reply(id_raw, "offer", [&](packer& pk) { codec::pack_offer_info(pk, offer); });
 }
@@ -296,6 +323,159 @@ std::string encode_exec_reply(std::string_view id_raw, const exec_answer& answer
   });
 }
 
+namespace {
+
+// Fast readers of the long lists in offers and pools replies (10,000 entries
+// with 10,000 pools). The strict codec readers build a path string for every
+// field they read ("pools[123].resources.cpu"), which costs more than the
+// reading. These read the same fields with the same typed reads but name no
+// path; on any problem the strict reader runs over the whole list instead and
+// throws its own error, so what is accepted, the values and every error
+// message are exactly the strict readers'.
+const std::string no_path;
+
+Resources read_resources_fast(const msgpack::object& object) {
+  if (object.type != msgpack::type::MAP) codec::fail(no_path, "not a map");
+  Resources resources;
+  for (uint32_t i = 0; i < object.via.map.size; ++i) {
+    const auto& entry = object.via.map.ptr[i];
+    if (entry.key.type != msgpack::type::STR || entry.key.via.str.size == 0) codec::fail(no_path, "resource name");
+    double v = codec::read_number(entry.val, no_path);
+    if (v < 0 || v > Resources::max_value) codec::fail(no_path, "out of range");
+    // As Resources::from_values over read_resources' map: a repeated name keeps its last value.
+    resources.set(std::string(entry.key.via.str.ptr, entry.key.via.str.size), v);
+  }
+  return resources;
+}
+
+// Paths below stay empty, so a key path is the key itself: short enough for
+// std::string's in-place buffer, no allocation.
+PoolStatus read_pool_status_fast(const msgpack::object& object) {
+  map_view view(object, no_path);
+  PoolStatus pool;
+  pool.id = view.require_string("id");
+  pool.resources = read_resources_fast(view.require("resources"));
+  pool.available = read_resources_fast(view.require("available"));
+  pool.allocs = view.require_int("allocs");
+  pool.last_seen_ms = view.require_int("last_seen_ms");
+  return pool;
+}
+
+OfferInfo read_offer_info_fast(const msgpack::object& object) {
+  map_view view(object, no_path);
+  OfferInfo offer;
+  offer.id = view.require_string("id");
+  offer.pool = view.require_string("pool");
+  offer.available = read_resources_fast(view.require("available"));
+  return offer;
+}
+
+template <class ReadFast, class ReadStrict>
+auto read_list_fast(const msgpack::object& object, const std::string& path, ReadFast read_fast,
+                    ReadStrict read_strict) -> std::vector<decltype(read_fast(object))> {
+  try {
+    if (object.type == msgpack::type::ARRAY) {
+      std::vector<decltype(read_fast(object))> out;
+      out.reserve(object.via.array.size);
+      for (uint32_t i = 0; i < object.via.array.size; ++i) out.push_back(read_fast(object.via.array.ptr[i]));
+      return out;
+    }
+  } catch (const codec::decode_failure&) {
+    // fall through: the strict reader names the problem
+  }
+  return codec::read_list(object, path, read_strict);
+}
+
+// Mirrors the checks codec::unpack_body(body, max_reply_bytes) makes (msgpack-c's
+// create_object_visitor with the same unpack_limit), on the same parser,
+// but builds no object tree: it accepts exactly the bodies unpack_body does.
+class unpack_limit_check : public msgpack::null_visitor {
+ public:
+  bool visit_str(const char*, uint32_t size) {
+    if (size > codec::max_string_bytes) throw msgpack::str_size_overflow("str size overflow");
+    return true;
+  }
+  bool visit_bin(const char*, uint32_t size) {
+    if (size > codec::max_bin_bytes) throw msgpack::bin_size_overflow("bin size overflow");
+    return true;
+  }
+  bool visit_ext(const char*, uint32_t size) {
+    if (size > codec::max_string_bytes) throw msgpack::ext_size_overflow("ext size overflow");
+    return true;
+  }
+  bool start_array(uint32_t elements) {
+    if (elements > codec::container_limit(codec::max_reply_bytes))
+      throw msgpack::array_size_overflow("array size overflow");
+    return enter();
+  }
+  bool end_array() { return leave(); }
+  bool start_map(uint32_t pairs) {
+    if (pairs > codec::container_limit(codec::max_reply_bytes)) throw msgpack::map_size_overflow("map size overflow");
+    return enter();
+  }
+  bool end_map() { return leave(); }
+  void parse_error(size_t, size_t) { throw msgpack::parse_error("parse error"); }
+  void insufficient_bytes(size_t, size_t) { throw msgpack::insufficient_bytes("insufficient bytes"); }
+
+ private:
+  // create_object_visitor's stack holds the root plus one entry per open container.
+  size_t stack_size_ = 1;
+  bool enter() {
+    if (stack_size_ > codec::max_nesting_depth) throw msgpack::depth_size_overflow("depth size overflow");
+    ++stack_size_;
+    return true;
+  }
+  bool leave() {
+    --stack_size_;
+    return true;
+  }
+};
+
+// Whether unpack_body(body, max_reply_bytes) would accept `body`.
+bool readable_reply(std::string_view body) {
+  if (body.empty() || body.size() > codec::max_reply_bytes) return false;
+  try {
+    unpack_limit_check check;
+    size_t offset = 0;
+    // The parse msgpack::unpack runs (v2's, whatever the default API version).
+    auto parsed = msgpack::v2::detail::parse_imp(body.data(), body.size(), offset, check);
+    if (parsed != msgpack::PARSE_SUCCESS && parsed != msgpack::PARSE_EXTRA_BYTES) return false;
+    return offset == body.size();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// id_of for a body known to be readable, unpacking the top-level map's
+// entries one at a time up to "id" (a reply's head, before its long list).
+std::string id_of_readable(std::string_view body) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(body.data());
+  uint32_t entries = 0;
+  size_t offset = 0;
+  if ((bytes[0] & 0xf0) == 0x80) {
+    entries = bytes[0] & 0x0f;
+    offset = 1;
+  } else if (bytes[0] == 0xde) {
+    entries = (uint32_t{bytes[1]} << 8) | bytes[2];
+    offset = 3;
+  } else if (bytes[0] == 0xdf) {
+    entries = (uint32_t{bytes[1]} << 24) | (uint32_t{bytes[2]} << 16) | (uint32_t{bytes[3]} << 8) | bytes[4];
+    offset = 5;
+  } else {
+    return nil_id_raw;  // not a map
+  }
+  for (uint32_t i = 0; i < entries; ++i) {
+    auto key = msgpack::unpack(body.data(), body.size(), offset);
+    if (key->type == msgpack::type::STR && std::string_view(key->via.str.ptr, key->via.str.size) == "id")
+      return codec::repack(msgpack::unpack(body.data(), body.size(), offset).get());
+    msgpack::null_visitor skip;
+    msgpack::parse(body.data(), body.size(), offset, skip);
+  }
+  return nil_id_raw;
+}
+
+}  // namespace
+
 outcome<api_reply> decode_api_reply(std::string_view body) {
   api_reply reply;
   std::optional<pool_error> remote_error;
@@ -309,11 +489,11 @@ outcome<api_reply> decode_api_reply(std::string_view body) {
       return true;
     }
     if (auto pools = view.read_optional("pools", [](const msgpack::object& o, const std::string& path) {
-          return codec::read_list(o, path, codec::read_pool_status);
+          return read_list_fast(o, path, read_pool_status_fast, codec::read_pool_status);
         }))
       reply.pools = std::move(*pools);
     if (auto offers = view.read_optional("offers", [](const msgpack::object& o, const std::string& path) {
-          return codec::read_list(o, path, codec::read_offer_info);
+          return read_list_fast(o, path, read_offer_info_fast, codec::read_offer_info);
         }))
       reply.offers = std::move(*offers);
     if (auto offer = view.read_optional("offer", codec::read_offer_info)) reply.offer = std::move(*offer);
@@ -332,7 +512,10 @@ outcome<api_reply> decode_api_reply(std::string_view body) {
 }
 
 std::string reply_id_raw(std::string_view body) {
-  auto id = codec::guarded([&] { return id_of(codec::unpack_body(body, codec::max_reply_bytes).get()); });
+  // Pairing replies on a DEALER reads every reply's id: checking a ~1 MB
+  // list reply costs a parse, but building its object tree cost 5x that.
+  if (!readable_reply(body)) return nil_id_raw;
+  auto id = codec::guarded([&] { return id_of_readable(body); });
   return id ? *id : nil_id_raw;
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "schemas/alloc.hpp"
+#include "schemas/encoded_entries.hpp"
 #include "schemas/exec.hpp"
 
 namespace poolbus {
@@ -61,6 +62,10 @@ std::string encode_error_reply(std::string_view id_raw, const pool_error& error)
 std::string encode_ok_reply(std::string_view id_raw);  // ping, free
 std::string encode_pools_reply(std::string_view id_raw, const std::vector<PoolStatus>& pools);
 std::string encode_offers_reply(std::string_view id_raw, const std::vector<OfferInfo>& offers);
+// The same replies from pre-encoded entries (schemas/encoded_entries.hpp):
+// byte for byte what the two above write for the values the entries encode.
+std::string encode_pools_reply_spliced(std::string_view id_raw, const encoded_array& pools);
+std::string encode_offers_reply_spliced(std::string_view id_raw, const encoded_array& offers);
 std::string encode_offer_reply(std::string_view id_raw, const OfferInfo& offer);
 std::string encode_alloc_reply(std::string_view id_raw, const AllocInspect& alloc);  // accept, allocate, inspect
 std::string encode_allocs_reply(std::string_view id_raw, const std::vector<AllocInspect>& allocs);

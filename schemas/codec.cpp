@@ -144,7 +144,7 @@ std::string join_path(const std::string& path, std::string_view key) {
 msgpack::object_handle unpack_body(std::string_view body, size_t max_bytes) {
   if (body.size() > max_bytes) fail("", "larger than " + std::to_string(max_bytes) + " bytes");
   if (body.empty()) fail("", "empty");
-  const msgpack::unpack_limit limits(max_container_elements, max_container_elements, max_string_bytes,
+  const msgpack::unpack_limit limits(container_limit(max_bytes), container_limit(max_bytes), max_string_bytes,
                                      max_bin_bytes, max_string_bytes, max_nesting_depth);
   size_t offset = 0;
   msgpack::object_handle handle;

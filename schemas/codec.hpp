@@ -29,6 +29,13 @@ constexpr size_t max_nesting_depth = 32;
 // decode ourselves may be larger (long alloc lists).
 constexpr size_t max_body_bytes = 1 << 20;
 constexpr size_t max_reply_bytes = 64 << 20;
+// A reply lists every pool, offer or alloc: its containers may hold more
+// than a request's (a broker with 10,001 pools must still answer `pools`).
+constexpr size_t max_reply_container_elements = 1 << 20;
+// The container limit for a body of at most max_bytes: replies get the larger one.
+constexpr size_t container_limit(size_t max_bytes) {
+  return max_bytes > max_body_bytes ? max_reply_container_elements : max_container_elements;
+}
 
 using packer = msgpack::packer<msgpack::sbuffer>;
 

@@ -66,6 +66,11 @@ struct worker_hello {
   std::string pool;
   std::string run;
   int64_t ts_ms = 0;
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, worker_hello& x) {
+    return f(x.pool, x.run, x.ts_ms);
+  }
 };
 
 std::string encode_worker_reply(const worker_reply& reply);

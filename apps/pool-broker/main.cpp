@@ -17,6 +17,7 @@
 #include "bus/endpoints.hpp"
 #include "bus/envelope.hpp"
 #include "bus/io_thread.hpp"
+#include "policy/worker_intake.hpp"
 #include "schemas/api_messages.hpp"
 
 using namespace poolbus;
@@ -47,27 +48,52 @@ void on_client_message(std::vector<std::string>&& frames, std::string&& caller, 
   caf::anon_send(actors.api, api_atom::value, std::move(request.route), std::move(*decoded));
 }
 
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 void on_broker_message(channel via, std::vector<std::string>&& frames, std::string&& user_id,
-                       const broker_actors& actors, frame_sink& sink) {
+                       const broker_actors& actors, frame_sink& sink, worker_intake& intake) {
   switch (via) {
     case channel::api:
       on_client_message(std::move(frames), std::move(user_id), actors, sink);
       return;
     case channel::announce:
       if (frames.size() == 2)
-        caf::anon_send(actors.registry, announce_atom::value, std::move(frames[0]), std::move(frames[1]));
+        intake.on_announcement(std::move(frames[0]), std::move(frames[1]), steady_ms());
       else
         spdlog::debug("dropped an announcement of {} frames", frames.size());
       return;
     case channel::workers:
       if (frames.size() == 2)
-        caf::anon_send(actors.registry, wframes_atom::value, std::move(frames[0]), std::move(frames[1]));
+        intake.on_worker_message(std::move(frames[0]), std::move(frames[1]), steady_ms());
       else
         spdlog::debug("dropped a worker message of {} frames", frames.size());
       return;
     default:
       return;
   }
+}
+
+// What the intake passes on goes to the registry, one actor message each
+// (the repeats: one per flush).
+worker_intake_outputs to_registry(const broker_actors& actors) {
+  worker_intake_outputs out;
+  out.offers_changed = [&actors](offer_announcement&& a) {
+    caf::anon_send(actors.registry, announce_atom::value, std::move(a));
+  };
+  out.pool_stopped = [&actors](pool_event&& e) { caf::anon_send(actors.registry, announce_atom::value, std::move(e)); };
+  out.hello = [&actors](std::string&& identity, worker_hello&& hello) {
+    caf::anon_send(actors.registry, hello_atom::value, std::move(identity), std::move(hello));
+  };
+  out.reply = [&actors](std::string&& identity, worker_reply&& reply) {
+    caf::anon_send(actors.registry, wreply_atom::value, std::move(identity), std::move(reply));
+  };
+  out.seen = [&actors](std::vector<pool_seen>&& announced, std::vector<pool_seen>&& hellos) {
+    caf::anon_send(actors.registry, seen_atom::value, std::move(announced), std::move(hellos));
+  };
+  return out;
 }
 
 }  // namespace
@@ -131,14 +157,17 @@ int main(int argc, char** argv) {
         announce_socket,
     };
     if (gate) gate->secure(specs);
+    std::shared_ptr<worker_intake> intake;  // used on the I/O thread; made once the io_thread exists
     auto io = std::make_shared<io_thread>(
         std::move(specs),
-        io_thread::authenticated_handler(
-            [&actors, &io_ptr, &gate](channel via, std::vector<std::string>&& frames, std::string&& user_id) {
-              if (gate && !gate->admit(via, frames, user_id)) return;
-              on_broker_message(via, std::move(frames), std::move(user_id), actors, *io_ptr);
-            }));
+        io_thread::authenticated_handler([&actors, &io_ptr, &gate, &intake](
+                                             channel via, std::vector<std::string>&& frames, std::string&& user_id) {
+          if (gate && !gate->admit(via, frames, user_id)) return;
+          on_broker_message(via, std::move(frames), std::move(user_id), actors, *io_ptr, *intake);
+        }));
     io_ptr = io.get();
+    intake = std::make_shared<worker_intake>(*io, to_registry(actors), worker_timeout_ms);
+    io->set_tick(std::chrono::milliseconds(intake->flush_period_ms()), [&intake] { intake->flush(steady_ms()); });
     if (gate) {
       if (auto zap = gate->start_zap(*io); !zap) {
         std::cerr << "pool-broker: " << zap.error().message << "\n";
@@ -151,8 +180,9 @@ int main(int argc, char** argv) {
     mux_settings.unknown_pool = error_kind::unavailable;  // protocol.md: not connected -> unavailable at once
     mux_settings.pools_keep_deadlines = true;  // proxies answer `timeout` themselves at request_timeout
     auto mux = spawn_mux_actor(sys, mux_settings);
-    actors.registry =
-        spawn_registry_actor(sys, registry_config{mux, io, worker_timeout_ms, request_timeout_ms, wall_clock::real()});
+    actors.registry = spawn_registry_actor(
+        sys, registry_config{mux, io, worker_timeout_ms, request_timeout_ms, wall_clock::real(),
+                             [intake](const std::string& pool) { intake->forget(pool); }});
     actors.api = spawn_api_actor(sys, api_actor_config{mux, io, request_timeout_ms});
     if (auto started = io->start(); !started) {
       std::cerr << "pool-broker: " << started.error().message << "\n";

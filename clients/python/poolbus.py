@@ -138,7 +138,17 @@ def _apply_curve(socket, curve):
 # ---------------------------------------------------------------------------
 # Request/reply client
 
-class Client:
+class _ClosesOnExit:
+    """`with X(...) as x:` closes x on the way out (close() is the subclass's)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Client(_ClosesOnExit):
     """Request/reply client over one DEALER socket.
 
     Thread-safe: a lock serialises calls on the socket. Replies are paired with
@@ -170,12 +180,6 @@ class Client:
             self._socket.close(0)
             if self._own_context:
                 self._context.term()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # -- generic requests ---------------------------------------------------
     def call(self, op, timeout_ms=None, **args):
@@ -533,7 +537,7 @@ class Keepalive:
 # ---------------------------------------------------------------------------
 # Offer stream
 
-class Subscriber:
+class Subscriber(_ClosesOnExit):
     """A SUB socket on the offer stream; iterating yields (topic, body dict).
 
     recv(timeout_ms) returns one (topic, body) or None when nothing came in time."""
@@ -586,9 +590,3 @@ class Subscriber:
         self._socket.close(0)
         if self._own_context:
             self._context.term()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -15,6 +15,7 @@
 
 #include "actors/error_bridge.hpp"
 #include "actors/mux_actor.hpp"
+#include "schemas/api_messages.hpp"
 
 using namespace poolbus;
 // Far beyond any virtual time a test reaches (caf::duration has no hours).
@@ -639,4 +640,153 @@ TEST_CASE_METHOD(mux_fixture, "mux: with pools_keep_deadlines, a routed request 
       CHECK(collect<int64_t>(rh).value() == 7);
     }
   }
+}
+
+namespace {
+
+// The offers and pools replies as the api actor writes them (spliced from the
+// mux's encoded entries) next to what encode_*_reply writes for the values
+// the test expects: they must be the same bytes.
+struct splice_fixture : mux_fixture {
+  const std::string id_raw = "\xa2" "id";
+
+  std::string spliced_reply(const mux_actor& m, api_op op) {
+    auto array = op == api_op::offers ? ask<encoded_array>(m, offers_atom::value, encoded_atom::value)
+                                      : ask<encoded_array>(m, pools_atom::value, encoded_atom::value);
+    REQUIRE(array.ok());
+    return op == api_op::offers ? encode_offers_reply_spliced(id_raw, *array)
+                                : encode_pools_reply_spliced(id_raw, *array);
+  }
+
+  void check_replies(const mux_actor& m, const std::vector<OfferInfo>& offers,
+                     const std::vector<PoolStatus>& pools) {
+    CHECK(spliced_reply(m, api_op::offers) == encode_offers_reply(id_raw, offers));
+    CHECK(spliced_reply(m, api_op::pools) == encode_pools_reply(id_raw, pools));
+    // And the values ops agree with the spliced ones.
+    CHECK(encode_offers_reply(id_raw, ask<std::vector<OfferInfo>>(m, offers_atom::value).value()) ==
+          encode_offers_reply(id_raw, offers));
+    CHECK(encode_pools_reply(id_raw, ask<std::vector<PoolStatus>>(m, pools_atom::value).value()) ==
+          encode_pools_reply(id_raw, pools));
+  }
+};
+
+PoolStatus status_of(const offer_announcement& a, int64_t last_seen_ms) {
+  return PoolStatus{a.pool, a.resources, a.available, a.allocs, last_seen_ms};
+}
+
+OfferInfo offer_of(const offer_announcement& a) { return OfferInfo{a.pool + "/1", a.pool, a.available}; }
+
+}  // namespace
+
+TEST_CASE_METHOD(splice_fixture, "mux: spliced offers and pools are the encoder's bytes, whatever changes") {
+  auto m = mux();
+  // No pools at all.
+  check_replies(m, {}, {});
+
+  auto a = announcement_of("a", large, medium, 1);
+  a.allocs = 2;
+  auto b = announcement_of("b", medium, medium, 1);
+  auto c = announcement_of("c", small, Resources{}, 1);  // nothing to offer: in pools, not in offers
+  REQUIRE(c.offers.empty());
+  self->send(m, add_pool_atom::value, std::string("b"), fake({"b", medium, true}), b);
+  self->send(m, add_pool_atom::value, std::string("a"), fake({"a", large, true}), a);
+  self->send(m, add_pool_atom::value, std::string("c"), fake({"c", small, true}), c);
+  run();
+  check_replies(m, {offer_of(a), offer_of(b)}, {status_of(a, a.ts_ms), status_of(b, b.ts_ms), status_of(c, c.ts_ms)});
+
+  // A newer announcement replaces the pool's entries; an older one does not.
+  auto a2 = announcement_of("a", large, small, 2);
+  a2.allocs = 5;
+  self->send(m, announce_atom::value, a2);
+  self->send(m, announce_atom::value, announcement_of("a", large, large, 1));
+  run();
+  check_replies(m, {offer_of(a2), offer_of(b)}, {status_of(a2, a2.ts_ms), status_of(b, b.ts_ms), status_of(c, c.ts_ms)});
+
+  // Seen batches move last_seen_ms only, across every int width msgpack picks
+  // (1002 is a uint16, epoch ms a uint64); older times and unknown pools are ignored.
+  int64_t epoch_ms = 1795000000000;
+  self->send(m, seen_atom::value,
+             std::vector<pool_seen>{{"a", epoch_ms}, {"c", 70000}, {"nobody", 5}, {"b", b.ts_ms - 1}});
+  run();
+  check_replies(m, {offer_of(a2), offer_of(b)}, {status_of(a2, epoch_ms), status_of(b, b.ts_ms), status_of(c, 70000)});
+  self->send(m, seen_atom::value, std::vector<pool_seen>{{"a", epoch_ms + 1}, {"a", epoch_ms - 9}, {"b", 4294967296}});
+  run();
+  auto decoded = decode_api_reply(spliced_reply(m, api_op::pools));
+  REQUIRE(decoded.ok());
+  CHECK(decoded->pools.at(0).last_seen_ms == epoch_ms + 1);
+  CHECK(decoded->pools.at(1).last_seen_ms == 4294967296);
+  check_replies(m, {offer_of(a2), offer_of(b)},
+                {status_of(a2, epoch_ms + 1), status_of(b, 4294967296), status_of(c, 70000)});
+  // Times of the same width are patched into the kept pools array in place.
+  self->send(m, seen_atom::value, std::vector<pool_seen>{{"a", epoch_ms + 2}, {"c", 70001}});
+  run();
+  check_replies(m, {offer_of(a2), offer_of(b)},
+                {status_of(a2, epoch_ms + 2), status_of(b, 4294967296), status_of(c, 70001)});
+  self->send(m, seen_atom::value, std::vector<pool_seen>{{"b", 4294967297}});
+  self->send(m, seen_atom::value, std::vector<pool_seen>{{"a", epoch_ms + 3}, {"c", 1 << 20}});
+  run();
+  check_replies(m, {offer_of(a2), offer_of(b)},
+                {status_of(a2, epoch_ms + 3), status_of(b, 4294967297), status_of(c, 1 << 20)});
+  // A new run replaces the entries, time included (the announcement's own ts_ms).
+  auto a3 = announcement_of("a", large, large, 1, "r2");
+  self->send(m, announce_atom::value, a3);
+  run();
+  check_replies(m, {offer_of(a3), offer_of(b)},
+                {status_of(a3, a3.ts_ms), status_of(b, 4294967297), status_of(c, 1 << 20)});
+
+  // rm_pool takes the pool's entries out.
+  self->send(m, rm_pool_atom::value, std::string("b"));
+  run();
+  check_replies(m, {offer_of(a3)}, {status_of(a3, a3.ts_ms), status_of(c, 1 << 20)});
+  // A pool added again under the same id starts from its new announcement.
+  auto b2 = announcement_of("b", large, small, 7);
+  self->send(m, add_pool_atom::value, std::string("b"), fake({"b", large, true}), b2);
+  run();
+  check_replies(m, {offer_of(a3), offer_of(b2)}, {status_of(a3, a3.ts_ms), status_of(b2, b2.ts_ms), status_of(c, 1 << 20)});
+  self->send(m, rm_pool_atom::value, std::string("a"));
+  self->send(m, rm_pool_atom::value, std::string("b"));
+  self->send(m, rm_pool_atom::value, std::string("c"));
+  run();
+  check_replies(m, {}, {});
+}
+
+TEST_CASE_METHOD(splice_fixture, "mux: with pools not pushed, the encoded ops encode what the gather yields") {
+  auto m = mux();
+  auto a = announcement_of("a", large, medium, 3);
+  auto silent_a = fake({"a", large, true});
+  self->send(m, add_pool_atom::value, std::string("a"), silent_a, a);
+  run();
+  // set_pools keeps pushed pool "a" (same handle) and adds "d", which is asked.
+  set_pools(m, {silent_a, fake({"d", small})});
+  check_replies(m, {offer_of(a), OfferInfo{"d/1", "d", small}},
+                {status_of(a, a.ts_ms), PoolStatus{"d", small, small, 0, 0}});
+  CHECK(count("d:offers") == 2);  // asked by both offers ops
+  CHECK(count("d:status") == 2);
+  CHECK(count("a:offers") == 0);
+
+  // Seen batches still reach the pushed pool in the mixed case.
+  self->send(m, seen_atom::value, std::vector<pool_seen>{{"a", 1795000000000}});
+  run();
+  check_replies(m, {offer_of(a), OfferInfo{"d/1", "d", small}},
+                {status_of(a, 1795000000000), PoolStatus{"d", small, small, 0, 0}});
+}
+
+TEST_CASE_METHOD(splice_fixture, "mux: with caching on, encoded offers come from the caches") {
+  auto m = mux();
+  auto a = announcement_of("a", large, medium, 1);
+  auto b = announcement_of("b", small, small, 1);
+  self->send(m, add_pool_atom::value, std::string("a"), fake({"a", large, true}), a);
+  self->send(m, add_pool_atom::value, std::string("b"), fake({"b", small, true}), b);
+  run();
+  REQUIRE(ask<caf::ok_atom>(m, caching_atom::value, true).ok());
+  check_replies(m, {offer_of(a), offer_of(b)}, {status_of(a, a.ts_ms), status_of(b, b.ts_ms)});
+  // Within the cache's ttl a newer announcement does not reach offers (the
+  // cache answers, as for the values op), while pools shows it at once.
+  auto a2 = announcement_of("a", large, small, 2);
+  self->send(m, announce_atom::value, a2);
+  run();
+  check_replies(m, {offer_of(a), offer_of(b)}, {status_of(a2, a2.ts_ms), status_of(b, b.ts_ms)});
+  // Caching off: offers are spliced again, from the newest announcement.
+  REQUIRE(ask<caf::ok_atom>(m, caching_atom::value, false).ok());
+  check_replies(m, {offer_of(a2), offer_of(b)}, {status_of(a2, a2.ts_ms), status_of(b, b.ts_ms)});
 }

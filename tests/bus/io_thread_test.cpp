@@ -286,3 +286,59 @@ TEST_CASE("io_thread: posts to a channel without a socket, or to a SUB, are drop
   CHECK(wait_until([&] { return bus.stats().dropped == 2; }));
   CHECK(bus.stats().messages_out == 0);
 }
+
+TEST_CASE("io_thread: a reply posted from the inbound handler itself goes out at once", "[bus]") {
+  io_thread* self = nullptr;
+  std::atomic<std::thread::id> handler_thread{};
+  std::atomic<bool> sent_within_post{true};
+  io_thread bus({router_spec()}, [&](channel, std::vector<std::string>&& frames) {
+    handler_thread = std::this_thread::get_id();
+    auto request = split_router_message(std::move(frames));
+    auto sent_before = self->stats().messages_out;
+    self->post(make_reply(channel::api, std::move(request.route), "re:" + request.body));
+    // Sent before post() returned, not queued for a later turn of the loop.
+    if (self->stats().messages_out != sent_before + 1) sent_within_post = false;
+  });
+  self = &bus;
+  REQUIRE(bus.start().ok());
+  zmq::context_t context;
+  auto dealer = client_socket(context, zmq::socket_type::dealer, bus.bound_endpoint(channel::api));
+  for (int i = 0; i < 100; ++i) {
+    std::string body = std::to_string(i);
+    std::array<zmq::const_buffer, 2> request{zmq::str_buffer(""), zmq::buffer(body)};
+    REQUIRE(zmq::send_multipart(dealer, request));
+    auto reply = receive_strings(dealer);
+    REQUIRE(reply.size() == 2);
+    CHECK(reply[1] == "re:" + std::to_string(i));
+  }
+  CHECK(handler_thread.load() != std::this_thread::get_id());
+  CHECK(sent_within_post.load());
+  CHECK(bus.stats().messages_out == 100);
+  bus.stop();
+}
+
+TEST_CASE("io_thread: the tick runs on the I/O thread, about every period, with or without traffic", "[bus]") {
+  std::atomic<int> ticks{0};
+  std::atomic<bool> same_thread{true};
+  std::atomic<std::thread::id> io_id{};
+  io_thread bus({router_spec()}, [&](channel, std::vector<std::string>&&) { io_id = std::this_thread::get_id(); });
+  bus.set_tick(20ms, [&] {
+    if (io_id.load() != std::thread::id{} && io_id.load() != std::this_thread::get_id()) same_thread = false;
+    ++ticks;
+  });
+  auto started = std::chrono::steady_clock::now();
+  REQUIRE(bus.start().ok());
+  zmq::context_t context;
+  auto dealer = client_socket(context, zmq::socket_type::dealer, bus.bound_endpoint(channel::api));
+  REQUIRE(wait_until([&] { return ticks.load() >= 3; }, 5s));
+  std::array<zmq::const_buffer, 2> request{zmq::str_buffer(""), zmq::str_buffer("x")};
+  REQUIRE(zmq::send_multipart(dealer, request));
+  REQUIRE(wait_until([&] { return io_id.load() != std::thread::id{}; }, 5s));
+  int before = ticks.load();
+  REQUIRE(wait_until([&] { return ticks.load() >= before + 3; }, 5s));
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  bus.stop();
+  CHECK(same_thread.load());
+  // Never more often than the period: n ticks take at least (n - 1) periods.
+  CHECK(elapsed >= (ticks.load() - 1) * 20ms);
+}

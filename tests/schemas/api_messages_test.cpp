@@ -408,3 +408,21 @@ TEST_CASE("api: a malformed reply is internal") {
   REQUIRE_FALSE(bad_kind.ok());
   CHECK(bad_kind.error().kind == error_kind::internal);
 }
+
+TEST_CASE("api: a reply may list more than a request's container limit (10,001 pools)") {
+  std::vector<PoolStatus> pools;
+  for (int i = 0; i <= 10000; ++i)
+    pools.push_back(PoolStatus{"w" + std::to_string(i), Resources{{"cpu", 4}}, Resources{{"cpu", 2}}, 1, 1764300000000});
+  auto body = encode_pools_reply("\x07", pools);
+  auto reply = decode_api_reply(body);
+  REQUIRE(reply);
+  REQUIRE(reply->pools.size() == 10001);
+  CHECK(reply->pools.back().id == "w10000");
+  CHECK(reply_id_raw(body) == "\x07");
+  // A request is still held to the smaller limit.
+  CHECK_THROWS_AS(codec::unpack_body(codec::pack_body([](msgpack::sbuffer&, codec::packer& pk) {
+                    pk.pack_array(codec::max_container_elements + 1);
+                    for (size_t i = 0; i <= codec::max_container_elements; ++i) pk.pack_nil();
+                  })),
+                  codec::decode_failure);
+}
