@@ -47,6 +47,19 @@ zmq::socket_type zmq_type(socket_kind kind) {
   return zmq::socket_type::dealer;
 }
 
+// Frames this large are handed to ZeroMQ without a copy (a 10,000-pool
+// `offers` reply is ~1 MB); smaller ones are cheaper to copy than to own.
+constexpr size_t zero_copy_bytes = 64 * 1024;
+
+// A ZeroMQ message for one frame: large frames move into a heap string that
+// ZeroMQ frees once sent (or once the message is dropped).
+zmq::message_t frame_message(std::string& frame) {
+  if (frame.size() < zero_copy_bytes) return zmq::message_t(frame.data(), frame.size());
+  auto* owned = new std::string(std::move(frame));
+  return zmq::message_t(
+      owned->data(), owned->size(), [](void*, void* hint) { delete static_cast<std::string*>(hint); }, owned);
+}
+
 error_kind kind_for_errno(int num) {
   switch (num) {
     case EINVAL:
@@ -136,7 +149,7 @@ struct io_thread::state {
     for (size_t i = 0; i <= last; ++i) {
       auto flags = zmq::send_flags::dontwait | (i < last ? zmq::send_flags::sndmore : zmq::send_flags::none);
       try {
-        auto sent = target.socket.send(zmq::buffer(message.frames[i]), flags);
+        auto sent = target.socket.send(frame_message(message.frames[i]), flags);
         if (!sent) {
           // ZeroMQ checks the high-water mark on a message's first frame only,
           // so a refusal here means nothing of this message was queued.

@@ -342,3 +342,19 @@ TEST_CASE("io_thread: the tick runs on the I/O thread, about every period, with 
   // Never more often than the period: n ticks take at least (n - 1) periods.
   CHECK(elapsed >= (ticks.load() - 1) * 20ms);
 }
+
+TEST_CASE("io_thread: large frames (sent without a copy) arrive whole, small ones beside them", "[bus]") {
+  echo_server server;
+  zmq::context_t context;
+  auto dealer = client_socket(context, zmq::socket_type::dealer, server.endpoint());
+  for (size_t size : {size_t{100}, size_t{64 * 1024 - 1}, size_t{64 * 1024}, size_t{3 << 20}}) {
+    std::string body(size, '\0');
+    for (size_t i = 0; i < size; ++i) body[i] = static_cast<char>('a' + (i * 7 + size) % 26);
+    std::array<zmq::const_buffer, 2> request{zmq::str_buffer(""), zmq::buffer(body)};
+    REQUIRE(zmq::send_multipart(dealer, request));
+    auto reply = receive_strings(dealer);
+    REQUIRE(reply.size() == 2);
+    CHECK(reply[1].size() == size);
+    CHECK(reply[1] == body);
+  }
+}
