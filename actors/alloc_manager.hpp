@@ -26,8 +26,9 @@ class alloc_manager {
   virtual outcome<void> kill(const AllocInspect& alloc) = 0;
 };
 
-// The local manager: each alloc gets the directory <state_dir>/allocs/<id>,
-// removed on kill.
+// The local manager: an alloc's directory <state_dir>/allocs/<id> is made by
+// its first exec (most allocs run none: no mkdir/rmdir per accept and free),
+// and removed on kill.
 std::shared_ptr<alloc_manager> make_local_alloc_manager(std::string state_dir);
 
 }  // namespace poolbus

@@ -1,6 +1,8 @@
 // The local alloc manager: an alloc is backed by the directory
-// <state_dir>/allocs/<local id>; killing the alloc removes it. Execs and their
-// repository will live inside that directory.
+// <state_dir>/allocs/<local id>, made by whatever first writes into it (its
+// first exec: exec_records::create), so an alloc that runs no exec costs no
+// mkdir and no rmdir (on ext4 an rmdir writes the freed inode synchronously).
+// Killing the alloc removes the directory when there is one.
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -24,15 +26,16 @@ class local_alloc_manager final : public alloc_manager {
                        const std::vector<AllocInspect>& /*existing*/) override {
     auto dir = dir_of(alloc);
     if (!dir) return dir.error();
-    std::error_code ec;
-    // One mkdir in the common case; the parents only when they are missing.
-    fs::create_directory(*dir, ec);
-    if (ec) {
-      ec.clear();
-      fs::create_directories(*dir, ec);
+    // <state_dir>/allocs itself, once: a state dir where it cannot be made
+    // fails the first create, not some later exec.
+    if (!allocs_dir_made_) {
+      std::error_code ec;
+      fs::create_directories(allocs_dir_, ec);
+      if (ec || !fs::is_directory(allocs_dir_, ec))
+        return make_pool_error(error_kind::internal,
+                               "create " + allocs_dir_.string() + ": " + (ec ? ec.message() : "not a directory"));
+      allocs_dir_made_ = true;
     }
-    if (ec) return make_pool_error(error_kind::internal, "create " + dir->string() + ": " + ec.message());
-    spdlog::debug("alloc manager: created {}", dir->string());
     return {};
   }
 
@@ -40,15 +43,15 @@ class local_alloc_manager final : public alloc_manager {
     auto dir = dir_of(alloc);
     if (!dir) return dir.error();
     std::error_code ec;
-    // One rmdir when the directory is empty (the common case); a missing
-    // directory is already killed; anything else takes the full walk.
-    fs::remove(*dir, ec);
+    // No directory (the alloc ran no exec: the common case) costs one failed
+    // unlink; an empty one one rmdir; anything else takes the full walk.
+    bool removed = fs::remove(*dir, ec);
     if (ec) {
       ec.clear();
-      fs::remove_all(*dir, ec);
+      removed = fs::remove_all(*dir, ec) > 0;
     }
     if (ec) return make_pool_error(error_kind::internal, "remove " + dir->string() + ": " + ec.message());
-    spdlog::debug("alloc manager: removed {}", dir->string());
+    if (removed) spdlog::debug("alloc manager: removed {}", dir->string());
     return {};
   }
 
@@ -65,6 +68,7 @@ class local_alloc_manager final : public alloc_manager {
   }
 
   fs::path allocs_dir_;
+  bool allocs_dir_made_ = false;  // the pool actor is the only caller: no lock
 };
 
 }  // namespace

@@ -59,7 +59,7 @@ struct pool_state {
   int64_t seq = 0;
   offer_view announced;
   uint64_t timer_generation = 0;        // a tick with another generation is stale
-  std::optional<int64_t> timer_at_ms;   // the expiry the live timer waits for
+  std::optional<int64_t> timer_at_ms;   // when the live timer fires: no later than the next expiry
   int64_t started_ms = 0;
   int64_t last_free_ms = 0;             // 0 = nothing freed yet
   // Group commit: the burst's changes not yet in the journal, and the replies
@@ -136,27 +136,32 @@ void publish(pool_self self, int64_t now, bool force = false) {
   st.announced = std::move(view);
   ++st.seq;
   auto announcement = make_announcement(self, now);
-  spdlog::debug("pool {}: offer seq {} available {} allocs {}", st.config.id, st.seq,
-                announcement.available.to_string(), announcement.allocs);
+  if (spdlog::should_log(spdlog::level::debug))  // to_string is not free; most runs do not log it
+    spdlog::debug("pool {}: offer seq {} available {} allocs {}", st.config.id, st.seq,
+                  announcement.available.to_string(), announcement.allocs);
   for (const auto& sub : st.subscribers) caf::anon_send(sub, changed_atom::value, announcement);
 }
 
 void emit(pool_self self, alloc_event_kind kind, const AllocInspect& alloc, int64_t now) {
   auto& st = self->state;
-  spdlog::info("pool {}: alloc {} {} ({})", st.config.id, alloc.id, to_string(kind), alloc.resources.to_string());
+  if (spdlog::should_log(spdlog::level::info))
+    spdlog::info("pool {}: alloc {} {} ({})", st.config.id, alloc.id, to_string(kind), alloc.resources.to_string());
   alloc_event event{st.config.id, kind, alloc, now};
   for (const auto& sub : st.subscribers) caf::anon_send(sub, alloc_event_atom::value, event);
 }
 
-// Arms the timer for the next expiry, unless it already waits for it.
+// Arms the timer for the next expiry, unless the live one fires no later:
+// firing early costs one tick that finds nothing and re-arms, while arming
+// costs a wake-up of CAF's clock thread, which per accept, free or keepalive
+// (each moves the next expiry) would be a thread switch per call.
 void rearm(pool_self self, int64_t now) {
   auto& st = self->state;
   auto next = st.table->next_expiry(now);
-  if (next == st.timer_at_ms) return;
+  if (!next) return;  // nothing left to expire: a live timer fires once for nothing
+  if (st.timer_at_ms && *st.timer_at_ms <= *next) return;
   st.timer_at_ms = next;
   ++st.timer_generation;  // any earlier tick is now stale
-  if (next)
-    self->delayed_send(self, std::chrono::milliseconds(*next - now), tick_atom::value, st.timer_generation);
+  self->delayed_send(self, std::chrono::milliseconds(*next - now), tick_atom::value, st.timer_generation);
 }
 
 // Brings subscribers up to date with what time alone changed: expired allocs
@@ -341,13 +346,34 @@ void run_deferred_creates(pool_self self) {
   }
 }
 
-void spawn_alloc_actor(pool_self self, const AllocInspect& alloc) {
+local_alloc_actor spawn_alloc_actor(pool_self self, const AllocInspect& alloc) {
   auto local = alloc.id.substr(alloc.id.find('/') + 1);
   pool_actor me = caf::actor_cast<pool_actor_impl>(self);
   alloc_exec_context execs{self->state.config.execs, alloc.resources, caf::actor_cast<caf::actor>(self),
                            self->state.config.id};
-  self->state.alloc_actors[local] =
-      self->spawn<caf::linked>(alloc_actor_behavior, std::move(me), local, alloc.id, std::move(execs));
+  auto actor = self->spawn<caf::linked>(alloc_actor_behavior, std::move(me), local, alloc.id, std::move(execs));
+  self->state.alloc_actors[local] = actor;
+  return actor;
+}
+
+// The actor of alloc `local` (in the table), spawned on first need: most
+// allocs never get an alloc handle or an exec, and an accept then costs no
+// spawn, link and unlink (CAF 0.17 unlinks by scanning the pool's links:
+// O(live allocs)). Null when the alloc is not in the table.
+local_alloc_actor alloc_actor_of(pool_self self, const std::string& local) {
+  auto& st = self->state;
+  if (auto it = st.alloc_actors.find(local); it != st.alloc_actors.end()) return it->second;
+  auto alloc = st.table->inspect(local);
+  if (!alloc) return local_alloc_actor{};
+  return spawn_alloc_actor(self, *alloc);
+}
+
+// After a restart: with execs, every restored alloc's actor at once, since it
+// brings back the execs recorded in the alloc's directory (running ones become
+// lost, waiting ones queue again). Without execs they wait for a need.
+void spawn_restored_alloc_actors(pool_self self) {
+  if (!self->state.config.execs.processes) return;
+  for (const auto& alloc : self->state.table->allocs()) spawn_alloc_actor(self, alloc);
 }
 
 // An id from a request: a local id, or a URI whose pool part is this pool.
@@ -369,7 +395,9 @@ void run_create(pool_self self, std::optional<std::string> offer_id, AllocMeta m
   catch_up(self, now);
   auto planned = offer_id ? st.table->plan_accept(*offer_id, meta, now) : st.table->plan(meta, now);
   if (!planned) {
-    spdlog::debug("pool {}: accept {} refused: {}", st.config.id, meta.want.to_string(), planned.error().to_string());
+    if (spdlog::should_log(spdlog::level::debug))
+      spdlog::debug("pool {}: accept {} refused: {}", st.config.id, meta.want.to_string(),
+                    planned.error().to_string());
     promise.deliver(make_error(planned.error()));
     return;
   }
@@ -419,8 +447,7 @@ void run_create(pool_self self, std::optional<std::string> offer_id, AllocMeta m
              [self](std::vector<journal_change> erased, std::optional<pool_error>) {
                journal_erased(self, std::move(erased));
              });
-  spawn_alloc_actor(self, planned->alloc);
-  emit(self, alloc_event_kind::created, planned->alloc, now);
+  emit(self, alloc_event_kind::created, planned->alloc, now);  // its actor comes with the first need
   settle(self, now);
   deliver_when_durable(self, promise, {journal_change::put(planned->alloc)}, caf::error{}, planned->alloc);
 }
@@ -446,7 +473,7 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
   if (st.config.journal) {
     if (auto restored = restore(self); !restored) journal_failed(self, restored.error());
     else
-      for (const auto& alloc : st.table->allocs()) spawn_alloc_actor(self, alloc);
+      spawn_restored_alloc_actors(self);
   }
   st.announced = current_view(self, st.started_ms);
   spdlog::info("pool {}: started with {} (manager {})", st.config.id, st.config.resources.to_string(),
@@ -549,7 +576,7 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
           if (!killed) spdlog::error("pool {}: alloc manager kill {}: {}", st.config.id, alloc.id,
                                      killed.error().to_string());
         }
-        for (const auto& alloc : st.table->allocs()) spawn_alloc_actor(self, alloc);
+        spawn_restored_alloc_actors(self);
         spdlog::info("pool {}: init {} with {} restored allocs", st.config.id, total.to_string(),
                      st.table->size());
         settle(self, now, /*force=*/true);
@@ -559,10 +586,9 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
         catch_up(self, now_ms(self));
         auto local = resolve(self, id);
         if (!local) return make_error(local.error());
-        auto it = self->state.alloc_actors.find(*local);
-        if (it == self->state.alloc_actors.end())
-          return make_error(error_kind::not_exist, "alloc " + id + " does not exist");
-        alloc_actor handle = it->second;
+        auto actor = alloc_actor_of(self, *local);
+        if (!actor) return make_error(error_kind::not_exist, "alloc " + id + " does not exist");
+        alloc_actor handle = actor;
         return handle;
       },
       [=](alive_atom, const std::string& id) {
@@ -597,10 +623,9 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
       [=](exec_atom, const exec_call& call) -> caf::result<exec_answer> {
         auto local = resolve(self, call.alloc);
         if (!local) return make_error(local.error());
-        auto it = self->state.alloc_actors.find(*local);
-        if (it == self->state.alloc_actors.end())
-          return make_error(error_kind::not_exist, "alloc " + call.alloc + " does not exist");
-        return self->delegate(it->second, exec_atom::value, call);
+        auto actor = alloc_actor_of(self, *local);
+        if (!actor) return make_error(error_kind::not_exist, "alloc " + call.alloc + " does not exist");
+        return self->delegate(actor, exec_atom::value, call);
       },
       [=](exec_event_atom, const exec_event& event) {
         for (const auto& sub : self->state.subscribers) caf::anon_send(sub, exec_event_atom::value, event);

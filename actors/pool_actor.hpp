@@ -1,6 +1,7 @@
 // pool actor: reflow's ResourcePool on a worker. It owns the pool's lease
-// table (policy/resource_pool.hpp), one alloc actor per alloc, and an
-// AllocManager that creates and kills what backs each alloc.
+// table (policy/resource_pool.hpp), an alloc actor per alloc that needs one
+// (spawned on the first alloc handle or exec op, or at restore when execs run
+// here), and an AllocManager that creates and kills what backs each alloc.
 //
 // Invariant: the sum of the resources of the pool's unexpired allocs never
 // exceeds its total, nor, counting retiring allocs (freed or collected, their

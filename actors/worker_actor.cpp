@@ -8,14 +8,28 @@
 namespace poolbus {
 namespace {
 
-// The pool actor is local; this only guards against a bug leaving a request unanswered.
+// The pool actor is local and answers every request, so pool calls carry no
+// CAF request timeout (each one would cost a wake-up of CAF's clock thread per
+// call): the broker's own per-request deadline already answers a caller whose
+// request got lost. What guards against a bug that leaves a request
+// unanswered is cheap and off the hot path: a count of the calls in flight
+// and when the last answer came, which each heartbeat checks (stalled_after).
+// Exec ops keep a per-call deadline: exec_wait long-polls for its own timeout.
 constexpr auto local_deadline = std::chrono::seconds(30);
+constexpr int64_t stalled_after_ms = 30000;
 
 struct worker_state {
   worker_actor_config config;
   offer_announcement last;
   bool announced = false;
   bool stopped = false;
+  // Pool calls without a deadline: how many wait for their answer, how many
+  // were answered, and what the heartbeats saw of that (check_stalled).
+  uint64_t in_flight = 0;
+  uint64_t answered = 0;
+  uint64_t answered_at_beat = 0;
+  int64_t silent_ms = 0;  // with calls in flight, time since an answer came (in heartbeats)
+  bool stall_reported = false;
   static inline const char* name = "worker";
 };
 
@@ -38,30 +52,76 @@ void send_reply(worker_pointer self, worker_reply reply) {
   self->state.config.sink->post({channel::broker, {encode_worker_reply(reply)}});
 }
 
+// The reply to request `rid`: what `fill` puts in from the pool's result.
+template <class Result, class Fill>
+void reply_result(worker_pointer self, uint64_t rid, Fill& fill, Result& result) {
+  worker_reply reply;
+  reply.rid = rid;
+  fill(reply, result);
+  send_reply(self, std::move(reply));
+}
+
+void reply_error(worker_pointer self, uint64_t rid, const caf::error& err) {
+  worker_reply reply;
+  reply.rid = rid;
+  reply.ok = false;
+  reply.error = to_pool_error(err);
+  send_reply(self, std::move(reply));
+}
+
 // Asks the pool (within `deadline`) and replies with what `fill` puts into
 // the reply, or the error.
 template <class Result, class Fill, class... Args>
 void serve_within(worker_pointer self, caf::timespan deadline, uint64_t rid, Fill fill, Args&&... args) {
   self->request(self->state.config.pool_actor, deadline, std::forward<Args>(args)...)
+      .then([=](Result& result) mutable { reply_result(self, rid, fill, result); },
+            [=](caf::error& err) { reply_error(self, rid, err); });
+}
+
+// An answer (or error) to a pool call without a deadline came back.
+void progressed(worker_pointer self) {
+  --self->state.in_flight;
+  ++self->state.answered;
+}
+
+// Asks the pool without a deadline (see stalled_after_ms) and replies with
+// what `fill` puts into the reply, or the error. (Normal priority on purpose:
+// an urgent request would overtake the subscription and exec events queued
+// at the pool before it, and reorder the stream.)
+template <class Result, class Fill, class... Args>
+void serve(worker_pointer self, uint64_t rid, Fill fill, Args&&... args) {
+  auto& st = self->state;
+  ++st.in_flight;
+  self->request(st.config.pool_actor, caf::infinite, std::forward<Args>(args)...)
       .then(
-          [=](Result& result) {
-            worker_reply reply;
-            reply.rid = rid;
-            fill(reply, result);
-            send_reply(self, std::move(reply));
+          [=](Result& result) mutable {
+            progressed(self);
+            reply_result(self, rid, fill, result);
           },
           [=](caf::error& err) {
-            worker_reply reply;
-            reply.rid = rid;
-            reply.ok = false;
-            reply.error = to_pool_error(err);
-            send_reply(self, std::move(reply));
+            progressed(self);
+            reply_error(self, rid, err);
           });
 }
 
-template <class Result, class Fill, class... Args>
-void serve(worker_pointer self, uint64_t rid, Fill fill, Args&&... args) {
-  serve_within<Result>(self, local_deadline, rid, std::move(fill), std::forward<Args>(args)...);
+// Each heartbeat: calls waiting while no answer at all came for
+// stalled_after_ms mean the pool lost a request (a bug) or hangs; say so once,
+// loudly. Counting answers between heartbeats keeps the clock off the hot path.
+void check_stalled(worker_pointer self) {
+  auto& st = self->state;
+  bool silent = st.in_flight > 0 && st.answered == st.answered_at_beat;
+  st.answered_at_beat = st.answered;
+  if (!silent) {
+    if (st.stall_reported) spdlog::warn("pool {}: the local pool answers again", st.config.pool);
+    st.silent_ms = 0;
+    st.stall_reported = false;
+    return;
+  }
+  st.silent_ms += st.config.heartbeat_ms;
+  if (st.silent_ms < stalled_after_ms || st.stall_reported) return;
+  st.stall_reported = true;
+  spdlog::error("pool {}: {} requests to the local pool unanswered, none answered for {} ms (a bug?)",
+                st.config.pool, st.in_flight, st.silent_ms);
 }
 
 // An exec op for the pool. exec_wait is a long-poll: the request waits in the
@@ -156,6 +216,7 @@ caf::behavior worker_behavior(worker_pointer self, worker_actor_config config) {
         if (st.stopped) return;
         if (st.announced) announce(self);
         hello(self);
+        check_stalled(self);
         if (st.config.max_idle_ms > 0) check_idle(self);
         self->delayed_send(self, std::chrono::milliseconds(st.config.heartbeat_ms), heartbeat_atom::value);
       },

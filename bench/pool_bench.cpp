@@ -80,12 +80,13 @@ std::unique_ptr<broker_run> start_broker(const bench_options& opt, zmq::context_
   return run;
 }
 
-void start_worker(const bench_options& opt, broker_run& run, const std::string& id, const std::string& resources) {
-  run.workers.push_back(std::make_unique<child_process>(
-      std::vector<std::string>{opt.bin_dir + "/pool-worker", "--id", id, "--connect", run.endpoints.workers,
-                               "--announce", run.endpoints.announce, "--resources", resources, "--state-dir",
-                               run.state_dir + "/" + id, "--log-level", "warn"},
-      opt.out + "/logs/" + id + ".log"));
+void start_worker(const bench_options& opt, broker_run& run, const std::string& id, const std::string& resources,
+                  std::vector<std::string> extra_flags = {}) {
+  std::vector<std::string> argv{opt.bin_dir + "/pool-worker", "--id", id, "--connect", run.endpoints.workers,
+                                "--announce", run.endpoints.announce, "--resources", resources, "--state-dir",
+                                run.state_dir + "/" + id, "--log-level", "warn"};
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  run.workers.push_back(std::make_unique<child_process>(std::move(argv), opt.out + "/logs/" + id + ".log"));
 }
 
 void start_sim_workers(const bench_options& opt, broker_run& run, const std::string& prefix, int count) {
@@ -177,12 +178,16 @@ void scenario_roundtrip(const bench_options& opt, bench_results& out) {
   zmq::context_t ctx(1);
   auto run = start_broker(opt, ctx, "roundtrip");
   start_worker(opt, *run, "w0", big_pool);
+  // The same worker with --sync os: each change reaches the OS before the
+  // reply but is not fdatasync'ed, which shows what the disk flush costs.
+  start_worker(opt, *run, "os0", big_pool, {"--sync", "os"});
   start_sim_workers(opt, *run, "sim", 1);  // the same path with a near-free worker: the broker's share
   api_driver api(ctx, run->endpoints.api);
-  wait_pools(api, 2, 20);
+  wait_pools(api, 3, 20);
   int pairs = opt.quick ? 200 : 20000;
   size_t request_bytes = 0, reply_bytes = 0;
   auto calls = accept_free_calls_us(api, "w0", pairs, &request_bytes, &reply_bytes);
+  auto os_calls = accept_free_calls_us(api, "os0", pairs, &request_bytes, &reply_bytes);
   auto sim_calls = accept_free_calls_us(api, "sim0", pairs, &request_bytes, &reply_bytes);
   std::vector<double> accepts, frees;
   for (size_t i = 0; i < calls.size(); ++i) (i % 2 ? frees : accepts).push_back(calls[i]);
@@ -204,6 +209,12 @@ void scenario_roundtrip(const bench_options& opt, bench_results& out) {
   }
   out.add({"roundtrip", "p50 accept", "us", percentile(accepts, 50), {}, "", {}});
   out.add({"roundtrip", "p50 free", "us", percentile(frees, 50), {}, "", {}});
+  auto os_copy = os_calls;
+  out.add_samples("broker call via worker --sync os", os_calls);
+  out.add({"roundtrip (sync=os)", "p50 accept|free call", "us", percentile(os_copy, 50), percentile(raw_copy, 50), "",
+           {}});
+  out.add({"roundtrip (sync=os)", "p99 accept|free call", "us", percentile(os_copy, 99), percentile(raw_copy, 99), "",
+           {}});
   auto sim_copy = sim_calls;
   out.add_samples("broker call via simulated worker", sim_calls);
   out.add({"roundtrip (sim worker)", "p50 accept|free call", "us", percentile(sim_copy, 50), percentile(raw_copy, 50),

@@ -161,7 +161,7 @@ struct state_store::statement {
 };
 
 outcome<std::unique_ptr<state_store>> state_store::open(const std::string& state_dir, const std::string& pool_id,
-                                                         std::optional<Resources> total) {
+                                                         std::optional<Resources> total, store_sync sync) {
   fs::path path = fs::path(state_dir) / file_name;
   std::error_code ec;
   bool exists = fs::exists(path, ec);
@@ -210,7 +210,8 @@ outcome<std::unique_ptr<state_store>> state_store::open(const std::string& state
   if (!mode) return mode.error();
   if (mode->size() != 1 || mode->front() != "wal")
     return store_error("cannot switch to WAL mode (got " + (mode->empty() ? "nothing" : mode->front()) + ")");
-  if (auto ok = exec_sql(raw, "PRAGMA synchronous = FULL"); !ok) return ok.error();
+  const char* synchronous = sync == store_sync::full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
+  if (auto ok = exec_sql(raw, synchronous); !ok) return ok.error();
 
   std::unique_ptr<state_store> store(new state_store(path.string(), pool_id, db->release()));
   if (auto ok = store->prepare(); !ok) return ok.error();
@@ -285,6 +286,8 @@ outcome<Resources> state_store::total() {
   if (rc != SQLITE_DONE) return failure("reading the total");
   return out;
 }
+
+outcome<int64_t> state_store::synchronous_level() { return query_int(db_, "PRAGMA synchronous"); }
 
 outcome<std::vector<AllocInspect>> state_store::load() {
   std::map<std::string, AllocInspect> by_local;

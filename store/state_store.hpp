@@ -1,8 +1,10 @@
 // state_store: a worker pool's durable state, an SQLite file <state-dir>/state.db
 // in WAL mode: the pool's facts (id, total) and its allocs with meta, labels
-// and leases. Invariant: a commit that returned ok is on disk (synchronous=FULL);
-// a file that is corrupt, not ours, of another schema or of another pool is
-// reported and never written to, emptied or deleted.
+// and leases. Invariant: a commit that returned ok is on disk (synchronous=FULL,
+// the default) or, with store_sync::os, in the OS's page cache (it survives the
+// process's death, not the machine's); a file that is corrupt, not ours, of
+// another schema or of another pool is reported and never written to, emptied
+// or deleted.
 #pragma once
 
 #include <memory>
@@ -18,6 +20,13 @@ struct sqlite3_stmt;
 
 namespace poolbus {
 
+// How far a commit goes before it returns. full: fdatasync of the WAL (SQLite
+// synchronous=FULL), so it survives a power loss or kernel crash. os: written
+// to the WAL file only (synchronous=NORMAL in WAL mode; checkpoints still
+// sync), so it survives a crash or SIGKILL of the process, but a power loss or
+// kernel crash may lose the last commits (never corrupts the file).
+enum class store_sync { full, os };
+
 class state_store final : public alloc_journal {
  public:
   static constexpr int schema_version = 1;
@@ -30,7 +39,8 @@ class state_store final : public alloc_journal {
   // exclusively while open. Records `total` as the pool's total when given.
   // Errors are internal, their message the reason (the caller names the path).
   static outcome<std::unique_ptr<state_store>> open(const std::string& state_dir, const std::string& pool_id,
-                                                    std::optional<Resources> total = std::nullopt);
+                                                    std::optional<Resources> total = std::nullopt,
+                                                    store_sync sync = store_sync::full);
   ~state_store() override;
   state_store(const state_store&) = delete;
   state_store& operator=(const state_store&) = delete;
@@ -39,6 +49,8 @@ class state_store final : public alloc_journal {
   const std::string& pool_id() const { return pool_id_; }
   // The total recorded last (empty before any was recorded).
   outcome<Resources> total();
+  // SQLite's PRAGMA synchronous in effect: 2 (FULL) for store_sync::full, 1 (NORMAL) for os.
+  outcome<int64_t> synchronous_level();
 
   std::string describe() const override { return path_; }
   outcome<std::vector<AllocInspect>> load() override;

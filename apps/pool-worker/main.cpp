@@ -78,6 +78,12 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", state_dir, "where allocs live (default ~/.local/state/poolbus/ID)");
   add_duration_flag(app, "--heartbeat", heartbeat_ms, "how often to re-announce (default 1s)");
   add_duration_flag(app, "--max-idle", max_idle_ms, "stop after idling this long (default never)");
+  std::string sync = "full";
+  app.add_option("--sync", sync,
+                 "when an acknowledged change is durable: full (default) = on disk (fdatasync) before the reply; "
+                 "os = in the OS page cache before the reply: survives a crash or SIGKILL of the worker, not a "
+                 "power loss or kernel crash, and makes each change cheaper (README \"Failure behaviour\")")
+      ->check(CLI::IsMember({"full", "os"}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   std::string curve_dir, curve_name = "worker";
   app.add_option("--curve-dir", curve_dir,
@@ -111,7 +117,7 @@ int main(int argc, char** argv) {
   if (resources_flag->count() == 0) resources = machine_resources(state_dir);
   // The allocs of an earlier run come back from here; a store that cannot be
   // read is reported and left untouched, never replaced by an empty one.
-  auto opened = state_store::open(state_dir, id, resources);
+  auto opened = state_store::open(state_dir, id, resources, sync == "os" ? store_sync::os : store_sync::full);
   if (!opened) {
     std::cerr << "pool-worker: state store " << (std::filesystem::path(state_dir) / state_store::file_name).string()
               << ": " << opened.error().message << "\n";
@@ -166,8 +172,8 @@ int main(int argc, char** argv) {
       std::cerr << "pool-worker: " << started.error().message << "\n";
       exit_code = 1;
     } else {
-      spdlog::info("pool {} (run {}) serving {} to {}, announcing on {}", id, run, resources.to_string(),
-                   endpoints.workers, endpoints.announce);
+      spdlog::info("pool {} (run {}) serving {} to {}, announcing on {} (state store sync {})", id, run,
+                   resources.to_string(), endpoints.workers, endpoints.announce, sync);
       exit_code = latch.wait();
     }
     caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);

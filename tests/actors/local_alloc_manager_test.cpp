@@ -34,16 +34,20 @@ AllocInspect alloc_named(const std::string& uri) {
 
 }  // namespace
 
-TEST_CASE("local alloc manager: create makes <state_dir>/allocs/<id>, kill removes it") {
+TEST_CASE("local alloc manager: <state_dir>/allocs/<id> comes with its first writer, kill removes it") {
   temp_dir state;
   auto manager = make_local_alloc_manager(state.path.string());
   REQUIRE(manager->name().find("allocs") != std::string::npos);
   auto a = alloc_named("w1/0123456789abcdef");
   REQUIRE(manager->create(a, 120000, {}).ok());
+  REQUIRE(fs::is_directory(state.path / "allocs"));
   auto dir = state.path / "allocs" / "0123456789abcdef";
-  REQUIRE(fs::is_directory(dir));
-  std::ofstream(dir / "output.txt") << "exec output";  // contents go with the alloc
+  REQUIRE_FALSE(fs::exists(dir));  // no mkdir for an alloc that runs no exec
+  REQUIRE(manager->kill(a).ok());  // nothing to remove: fine
 
+  REQUIRE(manager->create(a, 120000, {}).ok());
+  fs::create_directories(dir / "execs" / "e-1");  // as its first exec makes it
+  std::ofstream(dir / "execs" / "e-1" / "output.txt") << "exec output";  // contents go with the alloc
   REQUIRE(manager->kill(a).ok());
   REQUIRE_FALSE(fs::exists(dir));
   REQUIRE(manager->kill(a).ok());  // killing twice is harmless

@@ -321,6 +321,23 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: an alloc actor answers not_exist aft
   REQUIRE(available() == machine());
 }
 
+TEST_CASE_METHOD(pool_fixture, "pool actor: an alloc actor is spawned only when its handle is first asked for") {
+  auto running_before = sys.registry().running();
+  auto a = accept_one(1).value();
+  auto b = accept_one(1).value();
+  REQUIRE(sys.registry().running() == running_before);  // accepts spawn nothing
+  auto handle = alloc_handle(a.id);
+  REQUIRE(sys.registry().running() == running_before + 1);
+  REQUIRE(alloc_handle(local(a)) == handle);  // one actor per alloc, by URI or local id
+  REQUIRE(sys.registry().running() == running_before + 1);
+  REQUIRE(call<AllocInspect>(handle, inspect_atom::value).value() == a);
+  // Freeing an alloc that never had an actor works as ever.
+  manager->kills_expected = {b.id};
+  REQUIRE(free(b.id).ok());
+  REQUIRE(call<alloc_actor>(pool, alloc_atom::value, b.id).error().kind == error_kind::not_exist);
+  REQUIRE(sys.registry().running() == running_before + 1);
+}
+
 TEST_CASE_METHOD(pool_fixture, "pool actor: 50 concurrent accepts of one offer never oversubscribe") {
   manager->creates_allowed = 8;  // exactly as many as fit; a ninth create fails the test
   std::vector<decltype(self->request(pool, caf::infinite, accept_atom::value, std::string{}, AllocMeta{}))> pending;

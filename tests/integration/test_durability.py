@@ -95,6 +95,33 @@ class WorkerRestart(ClusterTestCase):
         for gone in (freed, expired):
             self.assertPoolError("not_exist", self.c.inspect, gone["id"])
 
+    def test_sync_os_keeps_what_was_acknowledged_right_before_a_sigkill(self):
+        # --sync os: no fdatasync, but every change is in the OS page cache before
+        # the reply, so the death of the process alone loses nothing.
+        self.cluster.add_worker("fast", "cpu=4,mem=8GiB,disk=100GiB", ["--sync", "os"])
+        self.cluster.start_worker("fast", wait=True)
+        kept = self.c.accept("fast/1", SMALL, owner="dora", labels={"run": "r1"})
+        self.assertEqual(self.c.keepalive(kept["id"], 5000), 5000)
+        freed = self.c.accept("fast/1", SMALL)
+        self.c.free(freed["id"])
+        middle = self.c.accept("fast/1", SMALL, labels={"n": "2"})
+        before = {a["id"]: self.c.inspect(a["id"]) for a in (kept, middle)}
+        last = self.c.accept("fast/1", SMALL, labels={"n": "3"})  # the SIGKILL follows its reply at once
+        before[last["id"]] = last
+        pid = self.cluster.workers["fast"].pid
+        self.cluster.kill_worker("fast", signal.SIGKILL)
+        self.assertIn("state store sync os", self.cluster.workers["fast"].log_text())
+
+        self.cluster.start_worker("fast", wait=False)
+        wait_until(lambda: {a["id"] for a in self.c.allocs(pool="fast")} == set(before), 10.0,
+                   what="every acknowledged alloc back after the restart, the freed one not")
+        self.assertNotEqual(self.cluster.workers["fast"].pid, pid)
+        for uri, was in before.items():
+            now = self.c.inspect(uri)
+            for key in INSPECT_KEYS:
+                self.assertEqual(now[key], was[key], "%s of %s" % (key, uri))
+        self.assertPoolError("not_exist", self.c.inspect, freed["id"])
+
     def test_expired_alloc_stays_expired_across_restart(self):
         a = self.c.accept("w1/1", SMALL)
         self.c.keepalive(a["id"], 300)

@@ -2,6 +2,9 @@
 // reopen, corrupt and truncated files (reported, never touched), wrong pool.
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -201,6 +204,40 @@ TEST_CASE("state store: one process at a time") {
   REQUIRE_FALSE(second.ok());
   CHECK_THAT(second.error().message, Catch::Contains("locked"));
   CHECK(first->commit({journal_change::put(alloc("w1", "a", 5))}).ok());
+}
+
+TEST_CASE("state store: both sync modes keep a commit across the death of the process") {
+  for (auto sync : {store_sync::full, store_sync::os}) {
+    temp_dir dir;
+    {
+      auto store = state_store::open(dir.path.string(), "w1", std::nullopt, sync);
+      REQUIRE(store.ok());
+      auto level = (*store)->synchronous_level();
+      REQUIRE(level.ok());
+      CHECK(*level == (sync == store_sync::full ? 2 : 1));  // FULL : NORMAL
+    }
+    // The child commits and dies at once, as a SIGKILL would end it: no close,
+    // no checkpoint, the WAL left as is (in os mode, maybe only in the page cache).
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      auto store = state_store::open(dir.path.string(), "w1", std::nullopt, sync);
+      bool ok = store.ok() && (*store)->commit({journal_change::put(alloc("w1", "a", 5))}).ok() &&
+                (*store)->commit({journal_change::put(alloc("w1", "b", 6))}).ok() &&
+                (*store)->commit({journal_change::erase(alloc("w1", "a", 5))}).ok();
+      ::_exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    CHECK(fs::exists(dir.path / "state.db-wal"));  // it really died without closing
+    auto store = must_open(dir, "w1");
+    auto loaded = store->load();
+    REQUIRE(loaded.ok());
+    REQUIRE(loaded->size() == 1);
+    CHECK(loaded->front() == alloc("w1", "b", 6));
+  }
 }
 
 TEST_CASE("memory journal: commits apply in order, a refused commit applies nothing") {
