@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "schemas/codec.hpp"
+#include "schemas/reply_lists.hpp"
 
 namespace poolbus {
 
@@ -477,6 +478,10 @@ std::string id_of_readable(std::string_view body) {
 }  // namespace
 
 outcome<api_reply> decode_api_reply(std::string_view body) {
+  // Offers and pools replies in the encoder's exact shape are read from the
+  // bytes (reply_lists.hpp); anything else, valid or not, is unpacked below,
+  // where the strict readers name what is wrong.
+  if (auto listed = read_list_reply(body)) return std::move(*listed);
   api_reply reply;
   std::optional<pool_error> remote_error;
   auto parsed = codec::guarded([&] {
@@ -514,6 +519,9 @@ outcome<api_reply> decode_api_reply(std::string_view body) {
 std::string reply_id_raw(std::string_view body) {
   // Pairing replies on a DEALER reads every reply's id: checking a ~1 MB
   // list reply costs a parse, but building its object tree cost 5x that.
+  // An offers or pools reply in the encoder's shape is checked by reading
+  // it (without building its entries), which is cheaper still.
+  if (auto id = list_reply_id(body)) return std::move(*id);
   if (!readable_reply(body)) return nil_id_raw;
   auto id = codec::guarded([&] { return id_of_readable(body); });
   return id ? *id : nil_id_raw;
