@@ -266,6 +266,10 @@ class list_reader {
       return true;
     }
     out.reserve(out.size() + count);
+    // The memos point into the list being read: a second list (or a repeated
+    // key, refused only after it is read) may have reallocated the first.
+    totals_memo_ = {};
+    available_memo_ = {};
     for (uint32_t i = 0; i < count; ++i) {
       out.emplace_back();
       if (!(this->*read_one)(out.back())) return false;
