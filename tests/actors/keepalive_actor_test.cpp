@@ -6,6 +6,8 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include "actors/deterministic_system.hpp"
+
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -21,16 +23,8 @@ using std::chrono::seconds;
 
 namespace {
 
-struct det_fixture {
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scoped_actor self;
-  caf::scheduler::test_coordinator& sched;
-  static caf::actor_system_config& prep(caf::actor_system_config& c) {
-    c.set("scheduler.policy", caf::atom("testing"));
-    return c;
-  }
-  det_fixture() : sys(prep(cfg)), self(sys), sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {}
+struct det_fixture : test::deterministic_system {
+  caf::scoped_actor self{sys};
   void run() { sched.run(); }
   // Moves virtual time forward by `total`, stopping at every pending timer on
   // the way, so each timer fires at its own instant and the messages it causes

@@ -6,6 +6,8 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include "actors/deterministic_system.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -173,19 +175,11 @@ pool_actor::behavior_type fake_pool(pool_actor::stateful_pointer<fake_pool_state
   };
 }
 
-struct mux_fixture {
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scoped_actor self;
-  caf::scheduler::test_coordinator& sched;
+struct mux_fixture : test::deterministic_system {
+  caf::scoped_actor self{sys};
   journal log = std::make_shared<std::vector<std::string>>();
   std::vector<caf::actor> spawned;  // every actor to stop at the end
 
-  static caf::actor_system_config& prep(caf::actor_system_config& c) {
-    c.set("scheduler.policy", caf::atom("testing"));
-    return c;
-  }
-  mux_fixture() : sys(prep(cfg)), self(sys), sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {}
   ~mux_fixture() {
     for (auto& a : spawned) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     run();

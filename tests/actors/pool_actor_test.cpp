@@ -3,6 +3,8 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include "actors/deterministic_system.hpp"
+
 #include <memory>
 #include <optional>
 #include <set>
@@ -61,22 +63,14 @@ Resources machine() { return Resources{{"cpu", 8}, {"mem", 32 * GiB}, {"disk", 1
 AllocMeta want(double cpu) { return AllocMeta{Resources{{"cpu", cpu}, {"mem", 1 * GiB}, {"disk", 1 * GiB}}, "t", {}}; }
 std::string local(const AllocInspect& a) { return a.id.substr(a.id.find('/') + 1); }
 
-struct pool_fixture {
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scoped_actor self;
-  caf::scheduler::test_coordinator& sched;
+struct pool_fixture : test::deterministic_system {
+  caf::scoped_actor self{sys};
   std::shared_ptr<fake_manager> manager = std::make_shared<fake_manager>();
   std::shared_ptr<recording> rec = std::make_shared<recording>();
   worker_pool_actor pool;
   caf::actor sub;
 
-  static caf::actor_system_config& prep(caf::actor_system_config& c) {
-    c.set("scheduler.policy", caf::atom("testing"));
-    return c;
-  }
-  pool_fixture()
-      : sys(prep(cfg)), self(sys), sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
+  pool_fixture() {
     pool_actor_config config;
     config.id = "w1";
     config.run = "run-1";

@@ -6,6 +6,8 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include "actors/deterministic_system.hpp"
+
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -40,21 +42,13 @@ AllocMeta want(double cpu, const std::string& run = "r") {
   return AllocMeta{Resources{{"cpu", cpu}, {"mem", 1 * GiB}, {"disk", 1 * GiB}}, "dora", {{"run", run}}};
 }
 
-struct durable_fixture {
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scoped_actor self;
-  caf::scheduler::test_coordinator& sched;
+struct durable_fixture : test::deterministic_system {
+  caf::scoped_actor self{sys};
   std::shared_ptr<counting_manager> manager = std::make_shared<counting_manager>();
   std::shared_ptr<memory_journal> memory = std::make_shared<memory_journal>();
   std::optional<pool_error> failure;  // what on_journal_failure saw
   worker_pool_actor pool;
 
-  static caf::actor_system_config& prep(caf::actor_system_config& c) {
-    c.set("scheduler.policy", caf::atom("testing"));
-    return c;
-  }
-  durable_fixture() : sys(prep(cfg)), self(sys), sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {}
   ~durable_fixture() { stop(); }
 
   // The worker's clock is the scheduler's: a restarted pool sees the time go on.

@@ -6,6 +6,8 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include "actors/deterministic_system.hpp"
+
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -38,19 +40,12 @@ struct broker_sink : frame_sink {
   }
 };
 
-struct worker_fixture {
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scheduler::test_coordinator& sched;
+struct worker_fixture : test::deterministic_system {
   std::shared_ptr<broker_sink> sink = std::make_shared<broker_sink>();
   worker_pool_actor pool;
   caf::actor worker;
 
-  static caf::actor_system_config& prep(caf::actor_system_config& c) {
-    c.set("scheduler.policy", caf::atom("testing"));
-    return c;
-  }
-  worker_fixture() : sys(prep(cfg)), sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
+  worker_fixture() {
     pool_actor_config config;
     config.id = "w1";
     config.run = "run-1";

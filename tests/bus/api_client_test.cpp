@@ -9,23 +9,15 @@
 #include <thread>
 
 #include "bus/envelope.hpp"
+#include "bus_test_support.hpp"
 #include "bus/io_thread.hpp"
 #include "schemas/api_messages.hpp"
 
 using namespace poolbus;
+using poolbus::test::ping_request;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string ping_request(int id) {
-  msgpack::sbuffer buffer;
-  msgpack::packer<msgpack::sbuffer> packer(buffer);
-  packer.pack_map(3);
-  packer.pack("v"), packer.pack(1);
-  packer.pack("op"), packer.pack("ping");
-  packer.pack("id"), packer.pack(id);
-  return std::string(buffer.data(), buffer.size());
-}
 
 std::string tagged_reply(const std::string& id_raw, const std::string& tag) {
   msgpack::sbuffer buffer;

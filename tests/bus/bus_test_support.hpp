@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include <msgpack.hpp>
+
 #include "schemas/frames.hpp"
 
 namespace poolbus::test {
@@ -72,5 +74,17 @@ class frame_inbox {
   std::deque<inbound_message> messages_;
   bool closed_ = false;
 };
+
+// A client API `ping` request body with integer id `id`, packed by hand (the
+// bytes a non-C++ client would send).
+inline std::string ping_request(int id) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> packer(buffer);
+  packer.pack_map(3);
+  packer.pack("v"), packer.pack(1);
+  packer.pack("op"), packer.pack("ping");
+  packer.pack("id"), packer.pack(id);
+  return std::string(buffer.data(), buffer.size());
+}
 
 }  // namespace poolbus::test

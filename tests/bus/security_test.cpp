@@ -19,6 +19,7 @@
 #include "schemas/api_messages.hpp"
 
 using namespace poolbus;
+using poolbus::test::ping_request;
 using namespace std::chrono_literals;
 
 namespace {
@@ -48,16 +49,6 @@ authorized_keys keys_of(const std::string& text) {
   auto parsed = authorized_keys::parse(text, "test");
   REQUIRE(parsed.ok());
   return *parsed;
-}
-
-std::string ping_request(int id) {
-  msgpack::sbuffer buffer;
-  msgpack::packer<msgpack::sbuffer> packer(buffer);
-  packer.pack_map(3);
-  packer.pack("v"), packer.pack(1);
-  packer.pack("op"), packer.pack("ping");
-  packer.pack("id"), packer.pack(id);
-  return std::string(buffer.data(), buffer.size());
 }
 
 }  // namespace
