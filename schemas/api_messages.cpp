@@ -61,10 +61,7 @@ std::string read_uri(const map_view& view, std::string_view key) {
 api_request read_request(const map_view& view) {
   codec::check_version(view);
   api_request request;
-  std::string op_name = view.require_string("op");
-  auto op = api_op_from_string(op_name);
-  if (!op) codec::fail("op", "unknown op \"" + op_name + "\"");
-  request.op = *op;
+  request.op = codec::read_op(view, api_op_from_string);
   if (auto exec = exec_op_of(request.op)) {
     request.uri = read_uri(view, "alloc");
     request.exec.op = *exec;

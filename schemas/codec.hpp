@@ -152,6 +152,16 @@ class map_view {
 // "v" is optional, but when present it must be 1 ("v: unsupported v 2").
 void check_version(const map_view& view);
 
+// A request's "op": one `from_string` names (it returns an optional op), or
+// decode_failure naming the unknown op.
+template <class FromString>
+auto read_op(const map_view& view, FromString from_string) {
+  std::string name = view.require_string("op");
+  auto op = from_string(name);
+  if (!op) fail("op", "unknown op \"" + name + "\"");
+  return *op;
+}
+
 // Runs a throwing decode; decode_failure becomes its pool_error, any other
 // exception (msgpack's own, bad_alloc) an `invalid` error.
 template <class Decode>

@@ -66,10 +66,7 @@ worker_request read_request(const map_view& view, uint64_t* rid_out) {
   worker_request request;
   request.rid = read_rid(view);
   if (rid_out != nullptr) *rid_out = request.rid;
-  std::string op_name = view.require_string("op");
-  auto op = worker_op_from_string(op_name);
-  if (!op) codec::fail("op", "unknown op \"" + op_name + "\"");
-  request.op = *op;
+  request.op = codec::read_op(view, worker_op_from_string);
   if (auto exec = exec_op_of(request.op)) {
     request.alloc_id = read_local_id(view, "alloc");
     request.exec.op = *exec;
