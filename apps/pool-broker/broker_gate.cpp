@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
 #include <filesystem>
 
 #include "policy/alloc_ownership.hpp"
@@ -94,10 +93,8 @@ bool broker_gate::admit_pool(const std::string& pool, const std::string& user_id
   return false;
 }
 
-bool broker_gate::admit(channel via, const std::vector<std::string>& frames, const std::string& user_id) {
-  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now().time_since_epoch())
-                    .count();
+bool broker_gate::admit(channel via, const std::vector<std::string>& frames, const std::string& user_id,
+                        int64_t now_ms) {
   switch (via) {
     case channel::api:
       if (role_is(user_id, {peer_role::client, peer_role::admin})) return true;

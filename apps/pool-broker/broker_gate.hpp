@@ -36,9 +36,10 @@ class broker_gate {
   // After io.stop(): libzmq admits anyone while no handler is bound.
   void stop_zap();
 
-  // On the I/O thread: whether this message from `user_id` may pass. Drops are
-  // logged (warn): wrong role for the socket, or a pool held by another key.
-  bool admit(channel via, const std::vector<std::string>& frames, const std::string& user_id);
+  // On the I/O thread: whether this message from `user_id` may pass at now_ms
+  // (a steady clock's ms: pool claims lapse after the worker timeout). Drops
+  // are logged (warn): wrong role for the socket, or a pool held by another key.
+  bool admit(channel via, const std::vector<std::string>& frames, const std::string& user_id, int64_t now_ms);
 
   const std::string& public_key() const { return keys_.public_key; }
 

@@ -54,20 +54,20 @@ int64_t steady_ms() {
 }
 
 void on_broker_message(channel via, std::vector<std::string>&& frames, std::string&& user_id,
-                       const broker_actors& actors, frame_sink& sink, worker_intake& intake) {
+                       const broker_actors& actors, frame_sink& sink, worker_intake& intake, int64_t now_ms) {
   switch (via) {
     case channel::api:
       on_client_message(std::move(frames), std::move(user_id), actors, sink);
       return;
     case channel::announce:
       if (frames.size() == 2)
-        intake.on_announcement(std::move(frames[0]), std::move(frames[1]), steady_ms());
+        intake.on_announcement(std::move(frames[0]), std::move(frames[1]), now_ms);
       else
         spdlog::debug("dropped an announcement of {} frames", frames.size());
       return;
     case channel::workers:
       if (frames.size() == 2)
-        intake.on_worker_message(std::move(frames[0]), std::move(frames[1]), steady_ms());
+        intake.on_worker_message(std::move(frames[0]), std::move(frames[1]), now_ms);
       else
         spdlog::debug("dropped a worker message of {} frames", frames.size());
       return;
@@ -162,8 +162,9 @@ int main(int argc, char** argv) {
         std::move(specs),
         io_thread::authenticated_handler([&actors, &io_ptr, &gate, &intake](
                                              channel via, std::vector<std::string>&& frames, std::string&& user_id) {
-          if (gate && !gate->admit(via, frames, user_id)) return;
-          on_broker_message(via, std::move(frames), std::move(user_id), actors, *io_ptr, *intake);
+          auto now_ms = steady_ms();  // one clock read per message, for the gate and the intake
+          if (gate && !gate->admit(via, frames, user_id, now_ms)) return;
+          on_broker_message(via, std::move(frames), std::move(user_id), actors, *io_ptr, *intake, now_ms);
         }));
     io_ptr = io.get();
     intake = std::make_shared<worker_intake>(*io, to_registry(actors), worker_timeout_ms);
