@@ -8,6 +8,7 @@
 
 #include "actors/error_bridge.hpp"
 #include "policy/exec_lifecycle.hpp"
+#include "store/alloc_users.hpp"
 
 namespace poolbus {
 namespace {
@@ -30,7 +31,27 @@ exec_actor spawn_exec(alloc_self self, exec_record record) {
   config.alloc = caf::actor_cast<caf::actor>(self);
   config.events = st.execs_context.events;
   config.pool = st.execs_context.pool;
+  config.user = st.user.value_or(exec_user{});
+  config.disk_limit_bytes = static_cast<int64_t>(st.execs_context.resources.get("disk"));
   return self->spawn<caf::linked>(exec_actor_behavior, std::move(config));
+}
+
+// The alloc's directory and user, made on its first exec (or adopted after a
+// restart); then the directories of exec `id`, which only its user may work in.
+outcome<void> prepare_exec_dirs(alloc_self self, const std::string& id) {
+  auto& st = self->state;
+  auto& users = st.execs_context.runtime.users;
+  if (!st.user) {
+    auto user = users ? users->prepare(st.records->alloc_dir()) : outcome<exec_user>(exec_user{});
+    if (!user) return user.error();
+    st.user = *user;
+  }
+  if (auto created = st.records->create(id); !created) return created.error();
+  if (!users) return {};
+  if (auto through = users->let_through(st.records->alloc_dir() + "/execs", *st.user); !through)
+    return through.error();
+  if (auto through = users->let_through(st.records->exec_dir(id), *st.user); !through) return through.error();
+  return users->give(st.records->work_dir(id), *st.user);
 }
 
 // Starts every exec the admission lets in now.
@@ -49,6 +70,11 @@ void restore_execs(alloc_self self) {
   auto& st = self->state;
   std::vector<std::string> skipped;
   auto records = st.records->load_all(&skipped);
+  if (!records.empty() && st.execs_context.runtime.users) {
+    auto user = st.execs_context.runtime.users->prepare(st.records->alloc_dir());
+    if (user) st.user = *user;
+    else spdlog::error("alloc {}: {}", st.uri, user.error().message);
+  }
   for (const auto& problem : skipped) spdlog::warn("alloc {}: unreadable exec record {}", st.uri, problem);
   for (auto& record : records) {
     auto id = record.inspect.id;
@@ -75,7 +101,7 @@ caf::result<exec_answer> put_exec(alloc_self self, const exec_call& call) {
     return make_error(error_kind::precondition, "exec " + call.exec + " needs " +
                                                     call.config.resources.to_string() + ", more than alloc " +
                                                     st.uri + " holds (" + st.admission->capacity().to_string() + ")");
-  if (auto created = st.records->create(call.exec); !created) return make_error(created.error());
+  if (auto prepared = prepare_exec_dirs(self, call.exec); !prepared) return make_error(prepared.error());
   exec_record record;
   record.inspect = exec_lifecycle(call.exec, st.uri, call.config.resources, now_ms(self)).inspect();
   record.config = call.config;

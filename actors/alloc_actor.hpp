@@ -57,6 +57,7 @@ struct alloc_actor_state {
   std::optional<exec_admission> admission;
   std::shared_ptr<exec_records> records;
   std::shared_ptr<content_repository> repo;
+  std::optional<exec_user> user;  // once its directory is prepared (store/alloc_users)
   std::map<std::string, alloc_exec_entry> execs;  // by exec id
   static inline const char* name = "alloc_actor";
 };

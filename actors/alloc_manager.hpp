@@ -28,7 +28,9 @@ class alloc_manager {
 
 // The local manager: an alloc's directory <state_dir>/allocs/<id> is made by
 // its first exec (most allocs run none: no mkdir/rmdir per accept and free),
-// and removed on kill.
-std::shared_ptr<alloc_manager> make_local_alloc_manager(std::string state_dir);
+// and removed on kill, when its exec uid (if any) goes back to `users`.
+class alloc_users;
+std::shared_ptr<alloc_manager> make_local_alloc_manager(std::string state_dir,
+                                                        std::shared_ptr<alloc_users> users = nullptr);
 
 }  // namespace poolbus

@@ -58,20 +58,40 @@ void finish_removal(exec_self self) {
   self->quit();
 }
 
-// Hashes every listed output into the repository; the first missing one fails the exec.
-void collect_outputs(exec_self self) {
+// Hashes every listed output into the repository, on a thread of its own (a
+// detached actor): a large output must not stop the pool's thread. The first
+// output that is missing, not the user's regular file, or over the alloc's
+// disk fails the exec.
+void collect_outputs(exec_self self, const exec_termination& how) {
   auto& st = self->state;
-  std::map<std::string, ExecResultFile> files;
-  for (const auto& path : st.config.record.config.outputs) {
-    auto stored = st.config.repo->put_file(st.config.records->work_dir(exec_id(self)) + "/" + path);
-    if (!stored) {
-      st.life->set_output_error("missing output " + path +
-                                (stored.error().kind == error_kind::not_exist ? "" : ": " + stored.error().message));
-      return;
+  st.collecting = how;
+  exec_actor me = self;
+  auto repo = st.config.repo;
+  auto dir = st.config.records->work_dir(exec_id(self));
+  auto outputs = st.config.record.config.outputs;
+  auto owner = st.config.user.uid;
+  auto limit = st.config.disk_limit_bytes;
+  auto alloc_dir = st.config.records->alloc_dir();
+  auto cancel = st.cancel_collection;
+  self->spawn<caf::detached>([=] {
+    exec_outputs result;
+    // Each copy must fit in what the alloc has left of its disk.
+    int64_t room = limit > 0 ? std::max<int64_t>(1, limit - bytes_under(alloc_dir, limit)) : 0;
+    for (const auto& path : outputs) {
+      if (*cancel) return;
+      auto stored = repo->put_beneath(dir, path, owner, room);
+      if (!stored) {
+        bool missing = stored.error().kind == error_kind::not_exist;
+        result.error = stored.error().message == "disk" ? "disk"
+                       : missing                      ? stored.error().message
+                                                      : "output " + path + ": " + stored.error().message;
+        break;
+      }
+      if (room > 0) room = std::max<int64_t>(1, room - stored->size);
+      result.files[path] = *stored;
     }
-    files[path] = *stored;
-  }
-  st.life->set_result(std::move(files));
+    caf::anon_send(me, exec_outputs_atom::value, std::move(result));
+  });
 }
 
 void complete(exec_self self) {
@@ -94,6 +114,14 @@ void start(exec_self self) {
   spec.stderr_path = st.config.records->log_path(id, "stderr");
   spec.group = st.config.record.inspect.alloc;
   spec.mem_limit_bytes = static_cast<int64_t>(st.config.record.config.resources.get("mem"));
+  spec.uid = st.config.user.uid;
+  spec.gid = st.config.user.gid;
+  if (!st.config.user.own()) spec.tmp_dir = st.config.records->alloc_dir() + "/tmp";
+  spec.log_cap_bytes = st.config.runtime.log_cap_bytes;
+  if (st.config.disk_limit_bytes > 0)
+    spec.log_cap_bytes = std::min(spec.log_cap_bytes, st.config.disk_limit_bytes);
+  spec.disk_root = st.config.records->alloc_dir();
+  spec.disk_limit_bytes = st.config.disk_limit_bytes;
   exec_actor me = self;
   auto pid = st.config.runtime.processes->spawn(spec, [me](const process_exit& exit) {
     caf::anon_send(me, exec_exit_atom::value, exit);
@@ -158,6 +186,11 @@ exec_actor::behavior_type exec_actor_behavior(exec_actor::stateful_pointer<exec_
           case exec_op::logs:
             return read_log(self, call);
           case exec_op::remove: {
+            if (st.collecting) {  // its process is gone: removed once its outputs are in
+              auto promise = self->make_response_promise<exec_answer>();
+              st.removal = promise;
+              return promise;
+            }
             if (st.life->state() != exec_state::running) {
               auto promise = self->make_response_promise<exec_answer>();
               st.removal = promise;
@@ -177,17 +210,38 @@ exec_actor::behavior_type exec_actor_behavior(exec_actor::stateful_pointer<exec_
       [=](exec_start_atom) { start(self); },
       [=](exec_exit_atom, const process_exit& exit) {
         auto& st = self->state;
-        if (st.gone || st.life->state() != exec_state::running) return;
+        if (st.gone || st.life->state() != exec_state::running || st.collecting) return;
+        st.config.record.pid = 0;
+        if (!exit.error.empty()) {  // the sandbox could not start the command
+          spdlog::info("exec {} of {}: cannot start: {}", exec_id(self), st.config.record.inspect.alloc, exit.error);
+          st.life->fail(exit.error, now_ms(self));
+          complete(self);
+          return;
+        }
         exec_termination how;
         how.exited = exit.exited;
         how.exit_code = exit.exit_code;
         how.signal = exit.signal;
         how.oom = exit.oom;
+        how.disk = exit.disk;
         how.killed = exit.killed;
         how.profile = ExecProfile{exit.max_rss_bytes, exit.cpu_user_ms, exit.cpu_sys_ms};
-        auto succeeded = st.life->finish(how, now_ms(self));
-        st.config.record.pid = 0;
-        if (succeeded && *succeeded) collect_outputs(self);
+        st.exited_ms = now_ms(self);
+        bool succeeded = how.exited && how.exit_code == 0 && !how.oom && !how.disk && !how.killed;
+        if (succeeded && !st.config.record.config.outputs.empty()) {
+          collect_outputs(self, how);  // stays running until its outputs are in
+          return;
+        }
+        st.life->finish(how, st.exited_ms);
+        complete(self);
+      },
+      [=](exec_outputs_atom, exec_outputs& outputs) {
+        auto& st = self->state;
+        if (st.gone || !st.collecting) return;
+        st.life->finish(*st.collecting, st.exited_ms);
+        st.collecting.reset();
+        if (outputs.error.empty()) st.life->set_result(std::move(outputs.files));
+        else st.life->set_output_error(outputs.error);
         complete(self);
       },
       [=](exec_timeout_atom, uint64_t waiter) {
@@ -201,6 +255,7 @@ exec_actor::behavior_type exec_actor_behavior(exec_actor::stateful_pointer<exec_
       [=](exec_sigkill_atom) {
         auto& st = self->state;
         st.gone = true;
+        *st.cancel_collection = true;
         fail_waiters(self, make_pool_error(error_kind::not_exist,
                                            "alloc " + st.config.record.inspect.alloc + " was freed or collected"));
         if (st.removal) st.removal->deliver(exec_answer{});

@@ -14,6 +14,7 @@
 #include <caf/typed_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
@@ -23,16 +24,30 @@
 #include "actors/process_supervisor.hpp"
 #include "actors/wall_clock.hpp"
 #include "policy/exec_lifecycle.hpp"
+#include "store/alloc_users.hpp"
 #include "store/content_repository.hpp"
 #include "store/exec_records.hpp"
 
 namespace poolbus {
 
+// The outputs of a successful exec as its collector found them: the files, or
+// the error that fails the exec.
+struct exec_outputs {
+  std::map<std::string, ExecResultFile> files;
+  std::string error;  // empty: all collected
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, exec_outputs& x) {
+    return f(x.files, x.error);
+  }
+};
+
 using exec_actor = exec_handler::extend<
     caf::reacts_to<exec_start_atom>,                 // admitted: start the process
     caf::reacts_to<exec_exit_atom, process_exit>,    // from the supervisor's callback
     caf::reacts_to<exec_timeout_atom, uint64_t>,     // a waiter's deadline
-    caf::reacts_to<exec_sigkill_atom>>;              // the alloc is gone: answer waiters, quit
+    caf::reacts_to<exec_sigkill_atom>,               // the alloc is gone: answer waiters, quit
+    caf::reacts_to<exec_outputs_atom, exec_outputs>>;  // from its output collector
 
 struct exec_actor_config {
   exec_record record;  // a new exec (waiting) or one restored from disk
@@ -43,6 +58,8 @@ struct exec_actor_config {
   caf::actor events;  // receives (exec_event_atom, exec_event): the pool
   std::string pool;
   wall_clock clock = wall_clock::real();
+  exec_user user;                 // the alloc's (store/alloc_users)
+  int64_t disk_limit_bytes = 0;   // the alloc's disk; 0 = none
 };
 
 struct exec_actor_state {
@@ -52,6 +69,9 @@ struct exec_actor_state {
   std::map<uint64_t, caf::typed_response_promise<exec_answer>> waiters;  // exec_wait long-polls
   std::optional<caf::typed_response_promise<exec_answer>> removal;       // exec_remove of a running exec
   bool gone = false;  // removed, or its alloc is gone
+  std::optional<exec_termination> collecting;  // exited well; its outputs are being hashed
+  int64_t exited_ms = 0;
+  std::shared_ptr<std::atomic<bool>> cancel_collection = std::make_shared<std::atomic<bool>>(false);
   static inline const char* name = "exec_actor";
 };
 exec_actor::behavior_type exec_actor_behavior(exec_actor::stateful_pointer<exec_actor_state> self,

@@ -5,10 +5,14 @@
 // Killing the alloc removes the directory when there is one.
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
+#include <thread>
 #include <system_error>
 
 #include "actors/alloc_manager.hpp"
+#include "store/alloc_users.hpp"
 
 namespace poolbus {
 namespace {
@@ -17,7 +21,8 @@ namespace fs = std::filesystem;
 
 class local_alloc_manager final : public alloc_manager {
  public:
-  explicit local_alloc_manager(std::string state_dir) : allocs_dir_(fs::path(std::move(state_dir)) / "allocs") {}
+  local_alloc_manager(std::string state_dir, std::shared_ptr<alloc_users> users)
+      : allocs_dir_(fs::path(std::move(state_dir)) / "allocs"), users_(std::move(users)) {}
 
   std::string name() const override { return "local(" + allocs_dir_.string() + ")"; }
   bool needs_existing() const override { return false; }
@@ -35,6 +40,7 @@ class local_alloc_manager final : public alloc_manager {
         return make_pool_error(error_kind::internal,
                                "create " + allocs_dir_.string() + ": " + (ec ? ec.message() : "not a directory"));
       allocs_dir_made_ = true;
+      remove_leftover_trash();
     }
     return {};
   }
@@ -43,19 +49,36 @@ class local_alloc_manager final : public alloc_manager {
     auto dir = dir_of(alloc);
     if (!dir) return dir.error();
     std::error_code ec;
+    if (users_) users_->release(dir->string());
     // No directory (the alloc ran no exec: the common case) costs one failed
-    // unlink; an empty one one rmdir; anything else takes the full walk.
-    bool removed = fs::remove(*dir, ec);
-    if (ec) {
-      ec.clear();
-      removed = fs::remove_all(*dir, ec) > 0;
-    }
-    if (ec) return make_pool_error(error_kind::internal, "remove " + dir->string() + ": " + ec.message());
-    if (removed) spdlog::debug("alloc manager: removed {}", dir->string());
+    // unlink; an empty one one rmdir.
+    if (fs::remove(*dir, ec) || !ec) return {};
+    // Anything else is closed to every exec user (0700), renamed out of the
+    // way, and deleted on a thread of its own: gigabytes of outputs must not
+    // hold up the pool's thread, and its uid may serve another alloc at once.
+    ::chmod(dir->c_str(), 0700);
+    auto trash = allocs_dir_ / (trash_prefix + dir->filename().string());
+    if (::rename(dir->c_str(), trash.c_str()) != 0)
+      return make_pool_error(error_kind::internal, "cannot remove the directory of alloc " + alloc.id);
+    std::thread([trash] {
+      std::error_code ignored;
+      fs::remove_all(trash, ignored);
+    }).detach();
+    spdlog::debug("alloc manager: removing {}", dir->string());
     return {};
   }
 
  private:
+  // Directories of freed allocs still being deleted: ".gone-<local id>".
+  static constexpr const char* trash_prefix = ".gone-";
+
+  // What an earlier run was still deleting when it stopped.
+  void remove_leftover_trash() {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(allocs_dir_, ec))
+      if (entry.path().filename().string().rfind(trash_prefix, 0) == 0) fs::remove_all(entry.path(), ec);
+  }
+
   // The alloc's directory; the local id must be a single plain path component
   // so no alloc id can reach outside <state_dir>/allocs.
   outcome<fs::path> dir_of(const AllocInspect& alloc) const {
@@ -68,13 +91,14 @@ class local_alloc_manager final : public alloc_manager {
   }
 
   fs::path allocs_dir_;
+  std::shared_ptr<alloc_users> users_;
   bool allocs_dir_made_ = false;  // the pool actor is the only caller: no lock
 };
 
 }  // namespace
 
-std::shared_ptr<alloc_manager> make_local_alloc_manager(std::string state_dir) {
-  return std::make_shared<local_alloc_manager>(std::move(state_dir));
+std::shared_ptr<alloc_manager> make_local_alloc_manager(std::string state_dir, std::shared_ptr<alloc_users> users) {
+  return std::make_shared<local_alloc_manager>(std::move(state_dir), std::move(users));
 }
 
 }  // namespace poolbus

@@ -1,5 +1,7 @@
 #include "actors/process_supervisor.hpp"
 
+#include "store/content_repository.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -9,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +21,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <algorithm>
 #include <set>
@@ -100,13 +104,90 @@ outcome<std::string> resolve_program(const std::string& program, const std::stri
   return make_pool_error(error_kind::invalid, "cannot run \"" + program + "\": program not found in PATH " + path_var);
 }
 
+bool write_text(const std::string& path, const std::string& text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  return ok;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream all;
+  all << in.rdbuf();
+  return all.str();
+}
+
+std::vector<int> cgroup_members(const std::string& dir) {
+  std::vector<int> pids;
+  std::istringstream in(read_text(dir + "/cgroup.procs"));
+  for (int pid; in >> pid;) pids.push_back(pid);
+  return pids;
+}
+
+// The kernel's count of OOM kills in a v1 memory cgroup ("oom_kill N").
+int64_t oom_kills(const std::string& memory_dir) {
+  std::istringstream in(read_text(memory_dir + "/memory.oom_control"));
+  for (std::string key; in >> key;) {
+    int64_t value = 0;
+    in >> value;
+    if (key == "oom_kill") return value;
+  }
+  return 0;
+}
+
+int64_t free_bytes(const std::string& path) {
+  struct statvfs vfs {};
+  if (::statvfs(path.c_str(), &vfs) != 0) return -1;
+  return static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
+}
+
+// Runs `argv` and waits for it (before the monitor thread exists, so nothing
+// else reaps it); its exit code, or -1.
+int run_and_wait(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return -1;
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+constexpr const char* cgroup_controllers[] = {"memory", "pids", "freezer"};
+
 }  // namespace
 
-process_supervisor::process_supervisor() {
+process_supervisor::process_supervisor(sandbox_config sandbox) : sandbox_(std::move(sandbox)) {
   // Orphaned grandchildren of an exec come to us rather than to init, so
   // they are reaped here and a killed process tree leaves no zombie behind.
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
     spdlog::warn("process supervisor: cannot become a child subreaper: {}", std::strerror(errno));
+  // Before the monitor thread exists: its wait4(-1) would take the probe's exit.
+  pid_namespace_ = sandbox_.pid_namespace && run_and_wait({sandbox_.init_path, "--probe"}) == 0;
+  if (!sandbox_.cgroup_name.empty())
+    for (const char* controller : cgroup_controllers) {
+      auto dir = sandbox_.cgroup_root + "/" + controller + "/" + sandbox_.cgroup_name;
+      if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) continue;
+      if (::access((dir + "/cgroup.procs").c_str(), W_OK) != 0) continue;
+      cgroup_dirs_[controller] = dir;
+      // Leftovers of an earlier run of this worker: nothing of them may live on.
+      std::error_code ec;
+      for (const auto& leaf : std::filesystem::directory_iterator(dir, ec))
+        if (leaf.is_directory(ec)) {
+          for (int pid : cgroup_members(leaf.path().string())) ::kill(pid, SIGKILL);
+          stale_cgroups_.push_back(leaf.path().string());
+        }
+    }
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   monitor_ = std::thread([this] { monitor_loop(); });
 }
@@ -150,9 +231,93 @@ process_supervisor::~process_supervisor() {
   // Nothing is left running: whoever still waits for a group may go on.
   for (auto& kill : unfinished)
     if (kill.on_gone) kill.on_gone();
-  for (auto& [pid, p] : processes_)
+  for (auto& [pid, p] : processes_) {
     if (p.pidfd >= 0) ::close(p.pidfd);
+    if (p.status_fd >= 0) ::close(p.status_fd);
+  }
+  remove_cgroups_locked({});
+  for (const auto& [controller, dir] : cgroup_dirs_) ::rmdir(dir.c_str());  // busy if another run shares it
   if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+bool process_supervisor::has_cgroup(const std::string& controller) const {
+  return cgroup_dirs_.count(controller) > 0;
+}
+
+std::string process_supervisor::describe() const {
+  std::string text = pid_namespace_ ? "PID and mount namespace per exec" : "no PID namespace (not root, or refused)";
+  text += has_cgroup("memory") ? "; memory limit by the kernel (cgroup v1 memory)"
+                               : "; memory limit by the RSS watcher (sum of /proc RSS over the process group)";
+  text += has_cgroup("pids") ? "; pids limit " + std::to_string(exec_pids_max) : "; no pids limit";
+  text += has_cgroup("freezer") ? "; freeze-then-kill" : "";
+  return text;
+}
+
+outcome<std::vector<std::string>> process_supervisor::make_cgroups(const process_spec& spec) {
+  std::vector<std::string> dirs;
+  if (cgroup_dirs_.empty()) return dirs;
+  std::string leaf;
+  {
+    std::lock_guard lock(mutex_);
+    leaf = "x" + std::to_string(++next_cgroup_);
+  }
+  auto undo = [&](const std::string& why) {
+    for (const auto& d : dirs) ::rmdir(d.c_str());
+    return make_pool_error(error_kind::internal, "cannot set up the exec's cgroup: " + why);
+  };
+  for (const auto& [controller, root] : cgroup_dirs_) {
+    auto dir = root + "/" + leaf;
+    if (::mkdir(dir.c_str(), 0755) != 0) return undo(std::strerror(errno));
+    dirs.push_back(dir);
+    if (controller == "pids" && !write_text(dir + "/pids.max", std::to_string(exec_pids_max)))
+      return undo("pids.max");
+    if (controller == "memory" && spec.mem_limit_bytes > 0) {
+      if (!write_text(dir + "/memory.limit_in_bytes", std::to_string(spec.mem_limit_bytes)))
+        return undo("memory.limit_in_bytes");
+      write_text(dir + "/memory.memsw.limit_in_bytes", std::to_string(spec.mem_limit_bytes));  // no swap escape
+    }
+  }
+  return dirs;
+}
+
+std::vector<std::string> process_supervisor::init_argv(const process_spec& spec, const std::string& program,
+                                                       const std::map<std::string, std::string>& env,
+                                                       const std::vector<std::string>& cgroups) const {
+  std::vector<std::string> args{sandbox_.init_path};
+  for (const auto& [name, value] : env) args.insert(args.end(), {"--env", name + "=" + value});
+  if (pid_namespace_) args.push_back("--pidns");
+  if (pid_namespace_ && !spec.tmp_dir.empty()) args.insert(args.end(), {"--tmp", spec.tmp_dir});
+  if (spec.uid >= 0) args.insert(args.end(), {"--uid", std::to_string(spec.uid)});
+  if (spec.gid >= 0) args.insert(args.end(), {"--gid", std::to_string(spec.gid)});
+  if (spec.disk_limit_bytes > 0) args.insert(args.end(), {"--fsize", std::to_string(spec.disk_limit_bytes)});
+  if (spec.log_cap_bytes > 0) args.insert(args.end(), {"--log-cap", std::to_string(spec.log_cap_bytes)});
+  for (const auto& dir : cgroups) args.insert(args.end(), {"--cgroup", dir});
+  args.push_back("--");
+  args.push_back(program);
+  args.insert(args.end(), spec.argv.begin(), spec.argv.end());
+  return args;
+}
+
+void process_supervisor::kill_everything_locked(int pid, const tracked& p) {
+  ::kill(-pid, SIGKILL);
+  std::string freezer;
+  for (const auto& dir : p.cgroups)
+    if (dir.rfind(sandbox_.cgroup_root + "/freezer/", 0) == 0) freezer = dir;
+  // Frozen, nothing in the cgroup can fork between the listing and the kill.
+  if (!freezer.empty()) write_text(freezer + "/freezer.state", "FROZEN");
+  for (const auto& dir : p.cgroups)
+    for (int member : cgroup_members(dir)) ::kill(member, SIGKILL);
+  if (!freezer.empty()) write_text(freezer + "/freezer.state", "THAWED");
+}
+
+void process_supervisor::remove_cgroups_locked(std::vector<std::string> dirs) {
+  for (auto& d : stale_cgroups_) dirs.push_back(std::move(d));
+  stale_cgroups_.clear();
+  for (auto& d : dirs) {
+    if (::rmdir(d.c_str()) == 0 || errno == ENOENT) continue;
+    for (int member : cgroup_members(d)) ::kill(member, SIGKILL);
+    stale_cgroups_.push_back(std::move(d));  // busy until its last member is reaped
+  }
 }
 
 void process_supervisor::wake() {
@@ -179,23 +344,32 @@ outcome<int> process_supervisor::spawn(const process_spec& spec, exit_callback o
   if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
   auto program = resolve_program(spec.argv.front(), env["PATH"], spec.working_dir);
   if (!program) return program.error();
+  auto cgroups = make_cgroups(spec);
+  if (!cgroups) return cgroups.error();
 
+  // The init runs privileged: an empty environment (the command's comes as flags).
+  auto args = init_argv(spec, *program, env, *cgroups);
   std::vector<char*> argv;
-  for (const auto& arg : spec.argv) argv.push_back(const_cast<char*>(arg.c_str()));
+  for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
-  std::vector<std::string> env_strings;
-  for (const auto& [name, value] : env) env_strings.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
+  char* envp[] = {nullptr};
+  int status_pipe[2];
+  if (::pipe2(status_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    std::lock_guard lock(mutex_);
+    remove_cgroups_locked(*cgroups);
+    return make_pool_error(error_kind::internal, std::string("cannot make a pipe: ") + std::strerror(errno));
+  }
 
+  // The log files belong to the worker (0600): the command writes them only
+  // through pool-exec-init's pipes and cannot read another exec's.
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, spec.stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, spec.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, spec.stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, 2, spec.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&actions, status_pipe[1], 3);
   posix_spawn_file_actions_addchdir_np(&actions, spec.working_dir.c_str());
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 4);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Own process group (killed as a whole); no signal blocked or ignored, whatever
@@ -214,24 +388,28 @@ outcome<int> process_supervisor::spawn(const process_spec& spec, exit_callback o
     // Held from spawn to registration, so the monitor cannot reap the child
     // (and drop its exit) before it is known.
     std::lock_guard lock(mutex_);
-    rc = ::posix_spawn(&pid, program->c_str(), &actions, &attr, argv.data(), envp.data());
+    rc = ::posix_spawn(&pid, sandbox_.init_path.c_str(), &actions, &attr, argv.data(), envp);
     if (rc == 0) {
       tracked t;
       t.group = spec.group;
       t.mem_limit_bytes = spec.mem_limit_bytes;
+      t.disk_root = spec.disk_root;
+      t.disk_limit_bytes = spec.disk_limit_bytes;
+      t.cgroups = *cgroups;
       t.on_exit = std::move(on_exit);
       t.pidfd = open_pidfd(pid);
+      t.status_fd = status_pipe[0];
       processes_.emplace(pid, std::move(t));
+    } else {
+      ::close(status_pipe[0]);
+      remove_cgroups_locked(*cgroups);
     }
   }
+  ::close(status_pipe[1]);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    auto kind = (rc == ENOENT || rc == EACCES || rc == ENOEXEC || rc == E2BIG || rc == ENOTDIR || rc == ELOOP)
-                    ? error_kind::invalid
-                    : error_kind::internal;
-    return make_pool_error(kind, "cannot run \"" + spec.argv.front() + "\": " + std::strerror(rc));
-  }
+  if (rc != 0)
+    return make_pool_error(error_kind::internal, "cannot start the exec sandbox: " + std::string(std::strerror(rc)));
   spdlog::debug("process supervisor: started {} as pid {} (group {})", spec.argv.front(), pid, spec.group);
   wake();
   return static_cast<int>(pid);
@@ -332,15 +510,28 @@ std::vector<std::pair<process_supervisor::exit_callback, process_exit>> process_
     report.exited = WIFEXITED(status);
     report.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
     report.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    report.oom = it->second.oom;
-    report.killed = it->second.killed;
+    auto& p = it->second;
+    for (const auto& dir : p.cgroups)
+      if (dir.rfind(sandbox_.cgroup_root + "/memory/", 0) == 0 && oom_kills(dir) > 0) p.oom = true;
+    report.oom = p.oom;
+    // RLIMIT_FSIZE (the alloc's disk) stopped a file from growing past it.
+    report.disk = p.disk || (report.signal == SIGXFSZ && p.disk_limit_bytes > 0);
+    report.killed = p.killed;
+    char line[512];
+    auto got = p.status_fd >= 0 ? ::read(p.status_fd, line, sizeof line - 1) : -1;
+    if (got > 0) {
+      std::string text(line, static_cast<size_t>(got));
+      if (text.rfind("error: ", 0) == 0) report.error = text.substr(7, text.find('\n') - 7);
+    }
     report.max_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
     report.cpu_user_ms = ms_of(usage.ru_utime);
     report.cpu_sys_ms = ms_of(usage.ru_stime);
-    // The leader is gone: nothing of its group may outlive it.
-    ::kill(-pid, SIGKILL);
-    if (it->second.pidfd >= 0) ::close(it->second.pidfd);
-    if (it->second.report_exit) reports.emplace_back(std::move(it->second.on_exit), report);
+    // The leader is gone: nothing of its group or its cgroups may outlive it.
+    kill_everything_locked(pid, p);
+    if (p.pidfd >= 0) ::close(p.pidfd);
+    if (p.status_fd >= 0) ::close(p.status_fd);
+    remove_cgroups_locked(p.cgroups);
+    if (p.report_exit) reports.emplace_back(std::move(p.on_exit), report);
     processes_.erase(it);
   }
   return reports;
@@ -350,6 +541,20 @@ void process_supervisor::watch_memory_locked() {
   bool limited = false;
   for (const auto& [pid, p] : processes_) limited = limited || p.mem_limit_bytes > 0;
   if (!limited) return;
+  if (has_cgroup("memory")) {
+    // The kernel enforces the limit; once it had to kill, the whole exec goes
+    // (one outcome: signal 9, "oom"), not just the process it picked.
+    for (auto& [pid, p] : processes_) {
+      if (p.mem_limit_bytes <= 0 || p.oom) continue;
+      for (const auto& dir : p.cgroups)
+        if (dir.rfind(cgroup_dirs_.at("memory"), 0) == 0 && oom_kills(dir) > 0) {
+          spdlog::info("process supervisor: pid {} went over its {} bytes: killed (oom)", pid, p.mem_limit_bytes);
+          p.oom = true;
+          kill_everything_locked(pid, p);
+        }
+    }
+    return;
+  }
   static const long page = ::sysconf(_SC_PAGESIZE);
   std::map<int, int64_t> rss_by_group;
   for_each_process([&](int, const std::vector<std::string>& fields) {
@@ -367,6 +572,36 @@ void process_supervisor::watch_memory_locked() {
   }
 }
 
+void process_supervisor::watch_disk_locked() {
+  auto now = monotonic_ms();
+  if (now < next_disk_sample_ms_) return;
+  next_disk_sample_ms_ = now + disk_sample_ms;
+  bool below_floor = false;
+  if (sandbox_.floor_bytes > 0 && !processes_.empty()) {
+    auto left = free_bytes(sandbox_.floor_path);
+    below_floor = left >= 0 && left < sandbox_.floor_bytes;
+    if (below_floor)
+      spdlog::warn("process supervisor: {} bytes free under {}, below the floor of {}: stopping every exec", left,
+                   sandbox_.floor_path, sandbox_.floor_bytes);
+  }
+  std::map<std::string, int64_t> usage;  // by alloc directory, measured once per sample
+  for (auto& [pid, p] : processes_) {
+    if (p.disk || (p.disk_limit_bytes <= 0 && !below_floor)) continue;
+    bool over = below_floor;
+    if (!over && p.disk_limit_bytes > 0 && !p.disk_root.empty()) {
+      auto found = usage.find(p.disk_root);
+      if (found == usage.end()) found = usage.emplace(p.disk_root, bytes_under(p.disk_root, p.disk_limit_bytes)).first;
+      over = found->second > p.disk_limit_bytes;
+      if (over)
+        spdlog::info("process supervisor: pid {}: its alloc holds over {} bytes on disk: killed (disk)", pid,
+                     p.disk_limit_bytes);
+    }
+    if (!over) continue;
+    p.disk = true;
+    kill_everything_locked(pid, p);
+  }
+}
+
 void process_supervisor::monitor_loop() {
   // Pidfds of group-kill stragglers (members whose leader is reaped), and
   // whether one could not be watched: waited on by the next poll only.
@@ -379,17 +614,20 @@ void process_supervisor::monitor_loop() {
     {
       std::lock_guard lock(mutex_);
       if (stopping_) break;
-      bool limited = false, missing_pidfd = false;
+      bool limited = false, missing_pidfd = false, disk_watched = sandbox_.floor_bytes > 0;
       int64_t next_kill = 0;
       for (const auto& [pid, p] : processes_) {
         if (p.pidfd >= 0) fds.push_back({p.pidfd, POLLIN, 0});
         else missing_pidfd = true;
         limited = limited || p.mem_limit_bytes > 0;
+        disk_watched = disk_watched || p.disk_limit_bytes > 0;
         if (p.kill_at_ms > 0 && (next_kill == 0 || p.kill_at_ms < next_kill)) next_kill = p.kill_at_ms;
       }
       for (const auto& kill : group_kills_)
         if (next_kill == 0 || kill.give_up_at_ms < next_kill) next_kill = kill.give_up_at_ms;
       if (!processes_.empty()) timeout_ms = 1000;  // orphaned grandchildren are reaped at least this often
+      if (!processes_.empty() && disk_watched) timeout_ms = static_cast<int>(disk_sample_ms);
+      if (!stale_cgroups_.empty()) timeout_ms = 100;  // a busy cgroup: try its rmdir again soon
       if (limited || missing_pidfd) timeout_ms = static_cast<int>(rss_sample_ms);
       if (unwatched) timeout_ms = 10;  // a group-kill straggler without a pidfd: look again soon
       if (next_kill > 0)
@@ -409,10 +647,12 @@ void process_supervisor::monitor_loop() {
       auto now = monotonic_ms();
       for (auto& [pid, p] : processes_)
         if (p.kill_at_ms > 0 && now >= p.kill_at_ms) {
-          ::kill(-pid, SIGKILL);
+          kill_everything_locked(pid, p);
           p.kill_at_ms = 0;
         }
       watch_memory_locked();
+      watch_disk_locked();
+      if (!stale_cgroups_.empty()) remove_cgroups_locked({});
     }
     for (auto& [callback, report] : reports)
       if (callback) callback(report);

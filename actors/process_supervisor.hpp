@@ -1,14 +1,20 @@
-// process_supervisor: runs exec commands as child processes (posix_spawn, each
-// the leader of its own process group, stdin /dev/null, stdout/stderr to
-// files), reaps them on its own monitor thread (pidfd + wait4 for the kernel's
-// rusage), enforces memory limits with an RSS watcher over each process group,
-// and kills whole groups (SIGTERM, grace, SIGKILL). No CAF: exits are reported
-// through a callback, which the exec actor turns into a message. Nothing here
-// blocks its caller: waits and SIGKILL escalation happen on the monitor thread.
+// process_supervisor: runs exec commands as child processes, each under
+// pool-exec-init (apps/pool-exec-init: its own user, PID and mount namespace,
+// capped logs, bounded file size; posix_spawn'ed as the leader of its own
+// process group, stdin /dev/null), in cgroups of its own where the machine has
+// writable v1 hierarchies (memory limit the kernel enforces, pids limit,
+// freezer). It reaps them on its own monitor thread (pidfd + wait4 for the
+// kernel's rusage), watches memory (the cgroup's OOM count, or an RSS sum over
+// the process group where there is no memory cgroup) and disk (the alloc's
+// directory against its limit, and the worker's free-space floor), and kills
+// whole groups (SIGTERM, grace, SIGKILL). No CAF: exits are reported through a
+// callback, which the exec actor turns into a message. Nothing here blocks its
+// caller: waits and SIGKILL escalation happen on the monitor thread.
 //
 // Invariant: every spawned process's exit is reported exactly once, and once
-// its leader exits nothing of its process group is left running. The worker
-// is made a child subreaper, so orphaned grandchildren are reaped here too.
+// its leader exits nothing of it is left running: not its process group, not
+// its PID namespace, not its cgroup. The worker is made a child subreaper, so
+// orphaned grandchildren are reaped here too.
 #pragma once
 
 #include <sys/types.h>
@@ -27,6 +33,16 @@
 
 namespace poolbus {
 
+// How execs are confined, fixed when the worker starts.
+struct sandbox_config {
+  std::string init_path;         // pool-exec-init
+  bool pid_namespace = true;     // wanted; off where the kernel refuses (the probe says why)
+  std::string cgroup_name;       // our subtree in each v1 hierarchy (e.g. "poolbus-w1"); empty: none
+  std::string cgroup_root = "/sys/fs/cgroup";
+  std::string floor_path;        // the worker's state dir: its filesystem keeps floor_bytes free
+  int64_t floor_bytes = 0;       // 0 = no floor
+};
+
 struct process_spec {
   std::vector<std::string> argv;            // argv[0]: a path, or a name looked up in env's PATH
   std::map<std::string, std::string> env;   // the whole environment (PATH defaulted when absent)
@@ -35,6 +51,11 @@ struct process_spec {
   std::string stderr_path;
   std::string group;                        // who owns it (an alloc): terminate_group kills by this
   int64_t mem_limit_bytes = 0;              // 0 = no limit
+  int64_t uid = -1, gid = -1;               // the command's user and group; -1 = the worker's
+  std::string tmp_dir;                      // mounted on /tmp and /var/tmp (with a PID namespace)
+  int64_t log_cap_bytes = 0;                // per log file; 0 = no cap
+  std::string disk_root;                    // the alloc's directory: all it writes counts here
+  int64_t disk_limit_bytes = 0;             // bound on disk_root and on any one file; 0 = none
 };
 
 struct process_exit {
@@ -42,15 +63,18 @@ struct process_exit {
   bool exited = false;  // exit_code valid; else killed by `signal`
   int exit_code = 0;
   int signal = 0;
-  bool oom = false;     // the RSS watcher stopped it
+  bool oom = false;     // over its memory: the kernel (cgroup) or the RSS watcher stopped it
+  bool disk = false;    // its alloc wrote more than its disk, or the worker's floor was reached
   bool killed = false;  // terminate/terminate_group stopped it
+  std::string error;    // the sandbox could not start the command (no exit status then)
   int64_t max_rss_bytes = 0;
   int64_t cpu_user_ms = 0;
   int64_t cpu_sys_ms = 0;
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, process_exit& x) {
-    return f(x.pid, x.exited, x.exit_code, x.signal, x.oom, x.killed, x.max_rss_bytes, x.cpu_user_ms, x.cpu_sys_ms);
+    return f(x.pid, x.exited, x.exit_code, x.signal, x.oom, x.disk, x.killed, x.error, x.max_rss_bytes,
+             x.cpu_user_ms, x.cpu_sys_ms);
   }
 };
 
@@ -58,12 +82,14 @@ class process_supervisor {
  public:
   using exit_callback = std::function<void(const process_exit&)>;
 
-  // How often the RSS watcher samples /proc while a limited process runs.
+  // How often memory (the cgroup's OOM count, or the RSS sum) is sampled while a limited process runs.
   static constexpr int64_t rss_sample_ms = 50;
-  // What enforces resources.mem (for the README and logs).
-  static constexpr const char* memory_enforcement = "rss-watcher (sum of /proc/<pid>/stat RSS over the process group)";
+  // How often the alloc directories of running execs are measured against their disk.
+  static constexpr int64_t disk_sample_ms = 500;
+  // Processes one exec may have at once (pids cgroup): a fork bomb stops there.
+  static constexpr int64_t exec_pids_max = 4096;
 
-  process_supervisor();
+  explicit process_supervisor(sandbox_config sandbox);
   ~process_supervisor();  // kills every process still running, then stops the monitor
   process_supervisor(const process_supervisor&) = delete;
   process_supervisor& operator=(const process_supervisor&) = delete;
@@ -84,6 +110,11 @@ class process_supervisor {
   // going away and tells its execs itself).
   bool terminate_group(const std::string& group, int64_t grace_ms, std::function<void()> on_gone);
 
+  // One line for the worker's start-up log: what confines the execs here.
+  std::string describe() const;
+  bool pid_namespaces() const { return pid_namespace_; }
+  bool has_cgroup(const std::string& controller) const;
+
   size_t running() const;
   // Whether a process of `group` is still tracked (running, or not yet reaped).
   bool has_group(const std::string& group) const;
@@ -99,9 +130,14 @@ class process_supervisor {
   struct tracked {
     std::string group;
     int64_t mem_limit_bytes = 0;
+    std::string disk_root;
+    int64_t disk_limit_bytes = 0;
+    std::vector<std::string> cgroups;  // its own directory in each hierarchy we use
     exit_callback on_exit;
     int pidfd = -1;
+    int status_fd = -1;  // pool-exec-init's "error: ..." line, if any
     bool oom = false;
+    bool disk = false;
     bool killed = false;
     bool report_exit = true;
     int64_t kill_at_ms = 0;  // 0 = no SIGKILL scheduled
@@ -117,6 +153,16 @@ class process_supervisor {
   static constexpr int64_t sigkill_wait_ms = 2000;
 
   void monitor_loop();
+  // The sandbox's cgroup directories for a new process (limits written), or an error.
+  outcome<std::vector<std::string>> make_cgroups(const process_spec& spec);
+  std::vector<std::string> init_argv(const process_spec& spec, const std::string& program,
+                                     const std::map<std::string, std::string>& env,
+                                     const std::vector<std::string>& cgroups) const;
+  // SIGKILL to the process group and to everything in its cgroups (frozen first).
+  void kill_everything_locked(int pid, const tracked& p);
+  // Removes a finished process's cgroups (retried later while they are busy).
+  void remove_cgroups_locked(std::vector<std::string> dirs);
+  void watch_disk_locked();
   // The group kills whose groups are empty (their on_gone, to call unlocked);
   // for the rest, pidfds of their live members to wait on (`unwatched` when a
   // member has none, so the wait must be short).
@@ -125,6 +171,13 @@ class process_supervisor {
   std::vector<std::pair<exit_callback, process_exit>> reap_locked();
   void watch_memory_locked();
   void wake();
+
+  sandbox_config sandbox_;
+  bool pid_namespace_ = false;
+  std::map<std::string, std::string> cgroup_dirs_;  // controller -> our subtree
+  uint64_t next_cgroup_ = 0;
+  std::vector<std::string> stale_cgroups_;          // to rmdir once empty
+  int64_t next_disk_sample_ms_ = 0;
 
   mutable std::mutex mutex_;
   std::map<int, tracked> processes_;  // by pid (= pgid)

@@ -104,8 +104,9 @@ outcome<bool> exec_lifecycle::finish(const exec_termination& how, int64_t now_ms
     inspect_.signal = how.signal;
   }
   if (how.oom) inspect_.error = "oom";
+  else if (how.disk) inspect_.error = "disk";
   else if (how.killed) inspect_.error = "killed";
-  return how.exited && how.exit_code == 0 && !how.oom && !how.killed;
+  return how.exited && how.exit_code == 0 && !how.oom && !how.disk && !how.killed;
 }
 
 void exec_lifecycle::set_result(std::map<std::string, ExecResultFile> files) {

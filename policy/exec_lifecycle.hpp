@@ -30,6 +30,7 @@ struct exec_termination {
   int exit_code = 0;
   int signal = 0;
   bool oom = false;     // stopped for using more than its resources.mem
+  bool disk = false;    // stopped for writing more than its alloc's disk
   bool killed = false;  // stopped on request (free, collection, remove)
   ExecProfile profile;
 };

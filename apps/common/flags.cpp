@@ -20,6 +20,19 @@ CLI::Option* add_duration_flag(CLI::App& app, const std::string& name, int64_t& 
       description + " (DURATION: 500ms, 30s, 2m, 1h)");
 }
 
+CLI::Option* add_size_flag(CLI::App& app, const std::string& name, int64_t& target_bytes,
+                           const std::string& description) {
+  return app.add_option_function<std::string>(
+      name,
+      [&target_bytes, name](const std::string& text) {
+        auto parsed = parse_size_bytes(text);
+        if (!parsed) throw CLI::ValidationError(name, parsed.error().message);
+        if (*parsed < 0 || *parsed > 9.0e18) throw CLI::ValidationError(name, "out of range");
+        target_bytes = static_cast<int64_t>(*parsed);
+      },
+      description + " (SIZE: 4096, 64MiB, 1GB)");
+}
+
 CLI::Option* add_endpoint_flag(CLI::App& app, const std::string& name, std::string& target,
                                const std::string& description) {
   return app.add_option_function<std::string>(

@@ -14,6 +14,9 @@ namespace poolbus {
 // --name DURATION ("500ms", "30s", "2m", "1h") into milliseconds.
 CLI::Option* add_duration_flag(CLI::App& app, const std::string& name, int64_t& target_ms,
                                const std::string& description);
+// --name SIZE ("64MiB", "1GB", "4096") into bytes; 0 allowed.
+CLI::Option* add_size_flag(CLI::App& app, const std::string& name, int64_t& target_bytes,
+                           const std::string& description);
 // --name ENDPOINT (tcp://host:port, ipc://path).
 CLI::Option* add_endpoint_flag(CLI::App& app, const std::string& name, std::string& target,
                                const std::string& description);

@@ -16,6 +16,7 @@
 #include "apps/common/flags.hpp"
 #include "apps/common/logging.hpp"
 #include "apps/common/shutdown_latch.hpp"
+#include "apps/pool-worker/exec_setup.hpp"
 #include "apps/pool-worker/machine_resources.hpp"
 #include "bus/endpoints.hpp"
 #include "bus/io_thread.hpp"
@@ -89,6 +90,8 @@ int main(int argc, char** argv) {
   app.add_option("--curve-dir", curve_dir,
                  "turn CURVE on: DIR holds this worker's NAME.key (0600) and broker.pub (docs/security.md)");
   app.add_option("--curve-name", curve_name, "with --curve-dir: the key pair's name (default worker)");
+  exec_flags execs;
+  add_exec_flags(app, execs);
   if (int rc = parse_flags(app, argc, argv); rc >= 0) return rc;
   if (id.empty() || id.find('/') != std::string::npos) {
     std::cerr << "pool-worker: --id must be non-empty and contain no '/'\n";
@@ -114,6 +117,10 @@ int main(int argc, char** argv) {
     std::cerr << "pool-worker: cannot create state dir " << state_dir << ": " << ec.message() << "\n";
     return 1;
   }
+  if (auto protected_dir = protect_state_dir(state_dir); !protected_dir) {
+    std::cerr << "pool-worker: " << protected_dir.error().message << "\n";
+    return 1;
+  }
   if (resources_flag->count() == 0) resources = machine_resources(state_dir);
   // The allocs of an earlier run come back from here; a store that cannot be
   // read is reported and left untouched, never replaced by an empty one.
@@ -127,8 +134,11 @@ int main(int argc, char** argv) {
 
   // Runs the execs' processes; outlives the actors (its exit callbacks message
   // them) and kills whatever still runs when the worker stops.
-  auto processes = std::make_shared<process_supervisor>();
-  spdlog::info("execs: memory enforced by {}", process_supervisor::memory_enforcement);
+  auto exec_rt = make_exec_runtime(execs, id, state_dir);
+  if (!exec_rt) {
+    std::cerr << "pool-worker: " << exec_rt.error().message << "\n";
+    return 1;
+  }
 
   caf::actor_system_config cfg;
   cfg.set("scheduler.policy", caf::atom("sharing"));
@@ -159,13 +169,13 @@ int main(int argc, char** argv) {
 
     auto run = new_run_id();
     auto pool = spawn_pool_actor(sys, pool_actor_config{id, run, resources, wall_clock::real(),
-                                                         make_local_alloc_manager(state_dir), store,
+                                                         make_local_alloc_manager(state_dir, exec_rt->users), store,
                                                          [&latch, path = store->path()](const pool_error& e) {
                                                            std::cerr << "pool-worker: state store " << path << ": "
                                                                      << e.message << "\n";
                                                            latch.trigger(1);
                                                          },
-                                                         exec_runtime{processes, state_dir + "/allocs"}});
+                                                         *exec_rt});
     worker = spawn_worker_actor(sys, worker_actor_config{id, run, pool, io, heartbeat_ms, max_idle_ms,
                                                          wall_clock::real(), [&latch] { latch.trigger(0); }});
     if (auto started = io->start(); !started) {

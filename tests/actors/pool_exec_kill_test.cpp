@@ -16,6 +16,7 @@
 #include "actors/error_bridge.hpp"
 #include "actors/pool_actor.hpp"
 #include "actors/process_supervisor.hpp"
+#include "actors/test_sandbox.hpp"
 
 using namespace poolbus;
 namespace fs = std::filesystem;
@@ -34,7 +35,7 @@ bool reaped(int pid) { return !fs::exists("/proc/" + std::to_string(pid)); }
 struct exec_kill_fixture {
   fs::path dir = fs::temp_directory_path() / ("poolbus-exec-kill-" + std::to_string(::getpid()) + "-" +
                                               std::to_string(steady_clock::now().time_since_epoch().count()));
-  std::shared_ptr<process_supervisor> processes = std::make_shared<process_supervisor>();
+  std::shared_ptr<process_supervisor> processes = std::make_shared<process_supervisor>(testing::test_sandbox());
   caf::actor_system_config cfg;
   caf::actor_system sys;
   worker_pool_actor pool;

@@ -7,7 +7,9 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <future>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -15,6 +17,7 @@
 #include <thread>
 
 #include "actors/process_supervisor.hpp"
+#include "actors/test_sandbox.hpp"
 
 using namespace poolbus;
 namespace fs = std::filesystem;
@@ -25,7 +28,7 @@ namespace {
 struct supervised {
   fs::path dir = fs::temp_directory_path() / ("poolbus-ps-" + std::to_string(::getpid()) + "-" +
                                               std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-  process_supervisor supervisor;
+  process_supervisor supervisor{testing::test_sandbox()};
   std::mutex mutex;
   std::condition_variable changed;
   std::map<int, process_exit> exits;
@@ -67,6 +70,8 @@ struct supervised {
     if (gone->get_future().wait_for(limit) != std::future_status::ready) return std::nullopt;
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
   }
+  // A pid an exec wrote (as its PID namespace numbers it), as the host numbers it.
+  int read_host_pid(const char* name, int leader) { return testing::host_pid(leader, read_pid(name)); }
   int read_pid(const char* name) {
     int pid = 0;
     for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -148,12 +153,7 @@ TEST_CASE("process supervisor: the RSS watcher stops a process over its memory (
 TEST_CASE("process supervisor: terminate_group kills the whole process tree and leaves no orphan") {
   supervised s;
   auto pid = s.start(s.spec({"sh", "-c", "sleep 30 & echo $! > child; sleep 30"}));
-  int child = 0;
-  for (int i = 0; i < 200 && child == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    std::istringstream in(s.read("child"));
-    in >> child;
-  }
+  int child = s.read_host_pid("child", pid);
   REQUIRE(child > 0);
   REQUIRE(pid_alive(child));
   REQUIRE(s.terminate_and_wait("alloc-1", 2000));
@@ -164,12 +164,14 @@ TEST_CASE("process supervisor: terminate_group kills the whole process tree and 
 
 TEST_CASE("process supervisor: when the leader exits, the rest of its group is killed") {
   supervised s;
-  auto pid = s.start(s.spec({"sh", "-c", "sleep 30 & echo $! > child"}));
+  // The leader exits once the test has seen its child (the "go" file).
+  auto pid = s.start(s.spec({"sh", "-c", "sleep 30 & echo $! > child; while [ ! -e go ]; do sleep 0.01; done"}));
+  int child = s.read_host_pid("child", pid);
+  REQUIRE(child > 0);
+  REQUIRE(pid_alive(child));
+  std::ofstream(s.dir / "go").put('\n');
   auto exit = s.wait_exit(pid);
   REQUIRE(exit);
-  int child = 0;
-  std::istringstream(s.read("child")) >> child;
-  REQUIRE(child > 0);
   for (int i = 0; i < 100 && pid_alive(child); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   CHECK(!pid_alive(child));
 }
@@ -197,7 +199,7 @@ TEST_CASE("process supervisor: terminate_group returns at once; on_gone comes wh
 TEST_CASE("process supervisor: a group ignoring SIGTERM is SIGKILLed at the deadline, without blocking the caller") {
   supervised s;
   auto pid = s.start(s.spec({"sh", "-c", "trap '' TERM; sleep 30 & echo $! > child; wait"}));
-  int child = s.read_pid("child");
+  int child = s.read_host_pid("child", pid);
   REQUIRE(child > 0);
   auto gone = std::make_shared<std::promise<void>>();
   auto gone_at = gone->get_future();
@@ -219,4 +221,124 @@ TEST_CASE("process supervisor: a group ignoring SIGTERM is SIGKILLed at the dead
   // The group's exits are not reported: its owner is going away.
   std::lock_guard lock(s.mutex);
   CHECK(s.exits.count(pid) == 0);
+}
+
+// Live processes whose command line holds `marker` (host /proc, any namespace).
+std::vector<int> processes_with(const std::string& marker) {
+  std::vector<int> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    auto name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(marker) != std::string::npos && cmdline.find("pool-exec-init") == std::string::npos &&
+        pid_alive(std::stoi(name)))
+      found.push_back(std::stoi(name));
+  }
+  return found;
+}
+
+bool root() { return ::geteuid() == 0; }
+
+TEST_CASE("process supervisor: a daemon that left the process group (setsid) dies with its exec") {
+  supervised s;
+  if (!s.supervisor.pid_namespaces()) {
+    WARN("LOUD SKIP: no PID namespaces here (not root?): " << s.supervisor.describe());
+    return;
+  }
+  auto pid = s.start(s.spec({"sh", "-c", "setsid -f sleep 3031; (setsid sh -c 'sleep 3032 & exit' &); sleep 30"}));
+  for (int i = 0; i < 500 && (processes_with("sleep 3031").empty() || processes_with("sleep 3032").empty()); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(!processes_with("sleep 3031").empty());
+  REQUIRE(!processes_with("sleep 3032").empty());
+  REQUIRE(s.terminate_and_wait("alloc-1", 2000));
+  CHECK(!pid_alive(pid));
+  CHECK(processes_with("sleep 3031").empty());
+  CHECK(processes_with("sleep 3032").empty());
+}
+
+TEST_CASE("process supervisor: the command runs as the spec's user, sees only its namespace, logs capped") {
+  supervised s;
+  if (!root() || !s.supervisor.pid_namespaces()) {
+    WARN("LOUD SKIP: needs root and PID namespaces: " << s.supervisor.describe());
+    return;
+  }
+  REQUIRE(::chown(s.dir.c_str(), 881500, 881500) == 0);
+  auto spec = s.spec({"sh", "-c", "id -u; id -G; ls /proc | grep -c '^[0-9]'; head -c 5000 /dev/zero | tr '\\0' a"});
+  spec.uid = spec.gid = 881500;
+  spec.log_cap_bytes = 100;
+  auto exit = s.wait_exit(s.start(spec));
+  REQUIRE(exit);
+  CHECK(exit->exited);
+  CHECK(exit->exit_code == 0);
+  auto out = s.read("out");
+  std::istringstream lines(out);
+  std::string uid, groups, visible;
+  std::getline(lines, uid);
+  std::getline(lines, groups);
+  std::getline(lines, visible);
+  CHECK(uid == "881500");
+  CHECK(groups == "881500");  // no supplementary group of the worker's
+  CHECK(std::stoi(visible) <= 5);  // init, sh, ls, grep: nothing of the host
+  CHECK(out.size() < 100 + 64);
+  CHECK(out.find("log capped at 100 bytes") != std::string::npos);
+}
+
+TEST_CASE("process supervisor: a command the exec's user may not run is an error, not an exit code") {
+  supervised s;
+  if (!root()) {
+    WARN("LOUD SKIP: needs root");
+    return;
+  }
+  auto script = s.dir / "secret.sh";
+  std::ofstream(script) << "#!/bin/sh\necho ran\n";
+  fs::permissions(script, fs::perms::owner_all);
+  auto spec = s.spec({script.string()});
+  spec.uid = spec.gid = 881501;
+  auto exit = s.wait_exit(s.start(spec));
+  REQUIRE(exit);
+  CHECK(exit->error.find("cannot run") != std::string::npos);
+  CHECK(exit->error.find("Permission denied") != std::string::npos);
+}
+
+TEST_CASE("process supervisor: writing more than the disk limit stops the exec (disk)") {
+  supervised s;
+  auto spec = s.spec({"sh", "-c", "for i in 1 2 3; do head -c 600000 /dev/zero > f$i; done; exec sleep 30"});
+  spec.disk_root = s.dir.string();
+  spec.disk_limit_bytes = 1 << 20;
+  auto exit = s.wait_exit(s.start(spec));
+  REQUIRE(exit);
+  CHECK(exit->disk);
+  CHECK(exit->signal == SIGKILL);
+  // One file past the limit is refused by the kernel (RLIMIT_FSIZE): disk too.
+  spec.argv = {"sh", "-c", "exec truncate -s 2M big"};
+  exit = s.wait_exit(s.start(spec));
+  REQUIRE(exit);
+  CHECK(exit->disk);
+}
+
+TEST_CASE("process supervisor: with a memory cgroup the kernel enforces the limit (oom)") {
+  process_supervisor probe{testing::test_sandbox(true)};
+  if (!probe.has_cgroup("memory")) {
+    WARN("LOUD SKIP: no writable cgroup v1 memory hierarchy: " << probe.describe());
+    return;
+  }
+  supervised s;
+  process_supervisor& supervisor = probe;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::optional<process_exit> got;
+  auto spec = s.spec({"python3", "-c", "import time; x = bytearray(300 << 20); time.sleep(20)"}, 64 << 20);
+  auto pid = supervisor.spawn(spec, [&](const process_exit& e) {
+    std::lock_guard lock(mutex);
+    got = e;
+    changed.notify_all();
+  });
+  REQUIRE(pid.ok());
+  std::unique_lock lock(mutex);
+  REQUIRE(changed.wait_for(lock, std::chrono::seconds(10), [&] { return got.has_value(); }));
+  CHECK(got->oom);
+  CHECK(got->signal == SIGKILL);
 }

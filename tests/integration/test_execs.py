@@ -25,6 +25,22 @@ def read_text(path):
         return ""
 
 
+def host_pid(ns_pid, work):
+    """The host pid of the exec process whose PID namespace numbers it ns_pid
+    ($$ or $! inside the exec), found by its working directory; 0 if none."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % name) as f:
+                nspid = [line.split()[1:] for line in f if line.startswith("NSpid:")][0]
+            if int(nspid[-1]) == ns_pid and os.readlink("/proc/%s/cwd" % name) == work:
+                return int(name)
+        except (OSError, IndexError, ValueError):
+            continue
+    return 0
+
+
 def pid_alive(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -168,7 +184,8 @@ class Execs(ClusterTestCase):
         self.c.exec_put(a, "tree", ["sh", "-c", "sleep 60 & echo $! > child; echo $$ > leader; wait"])
         work = self.exec_dir(a, "tree")
         pids = wait_until(lambda: all(read_text(os.path.join(work, f)) for f in ("child", "leader"))
-                          and [int(read_text(os.path.join(work, f))) for f in ("child", "leader")],
+                          and (lambda found: all(found) and found)(
+                              [host_pid(int(read_text(os.path.join(work, f))), work) for f in ("child", "leader")]),
                           5.0, what="pid files")
         self.assertTrue(all(pid_alive(p) for p in pids))
         self.c.free(a)
@@ -252,8 +269,8 @@ class ExecsAcrossRestart(ClusterTestCase):
         done = self.c.exec_wait(a, "done", 5000)
         self.c.exec_put(a, "busy", ["sh", "-c", "echo $$ > pid; exec sleep 60"])
         work = os.path.join(self.cluster.root, "state-w1", "allocs", a.split("/", 1)[1], "execs", "e-busy", "work")
-        pid = wait_until(lambda: read_text(os.path.join(work, "pid")) and int(read_text(os.path.join(work, "pid"))),
-                         5.0, what="pid file")
+        pid = wait_until(lambda: read_text(os.path.join(work, "pid"))
+                         and host_pid(int(read_text(os.path.join(work, "pid"))), work), 5.0, what="pid file")
         self.cluster.kill_worker("w1", signal.SIGKILL)
         self.cluster.start_worker("w1", wait=True)
         busy = wait_until(lambda: self.c.exec_inspect(a, "busy"), 5.0, what="exec back")
