@@ -21,7 +21,7 @@
 #include <string>
 
 #include "actors/exec_api.hpp"
-#include "actors/process_supervisor.hpp"
+#include "exec/process_supervisor.hpp"
 #include "actors/wall_clock.hpp"
 #include "policy/exec_lifecycle.hpp"
 #include "store/alloc_users.hpp"

@@ -13,7 +13,7 @@
 
 #include "actors/alloc_actor.hpp"
 #include "actors/error_bridge.hpp"
-#include "actors/process_supervisor.hpp"
+#include "exec/process_supervisor.hpp"
 #include "policy/resource_pool.hpp"
 
 namespace poolbus {

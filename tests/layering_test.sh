@@ -13,7 +13,8 @@ check schemas 'caf/|zmq|actors/|bus/|policy/' 'CAF, ZeroMQ or upper layers'
 check policy  'caf/|zmq|actors/|bus/' 'CAF, ZeroMQ or upper layers'
 check actors  'zmq|bus/' 'ZeroMQ or the bus'
 check bus     'caf/|actors/|policy/' 'CAF or the actors'
-check store   'caf/|zmq|actors/|bus/|policy/' 'CAF, ZeroMQ or upper layers'
+check store   'caf/|zmq|actors/|bus/|policy/|exec/' 'CAF, ZeroMQ or upper layers'
+check exec    'caf/|zmq|actors/|bus/|policy/' 'CAF, ZeroMQ or upper layers'
 check apps    'zmq' 'ZeroMQ directly (go through bus/)'
 [ $fail = 0 ] && echo "layering: ok"
 exit $fail

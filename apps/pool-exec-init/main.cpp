@@ -1,5 +1,5 @@
 // pool-exec-init: the sandbox every exec runs in, started by the worker's
-// process supervisor (actors/process_supervisor) as the leader of the exec's
+// process supervisor (exec/process_supervisor) as the leader of the exec's
 // process group. It is its own small program, not code after fork() in the
 // multi-threaded worker, so it may allocate, log and wait like any program.
 //

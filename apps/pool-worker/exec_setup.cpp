@@ -10,7 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "actors/process_supervisor.hpp"
+#include "exec/process_supervisor.hpp"
 #include "apps/common/flags.hpp"
 #include "store/alloc_users.hpp"
 

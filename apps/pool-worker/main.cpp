@@ -11,7 +11,7 @@
 #include <random>
 
 #include "actors/pool_actor.hpp"
-#include "actors/process_supervisor.hpp"
+#include "exec/process_supervisor.hpp"
 #include "actors/worker_actor.hpp"
 #include "apps/common/flags.hpp"
 #include "apps/common/logging.hpp"

@@ -15,8 +15,8 @@
 
 #include "actors/error_bridge.hpp"
 #include "actors/pool_actor.hpp"
-#include "actors/process_supervisor.hpp"
-#include "actors/test_sandbox.hpp"
+#include "exec/process_supervisor.hpp"
+#include "exec/test_sandbox.hpp"
 
 using namespace poolbus;
 namespace fs = std::filesystem;

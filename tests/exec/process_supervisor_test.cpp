@@ -16,8 +16,8 @@
 #include <sstream>
 #include <thread>
 
-#include "actors/process_supervisor.hpp"
-#include "actors/test_sandbox.hpp"
+#include "exec/process_supervisor.hpp"
+#include "exec/test_sandbox.hpp"
 
 using namespace poolbus;
 namespace fs = std::filesystem;

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/process_supervisor.hpp"
+#include "exec/process_supervisor.hpp"
 
 namespace poolbus::testing {
 

@@ -1,4 +1,4 @@
-#include "actors/process_supervisor.hpp"
+#include "exec/process_supervisor.hpp"
 
 #include "store/content_repository.hpp"
 
