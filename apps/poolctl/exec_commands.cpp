@@ -1,5 +1,7 @@
 #include "apps/poolctl/exec_commands.hpp"
 
+#include "apps/common/flags.hpp"
+
 #include <caf/all.hpp>
 
 #include <iomanip>
@@ -233,6 +235,38 @@ int run_run_command(const exec_command_context& ctx, const run_command_request& 
   }
   if (!free_if_owned() && exit_code == 0) exit_code = 1;
   return exit_code;
+}
+
+void add_exec_commands(CLI::App& app, exec_commands& c) {
+  c.execs = app.add_subcommand("execs", "list an alloc's execs");
+  c.execs->add_option("URI", c.uri, "alloc URI")->required();
+  c.logs = app.add_subcommand("logs", "print an exec's output");
+  c.logs->add_option("URI", c.uri, "alloc URI")->required();
+  c.logs->add_option("EXEC", c.exec_id, "exec id")->required();
+  c.logs->add_flag("--stderr", c.logs_stderr, "stderr instead of stdout");
+  c.logs->add_flag("--follow,-f", c.logs_follow, "keep printing until the exec completes");
+  c.run_cmd = app.add_subcommand("run", "run a command in an alloc: run (URI | --min RES) [--id ID] "
+                                        "[--output PATH]... -- CMD [ARG...]");
+  c.run_cmd->add_option("URI", c.run.alloc_uri, "alloc URI (else --min)");
+  c.run_min = add_resources_flag(*c.run_cmd, "--min", c.run.min, "allocate at least this, free after");
+  c.run_cmd->add_option("--id", c.run.exec_id, "exec id (default: a fresh one)");
+  c.run_cmd->add_option("--output", c.run.outputs, "an output file to keep in the alloc's repository");
+}
+
+int run_exec_command(exec_commands& c, const exec_command_context& ctx, std::vector<std::string> cmd,
+                     shutdown_latch& latch) {
+  if (c.execs->parsed()) return run_execs_command(ctx, c.uri);
+  if (c.logs->parsed()) return run_logs_command(ctx, c.uri, c.exec_id, c.logs_stderr, c.logs_follow, latch);
+  if (c.run.alloc_uri.empty() == (c.run_min->count() == 0)) {
+    std::cerr << "poolctl: run takes an alloc URI or --min, not both or neither\n";
+    return 2;
+  }
+  if (cmd.empty()) {
+    std::cerr << "poolctl: run needs a command after --\n";
+    return 2;
+  }
+  c.run.cmd = std::move(cmd);
+  return run_run_command(ctx, c.run, latch);
 }
 
 }  // namespace poolbus

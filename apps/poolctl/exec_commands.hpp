@@ -6,6 +6,8 @@
 // own and exits with the command's exit code (128+signal when killed).
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -37,5 +39,21 @@ struct run_command_request {
 };
 // Returns the process exit code.
 int run_run_command(const exec_command_context& ctx, const run_command_request& request, shutdown_latch& latch);
+
+// The flags and subcommands of execs, logs and run, as parsed.
+struct exec_commands {
+  std::string uri, exec_id;
+  bool logs_stderr = false, logs_follow = false;
+  run_command_request run;
+  CLI::App *execs = nullptr, *logs = nullptr, *run_cmd = nullptr;
+  CLI::Option* run_min = nullptr;
+
+  bool parsed() const { return execs->parsed() || logs->parsed() || run_cmd->parsed(); }
+};
+
+void add_exec_commands(CLI::App& app, exec_commands& commands);
+// Runs the parsed one; `cmd` is what followed "--". The exit code (2 for bad usage).
+int run_exec_command(exec_commands& commands, const exec_command_context& ctx, std::vector<std::string> cmd,
+                     shutdown_latch& latch);
 
 }  // namespace poolbus
