@@ -302,6 +302,8 @@ void read_exec_call_fields(const map_view& view, exec_call& call) {
     case exec_op::wait:
       call.timeout_ms = view.require_int("timeout_ms");
       if (call.timeout_ms <= 0) fail(view.path_of("timeout_ms"), "must be > 0");
+      if (call.timeout_ms > max_exec_wait_ms)
+        fail(view.path_of("timeout_ms"), "at most " + std::to_string(max_exec_wait_ms) + " (24 h)");
       break;
     case exec_op::logs:
       call.stream = view.optional_string("stream").value_or("stdout");

@@ -20,6 +20,9 @@ constexpr size_t max_exec_id_bytes = 128;
 // The most one exec_logs / repo_get reply carries (bin limit of the decoder is 1 MiB).
 constexpr int64_t max_exec_chunk_bytes = 512 * 1024;
 constexpr int64_t default_exec_chunk_bytes = 65536;
+// The longest exec_wait: 24 h. A longer timeout_ms is `invalid` (no deadline
+// sum can then overflow; a client that waits longer asks again).
+constexpr int64_t max_exec_wait_ms = 24LL * 60 * 60 * 1000;
 
 // `invalid` unless 1-128 bytes of letters, digits, '-', '_', '.', ':'.
 outcome<void> check_exec_id(std::string_view id);

@@ -126,6 +126,30 @@ class Execs(ClusterTestCase):
         self.assertPoolError("not_exist", self.c.exec_inspect, a, "slow")
         self.assertPoolError("not_exist", self.c.exec_remove, a, "slow")
 
+    def test_wait_and_offset_bounds(self):
+        a = self.alloc()
+        self.c.exec_put(a, "bounded", ["sh", "-c", "echo hi; echo data > f"], outputs=["f"])
+        done = self.c.exec_wait(a, "bounded", 5000)
+        self.assertEqual(done["exit_code"], 0, done)
+        # A wait of more than 24 h is refused; 24 h itself is fine (the exec is complete: at once).
+        for too_long in (86_400_001, 9_300_000_000_000, 1 << 62, (1 << 63) - 1):
+            wait = {"op": "exec_wait", "alloc": a, "exec": "bounded", "timeout_ms": too_long}
+            e = self.assertPoolError("invalid", lambda: self.c._unwrap(self.c.request_many([wait])[0]))
+            self.assertIn("timeout_ms", e.message)
+        self.assertEqual(self.c.exec_wait(a, "bounded", 86_400_000)["state"], "complete")
+        # At or past the end of a complete exec's log, or of a repository object: eof, no data.
+        for offset in (3, 4, 1 << 40, (1 << 63) - 1):
+            got = self.c.exec_logs(a, "bounded", offset=offset)
+            self.assertEqual((got["data"], got["offset"], got["eof"]), (b"", offset, True), offset)
+        digest = done["result"]["files"]["f"]["digest"]
+        for offset in (5, 6, 1 << 62, (1 << 63) - 1):
+            got = self.c.repo_get(a, digest, offset=offset)
+            self.assertEqual((got["data"], got["offset"], got["eof"]), (b"", offset, True), offset)
+        # No error names a host path.
+        e = self.assertPoolError("not_exist", self.c.repo_get, a, "sha256:" + "1" * 64)
+        self.assertNotIn(self.cluster.root, e.message)
+        self.assertNotIn("/sha256/", e.message)
+
     def test_logs_while_running(self):
         a = self.alloc()
         self.c.exec_put(a, "talk", ["sh", "-c", "echo first; sleep 1; echo second"])

@@ -131,3 +131,42 @@ TEST_CASE("exec events round-trip") {
   CHECK(back->exec == e.exec);
   CHECK(execs_topic("w1") == "execs.w1");
 }
+
+TEST_CASE("exec_wait: timeout_ms from 1 ms to 24 h; beyond is invalid, from a client or to a worker") {
+  auto wait_request = [](int64_t timeout_ms) {
+    api_request r;
+    r.op = api_op::exec_wait;
+    r.uri = "w1/a";
+    r.exec.op = exec_op::wait;
+    r.exec.alloc = r.uri;
+    r.exec.exec = "e1";
+    r.exec.timeout_ms = timeout_ms;
+    return encode_api_request(r);
+  };
+  auto worker_wait = [](int64_t timeout_ms) {
+    worker_request w;
+    w.rid = 1;
+    w.op = worker_op::exec_wait;
+    w.alloc_id = "a";
+    w.exec.op = exec_op::wait;
+    w.exec.alloc = "a";
+    w.exec.exec = "e1";
+    w.exec.timeout_ms = timeout_ms;
+    return encode_worker_request(w);
+  };
+  CHECK(max_exec_wait_ms == 86'400'000);
+  for (int64_t ok : {int64_t{1}, max_exec_wait_ms}) {
+    auto back = decode_api_request(wait_request(ok), nullptr);
+    REQUIRE(back.ok());
+    CHECK(back->exec.timeout_ms == ok);
+    CHECK(decode_worker_request(worker_wait(ok), nullptr).ok());
+  }
+  // 9.3e12 ms overflowed CAF's nanosecond deadline; 2^62 and INT64_MAX the sums.
+  for (int64_t too_long : {max_exec_wait_ms + 1, int64_t{9'300'000'000'000}, int64_t{1} << 62, INT64_MAX}) {
+    auto refused = decode_api_request(wait_request(too_long), nullptr);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().kind == error_kind::invalid);
+    CHECK(refused.error().message.find("timeout_ms") != std::string::npos);
+    CHECK(decode_worker_request(worker_wait(too_long), nullptr).error().kind == error_kind::invalid);
+  }
+}
