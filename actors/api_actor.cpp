@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 
@@ -69,8 +70,10 @@ void ask_mux(api_pointer self, reply_route route, std::string id_raw, Encode enc
 // An exec op: asks the mux with its own deadline (exec_wait's timeout_ms on
 // top of the usual one), outside the sweep, whose deadlines are all alike.
 void ask_mux_exec(api_pointer self, reply_route route, std::string id_raw, exec_call call) {
-  auto deadline = std::chrono::milliseconds(self->state.config.request_timeout_ms * 3 + 1000 +
-                                            (call.op == exec_op::wait ? call.timeout_ms : 0));
+  // timeout_ms is at most max_exec_wait_ms once decoded; clamped again here,
+  // so no value can overflow the deadline (CAF counts it in nanoseconds).
+  auto wait_ms = call.op == exec_op::wait ? std::clamp<int64_t>(call.timeout_ms, 0, max_exec_wait_ms) : 0;
+  auto deadline = std::chrono::milliseconds(self->state.config.request_timeout_ms * 3 + 1000 + wait_ms);
   self->request(self->state.config.mux, deadline, exec_atom::value, std::move(call))
       .then([=](exec_answer& answer) mutable { reply(self, std::move(route), encode_exec_reply(id_raw, answer)); },
             [=](caf::error& err) mutable {
@@ -170,19 +173,13 @@ caf::behavior api_behavior(api_pointer self, api_actor_config config) {
                     [](const std::string& i, AllocInspect& alloc) { return encode_alloc_reply(i, alloc); },
                     allocate_atom::value, req.meta.want, req.width, req.meta);
             return;
-          case api_op::allocs: {
-            auto pool = req.pool;
-            ask_mux<std::vector<AllocInspect>>(self, std::move(route), id,
-                    [pool](const std::string& i, std::vector<AllocInspect>& allocs) {
-                      if (!pool.empty())
-                        allocs.erase(std::remove_if(allocs.begin(), allocs.end(),
-                                                    [&](const AllocInspect& a) { return a.pool != pool; }),
-                                     allocs.end());
-                      return encode_allocs_reply(i, allocs);
-                    },
-                    allocs_atom::value);
+          case api_op::allocs:
+            // The pools' own encoded entries, spliced: a 20,000-alloc list is
+            // never decoded nor encoded again on its way through the broker.
+            ask_mux<encoded_array>(self, std::move(route), id,
+                    [](const std::string& i, encoded_array& allocs) { return encode_allocs_reply_spliced(i, allocs); },
+                    allocs_atom::value, encoded_atom::value, req.pool);
             return;
-          }
           case api_op::inspect:
             ask_mux<AllocInspect>(self, std::move(route), id,
                     [](const std::string& i, AllocInspect& alloc) { return encode_alloc_reply(i, alloc); },

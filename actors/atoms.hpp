@@ -43,5 +43,7 @@ using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 using seen_atom = caf::atom_constant<caf::atom("seen")>;
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
+// A list answered as its encoded entries (schemas/encoded_entries.hpp).
+using encoded_atom = caf::atom_constant<caf::atom("encoded")>;
 
 }  // namespace poolbus

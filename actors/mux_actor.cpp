@@ -42,6 +42,15 @@ struct pushed_pool {
   }
 };
 
+// Where an allocs request's answer goes: its entries, or the error it got.
+using allocs_answer = std::function<void(outcome<encoded_array>)>;
+
+struct queued_allocs {
+  std::string pool;  // "" = every pool
+  allocs_answer answer;
+  caf::actor_clock::time_point queued;
+};
+
 struct mux_state {
   mux_config config;
   std::map<std::string, pool_actor> pools;  // by pool id
@@ -58,6 +67,8 @@ struct mux_state {
   uint64_t membership_generation = 0;         // the latest set_pools wins
   std::deque<queued_allocate> allocates;      // waiting, in arrival order
   bool allocating = false;
+  std::deque<queued_allocs> large_allocs;     // large allocs gathers waiting for a slot
+  int large_allocs_running = 0;
   std::mt19937_64 seeds;
   static inline const char* name = "mux";
 };
@@ -328,6 +339,122 @@ void gather_statuses(mux_pointer self, std::function<void(std::vector<PoolStatus
       std::move(done));
 }
 
+// One concurrent round of allocs requests: each pool's part is settled once
+// (its entries, or nothing on error/deadline); `done` gets them in pool-id order.
+struct allocs_round {
+  std::vector<std::optional<encoded_array>> parts;
+  std::size_t pending = 0;
+  std::function<void(encoded_array)> done;
+
+  void settle(std::size_t i, std::optional<encoded_array> part) {
+    parts[i] = std::move(part);
+    if (--pending > 0) return;
+    encoded_array all;
+    for (auto& p : parts)
+      if (p) append_entries(all, std::move(*p));
+    done(std::move(all));
+  }
+};
+
+// The pools an allocs request asks: every pool, or the one named (none when unknown).
+std::vector<std::pair<std::string, pool_actor>> allocs_targets(mux_pointer self, const std::string& pool) {
+  const auto& pools = self->state.pools;
+  if (pool.empty()) return {pools.begin(), pools.end()};
+  auto it = pools.find(pool);
+  if (it == pools.end()) return {};
+  return {*it};
+}
+
+// Whether the pools it asks announced large_gather_allocs allocs or more.
+bool large_gather(mux_pointer self, const std::string& pool) {
+  int64_t announced = 0;
+  if (pool.empty()) {
+    for (const auto& [_, pushed] : self->state.pushed) announced += pushed.latest.allocs;
+  } else if (auto* pushed = pushed_of(self, pool)) {
+    announced = pushed->allocs;
+  }
+  return announced >= self->state.config.large_gather_allocs;
+}
+
+void gather_allocs(mux_pointer self, const std::string& pool, std::function<void(encoded_array)> done) {
+  auto targets = allocs_targets(self, pool);
+  auto round = std::make_shared<allocs_round>();
+  round->parts.resize(targets.size());
+  round->pending = targets.size();
+  round->done = std::move(done);
+  if (targets.empty()) {
+    round->done(encoded_array{});
+    return;
+  }
+  auto deadline = self->state.config.gather_deadline;
+  auto left_out = [](std::size_t i, std::string id, std::shared_ptr<allocs_round> round) {
+    return [i, id, round](caf::error& err) {
+      spdlog::debug("mux: pool {} left out of allocs: {}", id, to_pool_error(err).to_string());
+      round->settle(i, std::nullopt);
+    };
+  };
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const auto& [id, handle] = targets[i];
+    if (self->state.config.relay_allocs && pushed_of(self, id)) {
+      self->request(caf::actor_cast<encoded_allocs_actor>(handle), deadline, allocs_atom::value, encoded_atom::value)
+          .then([i, round](encoded_array& entries) { round->settle(i, std::move(entries)); },
+                left_out(i, id, round));
+    } else {
+      self->request(handle, deadline, allocs_atom::value)
+          .then([i, round](std::vector<AllocInspect>& allocs) { round->settle(i, encode_alloc_entries(allocs)); },
+                left_out(i, id, round));
+    }
+  }
+}
+
+void run_next_large_allocs(mux_pointer self);
+
+// Gathers one allocs request; a large one holds its slot until its answer.
+void run_allocs(mux_pointer self, const std::string& pool, allocs_answer answer, bool large) {
+  gather_allocs(self, pool, [self, answer, large](encoded_array all) {
+    answer(std::move(all));
+    if (!large) return;
+    --self->state.large_allocs_running;
+    run_next_large_allocs(self);
+  });
+}
+
+void run_next_large_allocs(mux_pointer self) {
+  auto& st = self->state;
+  while (st.large_allocs_running < std::max(1, st.config.max_large_gathers) && !st.large_allocs.empty()) {
+    auto next = std::move(st.large_allocs.front());
+    st.large_allocs.pop_front();
+    auto waited = self->clock().now() - next.queued;
+    if (waited >= st.config.request_timeout) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(waited).count();
+      next.answer(pool_error{error_kind::timeout,
+                             "allocs: waited " + std::to_string(ms) + " ms behind other large allocs requests"});
+      continue;
+    }
+    ++st.large_allocs_running;
+    run_allocs(self, next.pool, std::move(next.answer), true);
+  }
+}
+
+// allocs of `pool` ("" = every pool) to `answer`: a small gather at once, a
+// large one when a slot is free.
+void start_allocs(mux_pointer self, const std::string& pool, allocs_answer answer) {
+  if (!large_gather(self, pool)) {
+    run_allocs(self, pool, std::move(answer), false);
+    return;
+  }
+  self->state.large_allocs.push_back({pool, std::move(answer), self->clock().now()});
+  run_next_large_allocs(self);
+}
+
+// An accept's want or an allocate's min that is empty, or rounds to zero in
+// every resource (amounts are thousandths of a unit), asks for nothing.
+caf::error nothing_asked(const char* what, const Resources& r) {
+  return make_error(error_kind::precondition,
+                    std::string(what) + " " + r.to_string() +
+                        " is empty or rounds to zero in every resource (resources count in thousandths of a unit)");
+}
+
 mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
   self->state.config = std::move(config);
   self->state.seeds.seed(self->state.config.seed);
@@ -415,6 +542,7 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
         if (!parsed) return make_error(parsed.error());
         if (!self->state.pools.count(parsed->pool))
           return unknown_pool(self, parsed->pool, uri);
+        if (meta.want.is_zero()) return nothing_asked("want", meta.want);
         auto promise = self->make_response_promise<AllocInspect>();
         accept_on_pool(self, parsed->pool, parsed->local, std::move(meta),
                        [promise](outcome<AllocInspect> result) mutable {
@@ -427,18 +555,23 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
       },
       [=](allocs_atom) -> caf::result<std::vector<AllocInspect>> {
         auto promise = self->make_response_promise<std::vector<AllocInspect>>();
-        gather<AllocInspect>(
-            self,
-            [self](std::size_t i, const std::string& id, const pool_actor& handle,
-                   std::shared_ptr<gather_round<AllocInspect>> round) {
-              self->request(handle, self->state.config.gather_deadline, allocs_atom::value)
-                  .then([i, round](std::vector<AllocInspect>& allocs) { round->settle(i, std::move(allocs)); },
-                        [i, id, round](caf::error& err) {
-                          spdlog::debug("mux: pool {} left out of allocs: {}", id, to_pool_error(err).to_string());
-                          round->settle(i, std::nullopt);
-                        });
-            },
-            [promise](std::vector<AllocInspect> allocs) mutable { promise.deliver(std::move(allocs)); });
+        start_allocs(self, "", [promise](outcome<encoded_array> entries) mutable {
+          auto allocs = entries ? decode_alloc_entries(*entries) : outcome<std::vector<AllocInspect>>(entries.error());
+          if (allocs)
+            promise.deliver(std::move(*allocs));
+          else
+            promise.deliver(make_error(allocs.error()));
+        });
+        return promise;
+      },
+      [=](allocs_atom, encoded_atom, const std::string& pool) -> caf::result<encoded_array> {
+        auto promise = self->make_response_promise<encoded_array>();
+        start_allocs(self, pool, [promise](outcome<encoded_array> entries) mutable {
+          if (entries)
+            promise.deliver(std::move(*entries));
+          else
+            promise.deliver(make_error(entries.error()));
+        });
         return promise;
       },
       [=](inspect_atom, const std::string& uri) -> caf::result<AllocInspect> {
@@ -463,7 +596,8 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
         auto pool = self->state.pools.find(parsed->pool);
         if (pool == self->state.pools.end()) return unknown_pool(self, parsed->pool, call.alloc);
         call.alloc = parsed->local;
-        auto extra = std::chrono::milliseconds(call.op == exec_op::wait ? call.timeout_ms : 0);
+        auto extra = std::chrono::milliseconds(
+            call.op == exec_op::wait ? std::clamp<int64_t>(call.timeout_ms, 0, max_exec_wait_ms) : 0);
         auto timeout = self->state.config.pools_keep_deadlines
                            ? caf::duration{caf::infinite}
                            : caf::duration{self->state.config.request_timeout + extra};
@@ -612,6 +746,7 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
       },
       [=](allocate_atom, Resources min, int64_t width, AllocMeta meta_template) -> caf::result<AllocInspect> {
         if (width < 0) return make_error(error_kind::invalid, "allocate: width must be >= 0");
+        if (min.is_zero()) return nothing_asked("allocate: min", min);
         auto promise = self->make_response_promise<AllocInspect>();
         self->state.allocates.push_back({std::move(min), width, std::move(meta_template), promise});
         run_next_allocate(self);

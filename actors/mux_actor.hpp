@@ -2,8 +2,9 @@
 // pools, naming offers and allocs by URI "<pool>/<id>", and places allocs
 // itself (reflow's Allocate + pickN) so clients don't race for offers.
 // Invariant: at most one allocate runs at a time (the rest wait in order),
-// and a pool that misses the gather deadline is left out of an answer,
-// never waited for.
+// at most max_large_gathers large allocs gathers run at once (the rest wait
+// in order), and a pool that misses the gather deadline is left out of an
+// answer, never waited for.
 #pragma once
 
 #include <caf/fwd.hpp>
@@ -25,7 +26,6 @@ namespace poolbus {
 
 using add_pool_atom = caf::atom_constant<caf::atom("add_pool")>;
 using rm_pool_atom = caf::atom_constant<caf::atom("rm_pool")>;
-using encoded_atom = caf::atom_constant<caf::atom("encoded")>;
 
 // Beyond pool_actor (whose offer/accept/inspect/keepalive/free take URIs,
 // `invalid` without a '/', `not_exist` for an unknown pool; pool_id answers
@@ -64,6 +64,10 @@ using mux_actor = pool_actor::extend<
     // spliced from them; otherwise the gathered values are encoded.
     caf::replies_to<offers_atom, encoded_atom>::with<encoded_array>,
     caf::replies_to<pools_atom, encoded_atom>::with<encoded_array>,
+    // allocs (of one pool, or of every pool for ""), as the entries of the
+    // client API's reply array; plain allocs answers the same, decoded. A
+    // large gather (see mux_config) waits for a slot.
+    caf::replies_to<allocs_atom, encoded_atom, std::string>::with<encoded_array>,
     // reflow Size.
     caf::replies_to<size_atom>::with<int>,
     // reflow SetCaching. Takes effect at once (reflow: at the next SetPools):
@@ -71,6 +75,10 @@ using mux_actor = pool_actor::extend<
     caf::replies_to<caching_atom, bool>::with<caf::ok_atom>,
     // reflow Allocate(min, width) with the template's owner and labels.
     caf::replies_to<allocate_atom, Resources, int64_t, AllocMeta>::with<AllocInspect>>;
+
+// What a pushed pool answers when the mux relays allocs (mux_config::relay_allocs):
+// the broker's proxy hands on the worker's encoded entries.
+using encoded_allocs_actor = caf::typed_actor<caf::replies_to<allocs_atom, encoded_atom>::with<encoded_array>>;
 
 struct mux_config {
   // Offers, allocs, pools and status gather from every pool concurrently;
@@ -84,6 +92,17 @@ struct mux_config {
   bool pools_keep_deadlines = false;
   bool caching = false;
   int64_t cache_ttl_ms = offer_cache::default_ttl_ms;
+  // allocs: a gather over pools whose announcements count at least
+  // large_gather_allocs allocs in all is large. At most max_large_gathers
+  // run at once (each until its answer, at the latest at gather_deadline);
+  // the others wait in arrival order, and one that waited request_timeout is
+  // answered `timeout`. So however many allocs requests are in flight, the
+  // replies being built take memory for max_large_gathers of them.
+  int64_t large_gather_allocs = 1000;
+  int max_large_gathers = 2;
+  // Pushed pools are asked allocs as encoded entries (encoded_allocs_actor),
+  // never decoded on the way: true in the broker, whose pushed pools are proxies.
+  bool relay_allocs = false;
   // Seeds the shuffle of offers in allocate (reflow shuffles them).
   uint64_t seed = 0x5eed;
   wall_clock clock = wall_clock::real();

@@ -469,6 +469,7 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
   auto& st = self->state;
   st.config = std::move(config);
   st.table.emplace(st.config.id, st.config.resources);
+  st.table->set_max_allocs(static_cast<size_t>(std::max<int64_t>(0, st.config.max_allocs)));
   st.started_ms = now_ms(self);
   if (st.config.journal) {
     if (auto restored = restore(self); !restored) journal_failed(self, restored.error());
@@ -476,8 +477,8 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
       spawn_restored_alloc_actors(self);
   }
   st.announced = current_view(self, st.started_ms);
-  spdlog::info("pool {}: started with {} (manager {})", st.config.id, st.config.resources.to_string(),
-               st.config.manager->name());
+  spdlog::info("pool {}: started with {} (manager {}, at most {} allocs)", st.config.id, st.config.resources.to_string(),
+               st.config.manager->name(), st.config.max_allocs > 0 ? std::to_string(st.config.max_allocs) : "any");
   self->set_down_handler([=](caf::down_msg& down) {
     auto& subs = self->state.subscribers;
     subs.erase(std::remove_if(subs.begin(), subs.end(), [&](const caf::actor& s) { return s.address() == down.source; }),

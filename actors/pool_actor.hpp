@@ -73,6 +73,9 @@ struct pool_actor_config {
   // its execs' process groups (SIGTERM, kill_grace_ms, SIGKILL) before the reply
   // (to the free, idle stop, or the accept that collected it).
   exec_runtime execs;
+  // The most allocs the pool holds at once (0 = no limit): an accept beyond
+  // it, when no alloc is expired and collectable, answers `unavailable`.
+  int64_t max_allocs = 0;
 };
 
 worker_pool_actor spawn_pool_actor(caf::actor_system& sys, pool_actor_config config);

@@ -3,6 +3,8 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <map>
 
@@ -41,21 +43,41 @@ void arm_sweep(proxy_pointer self) {
   self->delayed_send(self, std::chrono::milliseconds(sweep_period_ms(self->state.config)), sweep_atom::value);
 }
 
-// Sends `request` to the worker; `on_reply` turns a successful reply into T.
-// `extra_ms` lengthens this request's deadline (exec_wait's own timeout).
+template <class T>
+void deliver(caf::typed_response_promise<T>& promise, T&& value) {
+  promise.deliver(std::move(value));
+}
+
+template <class T>
+void deliver(caf::typed_response_promise<T>& promise, outcome<T>&& value) {
+  if (value)
+    promise.deliver(std::move(*value));
+  else
+    promise.deliver(make_error(value.error()));
+}
+
+// now_ms + timeout_ms + extra_ms, saturating instead of overflowing.
+int64_t deadline_ms(int64_t now_ms, int64_t timeout_ms, int64_t extra_ms) {
+  int64_t out = now_ms;
+  for (int64_t add : {timeout_ms, extra_ms}) out = add > INT64_MAX - out ? INT64_MAX : out + std::max<int64_t>(0, add);
+  return out;
+}
+
+// Sends `request` to the worker; `on_reply` turns a successful reply into T
+// (or an outcome<T>). `extra_ms` lengthens this request's deadline (exec_wait's own timeout).
 template <class T, class Convert>
 caf::result<T> forward(proxy_pointer self, worker_request request, Convert on_reply, int64_t extra_ms = 0) {
   auto promise = self->template make_response_promise<T>();
   auto& st = self->state;
   request.rid = st.next_rid++;
-  st.pending.emplace(request.rid, pending_request{now_ms(self) + st.config.request_timeout_ms + extra_ms,
+  st.pending.emplace(request.rid, pending_request{deadline_ms(now_ms(self), st.config.request_timeout_ms, extra_ms),
                                                   [promise, on_reply](outcome<worker_reply> reply) mutable {
                                                     if (!reply) {
                                                       promise.deliver(make_error(reply.error()));
                                                     } else if (!reply->ok) {
                                                       promise.deliver(make_error(reply->error));
                                                     } else {
-                                                      promise.deliver(on_reply(*reply));
+                                                      deliver(promise, on_reply(*reply));
                                                     }
                                                   }});
   st.config.sink->post({channel::workers, {st.config.pool, encode_worker_request(request)}});
@@ -99,7 +121,19 @@ proxy_actor::behavior_type proxy_behavior(proxy_pointer self, proxy_config confi
       [=](allocs_atom) {
         worker_request r;
         r.op = worker_op::allocs;
-        return forward<std::vector<AllocInspect>>(self, std::move(r), [](const worker_reply& w) { return w.allocs; });
+        return forward<std::vector<AllocInspect>>(self, std::move(r), [](worker_reply& w) {
+          if (w.allocs_entries.count == 0) return outcome<std::vector<AllocInspect>>(std::move(w.allocs));
+          return decode_alloc_entries(w.allocs_entries);
+        });
+      },
+      [=](allocs_atom, encoded_atom) {
+        worker_request r;
+        r.op = worker_op::allocs;
+        return forward<encoded_array>(self, std::move(r), [](worker_reply& w) {
+          auto entries = std::move(w.allocs_entries);
+          if (!w.allocs.empty()) append_entries(entries, encode_alloc_entries(w.allocs));
+          return entries;
+        });
       },
       [=](inspect_atom, const std::string& alloc_id) {
         worker_request r;
@@ -127,7 +161,7 @@ proxy_actor::behavior_type proxy_behavior(proxy_pointer self, proxy_config confi
         r.exec = call;
         return forward<exec_answer>(
             self, std::move(r), [](const worker_reply& w) { return w.exec; },
-            call.op == exec_op::wait ? call.timeout_ms : 0);
+            call.op == exec_op::wait ? std::clamp<int64_t>(call.timeout_ms, 0, max_exec_wait_ms) : 0);
       },
       [=](announce_atom, offer_announcement& a) {
         auto& last = self->state.last;
@@ -136,7 +170,7 @@ proxy_actor::behavior_type proxy_behavior(proxy_pointer self, proxy_config confi
         last = std::move(a);
         self->state.announced = true;
       },
-      [=](wreply_atom, const worker_reply& reply) {
+      [=](wreply_atom, worker_reply& reply) {
         auto it = self->state.pending.find(reply.rid);
         if (it == self->state.pending.end()) {
           spdlog::debug("proxy {}: reply for unknown or expired request {}", self->state.config.pool, reply.rid);
@@ -144,7 +178,7 @@ proxy_actor::behavior_type proxy_behavior(proxy_pointer self, proxy_config confi
         }
         auto complete = std::move(it->second.complete);
         self->state.pending.erase(it);
-        complete(reply);
+        complete(std::move(reply));
       },
       [=](sweep_atom) {
         auto& st = self->state;

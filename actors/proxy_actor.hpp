@@ -22,6 +22,9 @@ namespace poolbus {
 
 using proxy_actor = pool_actor::extend<
     exec_message,  // exec ops, forwarded; exec_wait's deadline adds its own timeout_ms
+    // allocs as the worker's own encoded entries, relayed without decoding
+    // them (the intake checked each one); plain allocs decodes them.
+    caf::replies_to<allocs_atom, encoded_atom>::with<encoded_array>,
     caf::reacts_to<announce_atom, offer_announcement>,  // the worker's newest announcement
     caf::reacts_to<wreply_atom, worker_reply>,          // a reply from the worker's DEALER
     caf::reacts_to<sweep_atom>,                         // internal: expire overdue requests

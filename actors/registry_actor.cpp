@@ -25,6 +25,10 @@ struct member {
 struct registry_state {
   registry_config config;
   std::map<std::string, member> members;
+  // The intake's clock: the now_ms of its latest flush (0: none yet). Every
+  // message before that flush was received by the I/O thread before it, so a
+  // member heard since is stamped with it (at most one flush period early).
+  int64_t intake_now_ms = 0;
   static inline const char* name = "registry";
 };
 
@@ -59,7 +63,7 @@ member& ensure(registry_pointer self, const std::string& pool) {
                                 proxy_config{pool, st.config.sink, st.config.request_timeout_ms, st.config.clock});
     it = st.members.emplace(pool, std::move(m)).first;
   }
-  it->second.last_seen_ms = now_ms(self);
+  it->second.last_seen_ms = st.intake_now_ms;
   return it->second;
 }
 
@@ -111,7 +115,7 @@ void on_reply(registry_pointer self, const std::string& identity, worker_reply& 
     spdlog::debug("reply from unknown pool {}", identity);
     return;
   }
-  it->second.last_seen_ms = now_ms(self);
+  it->second.last_seen_ms = self->state.intake_now_ms;
   self->send(it->second.proxy, wreply_atom::value, std::move(reply));
 }
 
@@ -120,7 +124,7 @@ void on_reply(registry_pointer self, const std::string& identity, worker_reply& 
 // registry no longer knows (it was dropped meanwhile) must be heard in full.
 void on_seen(registry_pointer self, const std::vector<pool_seen>& announced, const std::vector<pool_seen>& hellos) {
   auto& st = self->state;
-  auto now = now_ms(self);
+  auto now = st.intake_now_ms;
   std::vector<pool_seen> for_mux;
   for_mux.reserve(announced.size());
   auto heard = [&](const pool_seen& s, bool member::*known) {
@@ -139,11 +143,35 @@ void on_seen(registry_pointer self, const std::vector<pool_seen>& announced, con
   if (!for_mux.empty()) self->send(st.config.mux, seen_atom::value, std::move(for_mux));
 }
 
-int64_t sweep_period_ms(const registry_config& c) { return std::max<int64_t>(10, c.worker_timeout_ms / 4); }
+// A flush that comes this long after the previous one means the I/O thread
+// was busy meanwhile (a burst of large replies): heartbeats may be waiting
+// unread on its sockets, so liveness is judged at the next flush, not this one.
+int64_t stall_ms(const registry_config& c) { return std::max<int64_t>(1, c.worker_timeout_ms / 4); }
+
+// The intake flushed at `io_now_ms`: drops the members silent for the worker
+// timeout by the intake's clock (never the registry's own: messages waiting in
+// its mailbox while the actor thread was busy were heard in time).
+void on_flushed(registry_pointer self, int64_t io_now_ms) {
+  auto& st = self->state;
+  auto previous = st.intake_now_ms;
+  st.intake_now_ms = io_now_ms;
+  if (previous == 0) {  // the first flush: whoever spoke before it was heard just now
+    for (auto& [_, m] : st.members) m.last_seen_ms = io_now_ms;
+    return;
+  }
+  if (io_now_ms - previous > stall_ms(st.config)) {
+    spdlog::warn("broker I/O thread was busy for {} ms: judging pool liveness at the next flush",
+                 io_now_ms - previous);
+    return;
+  }
+  std::vector<std::string> silent;
+  for (auto& [id, m] : st.members)
+    if (io_now_ms - m.last_seen_ms > st.config.worker_timeout_ms) silent.push_back(id);
+  for (auto& id : silent) remove(self, id, pool_event_kind::left);
+}
 
 caf::behavior registry_behavior(registry_pointer self, registry_config config) {
   self->state.config = std::move(config);
-  self->delayed_send(self, std::chrono::milliseconds(sweep_period_ms(self->state.config)), sweep_atom::value);
   return {
       [=](announce_atom, offer_announcement& a) { on_offers(self, a); },
       [=](announce_atom, const pool_event& stopped) {
@@ -154,14 +182,7 @@ caf::behavior registry_behavior(registry_pointer self, registry_config config) {
       [=](seen_atom, const std::vector<pool_seen>& announced, const std::vector<pool_seen>& hellos) {
         on_seen(self, announced, hellos);
       },
-      [=](sweep_atom) {
-        auto now = now_ms(self);
-        std::vector<std::string> silent;
-        for (auto& [id, m] : self->state.members)
-          if (now - m.last_seen_ms > self->state.config.worker_timeout_ms) silent.push_back(id);
-        for (auto& id : silent) remove(self, id, pool_event_kind::left);
-        self->delayed_send(self, std::chrono::milliseconds(sweep_period_ms(self->state.config)), sweep_atom::value);
-      },
+      [=](sweep_atom, int64_t io_now_ms) { on_flushed(self, io_now_ms); },
   };
 }
 

@@ -8,7 +8,9 @@
 //
 // Invariant: a pool is in the mux only once it has both announced and said
 // hello (the broker can route to it), and leaves it when it has been silent
-// for the worker timeout or announced `stopped`.
+// for the worker timeout or announced `stopped`. Silence is measured on the
+// intake's clock (the I/O thread's flushes), never the registry's own, and
+// not judged at a flush that follows a busy stretch of the I/O thread.
 #pragma once
 
 #include <caf/fwd.hpp>
@@ -40,6 +42,8 @@ struct registry_config {
 //   (wreply_atom, identity, worker_reply) a reply to a proxied request
 //   (seen_atom, std::vector<pool_seen> announced, std::vector<pool_seen> hellos)
 //                                         heartbeats repeating the last ones
+//   (sweep_atom, int64_t now_ms)          the intake flushed at now_ms (its
+//                                         steady clock): drop silent pools
 caf::actor spawn_registry_actor(caf::actor_system& sys, registry_config config);
 
 }  // namespace poolbus

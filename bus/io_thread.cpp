@@ -22,9 +22,12 @@ namespace poolbus {
 namespace {
 
 constexpr size_t channel_slots = 8;
-// Messages taken from one socket before the others (and the outbound queue)
-// get a turn, so one busy peer cannot starve the rest.
+// Messages, and bytes, taken from one socket before the others (and the
+// outbound queue) get a turn, so one busy peer cannot starve the rest: a
+// burst of multi-megabyte replies on one socket does not hold back the
+// heartbeats waiting on another.
 constexpr int inbound_batch = 256;
+constexpr size_t inbound_batch_bytes = 4 << 20;
 
 const char* channel_name(channel via) {
   switch (via) {
@@ -169,7 +172,8 @@ struct io_thread::state {
   }
 
   void receive_from(bus_socket& source) {
-    for (int n = 0; n < inbound_batch; ++n) {
+    size_t bytes = 0;
+    for (int n = 0; n < inbound_batch && bytes < inbound_batch_bytes; ++n) {
       std::vector<zmq::message_t> parts;
       zmq::recv_result_t got;
       try {
@@ -181,12 +185,16 @@ struct io_thread::state {
       if (!got) return;
       std::vector<std::string> frames;
       frames.reserve(parts.size());
-      for (auto& part : parts) frames.emplace_back(part.to_string());
+      for (auto& part : parts) {
+        bytes += part.size();
+        frames.emplace_back(part.to_string());
+      }
       // CURVE server: who sent it, as the ZAP handler named the peer (every
       // frame a connection delivers carries it; a ROUTER's own id frame does not).
       std::string user_id;
       if (source.spec.curve.server() && !parts.empty())
         if (const char* who = zmq_msg_gets(parts.back().handle(), "User-Id")) user_id = who;
+      parts.clear();  // the frames hold the bytes now: a large message is not held twice meanwhile
       messages_in.fetch_add(1, std::memory_order_relaxed);
       try {
         on_message(source.spec.via, std::move(frames), std::move(user_id));

@@ -115,18 +115,29 @@ std::vector<AllocInspect> resource_pool::init(Resources total, std::vector<Alloc
   return dropped;
 }
 
+namespace {
+
+pool_error nothing_wanted(const Resources& want) {
+  return make_pool_error(error_kind::precondition,
+                         "illegal request for an empty resources: want " + want.to_string() +
+                             " is empty or rounds to zero in every resource (resources count in thousandths of a unit)");
+}
+
+}  // namespace
+
 outcome<resource_pool::created> resource_pool::plan(const AllocMeta& meta, int64_t now_ms) {
-  if (meta.want.is_zero())
-    return make_pool_error(error_kind::precondition, "illegal request for an empty resources: " + meta.want.to_string());
+  if (meta.want.is_zero()) return nothing_wanted(meta.want);
   if (stopped_) return make_pool_error(error_kind::unavailable, "pool " + pool_id_ + " is stopped");
 
   // Every uncollected alloc counts as used, expired or not; expired ones are
   // the candidates to collect, most expired first (then by id: the expiry
-  // index's order, since every URI here shares the pool's prefix).
+  // index's order, since every URI here shares the pool's prefix), while the
+  // want does not fit or the table is full.
   Resources used = used_;
   created out;
   auto free = total_.sub(used);
-  for (auto it = by_expiry_.begin(); !free.available(meta.want) && it != by_expiry_.end(); ++it) {
+  auto full = [&] { return max_allocs_ > 0 && allocs_.size() - out.collected.size() >= max_allocs_; };
+  for (auto it = by_expiry_.begin(); (!free.available(meta.want) || full()) && it != by_expiry_.end(); ++it) {
     const auto& candidate = allocs_.at(it->second).inspect;
     if (!is_expired(candidate, now_ms)) break;
     used = used.sub(candidate.resources);
@@ -136,6 +147,10 @@ outcome<resource_pool::created> resource_pool::plan(const AllocMeta& meta, int64
   if (!free.available(meta.want))
     return make_pool_error(error_kind::not_exist, "offer expired: want " + meta.want.to_string() +
                                                       " does not fit in " + free.to_string());
+  if (full())
+    return make_pool_error(error_kind::unavailable, "pool " + pool_id_ + " holds " + std::to_string(allocs_.size()) +
+                                                        " allocs, its maximum (pool-worker --max-allocs " +
+                                                        std::to_string(max_allocs_) + "): free one or try another pool");
 
   auto& alloc = out.alloc;
   alloc = with_uri(AllocInspect{}, fresh_id());
@@ -225,8 +240,7 @@ outcome<OfferInfo> resource_pool::offer(const std::string& id, int64_t now_ms) c
 
 outcome<resource_pool::created> resource_pool::plan_accept(const std::string& id, const AllocMeta& meta,
                                                            int64_t now_ms) {
-  if (meta.want.is_zero())
-    return make_pool_error(error_kind::precondition, "illegal request for an empty resources: " + meta.want.to_string());
+  if (meta.want.is_zero()) return nothing_wanted(meta.want);
   auto current = offer(id, now_ms);
   if (!current) return current.error();
   return plan(meta, now_ms);

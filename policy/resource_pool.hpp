@@ -43,6 +43,10 @@ class resource_pool {
 
   const std::string& pool_id() const { return pool_id_; }
   const Resources& total() const { return total_; }
+  // The most allocs (expired or not) the table holds; 0 = no limit. Restored
+  // allocs are never dropped for it: it only refuses new ones.
+  void set_max_allocs(size_t max_allocs) { max_allocs_ = max_allocs; }
+  size_t max_allocs() const { return max_allocs_; }
   bool stopped() const { return stopped_; }
 
   // reflow Init: set the total and restore allocs (a restart). Restored allocs
@@ -50,10 +54,12 @@ class resource_pool {
   // not fit are returned so the caller can destroy their backing.
   std::vector<AllocInspect> init(Resources total, std::vector<AllocInspect> restored);
 
-  // reflow New: precondition when want is empty or zero; unavailable once
-  // stopped; not_exist when want does not fit even after collecting every
-  // expired alloc. Otherwise collects expired allocs, most expired first and
-  // only as many as needed, and adds an alloc with a fresh id and the initial lease.
+  // reflow New: precondition when want is empty or rounds to zero in every
+  // resource; unavailable once stopped, or when the pool holds max_allocs
+  // allocs and none of them is expired; not_exist when want does not fit even
+  // after collecting every expired alloc. Otherwise collects expired allocs,
+  // most expired first and only as many as needed (for resources, and to stay
+  // below max_allocs), and adds an alloc with a fresh id and the initial lease.
   outcome<created> create(const AllocMeta& meta, int64_t now_ms);
   // create in two steps, so a caller can build the alloc's backing before the
   // table changes: plan decides (and reserves nothing), commit applies a plan
@@ -130,6 +136,7 @@ class resource_pool {
   mutable Resources expired_;
   mutable int64_t expired_through_ms_ = INT64_MIN;
   bool stopped_ = false;
+  size_t max_allocs_ = 0;
   uint64_t id_seed_;
   uint64_t id_counter_ = 0;
   uint64_t version_ = 0;       // bumps on every change of the table

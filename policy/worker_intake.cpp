@@ -100,7 +100,7 @@ void worker_intake::on_worker_message(std::string&& identity, std::string&& body
     add_seen(hello_seen_, identity, *ts);
     return;
   }
-  auto message = decode_worker_message(body);
+  auto message = decode_worker_message_relaying(body);
   if (!message) {
     spdlog::warn("dropped a malformed message from worker {}: {}", identity, message.error().to_string());
     return;
@@ -140,6 +140,7 @@ void worker_intake::flush(int64_t now_ms) {
     announcements_.forget_silent(now_ms - silent_after);
     hellos_.forget_silent(now_ms - silent_after);
   }
+  if (outputs_.flushed) outputs_.flushed(now_ms);
 }
 
 void worker_intake::forget(const std::string& pool) {

@@ -1,7 +1,9 @@
 // worker_intake: what the broker does with worker traffic on its I/O thread,
 // before any actor sees it. It validates every announcement, republishes the
 // valid ones on the offer stream at once, and passes on to the registry only
-// what it must act on: changed offers, `stopped`, new hellos and replies.
+// what it must act on: changed offers, `stopped`, new hellos and replies (an
+// allocs list in a reply is checked entry by entry and passed on as the
+// worker's bytes, never decoded: decode_worker_message_relaying).
 // Heartbeats that repeat the last accepted message but for their time are
 // collected and handed over in one batch per flush.
 // Invariant: each valid announcement is republished exactly once, in arrival
@@ -30,6 +32,11 @@ struct worker_intake_outputs {
   // One batch per flush: pools whose announcement, and pools whose hello,
   // repeated (each pool once, with its newest time).
   std::function<void(std::vector<pool_seen>&& announced, std::vector<pool_seen>&& hellos)> seen;
+  // At the end of every flush: everything received before now_ms (the I/O
+  // thread's clock) has been handed on. The registry judges liveness by
+  // these times, never by its own clock, so a busy actor thread cannot make
+  // a pool look silent. May be empty.
+  std::function<void(int64_t now_ms)> flushed;
 };
 
 class worker_intake {

@@ -298,6 +298,10 @@ std::string encode_offers_reply_spliced(std::string_view id_raw, const encoded_a
   return spliced_reply(id_raw, "offers", offers);
 }
 
+std::string encode_allocs_reply_spliced(std::string_view id_raw, const encoded_array& allocs) {
+  return spliced_reply(id_raw, "allocs", allocs);
+}
+
 std::string encode_offer_reply(std::string_view id_raw, const OfferInfo& offer) {
   return ok_reply(id_raw, "offer", [&](packer& pk) { codec::pack_offer_info(pk, offer); });
 }

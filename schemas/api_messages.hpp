@@ -69,6 +69,8 @@ std::string encode_offers_reply_spliced(std::string_view id_raw, const encoded_a
 std::string encode_offer_reply(std::string_view id_raw, const OfferInfo& offer);
 std::string encode_alloc_reply(std::string_view id_raw, const AllocInspect& alloc);  // accept, allocate, inspect
 std::string encode_allocs_reply(std::string_view id_raw, const std::vector<AllocInspect>& allocs);
+// The same reply from entries already encoded (the workers' own bytes).
+std::string encode_allocs_reply_spliced(std::string_view id_raw, const encoded_array& allocs);
 std::string encode_keepalive_reply(std::string_view id_raw, int64_t interval_ms);
 std::string encode_exec_reply(std::string_view id_raw, const exec_answer& answer);  // every exec op
 

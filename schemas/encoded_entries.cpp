@@ -84,4 +84,30 @@ encoded_array encode_pool_status_entries(const std::vector<PoolStatus>& pools) {
   return encode_entries(pools, codec::pack_pool_status);
 }
 
+encoded_array encode_alloc_entries(const std::vector<AllocInspect>& allocs) {
+  return encode_entries(allocs, codec::pack_alloc_inspect);
+}
+
+outcome<std::vector<AllocInspect>> decode_alloc_entries(const encoded_array& entries) {
+  return codec::guarded([&] {
+    if (entries.count < 0 || static_cast<uint64_t>(entries.count) > codec::max_reply_container_elements)
+      codec::fail("allocs", "entry count " + std::to_string(entries.count) + " out of range");
+    msgpack::sbuffer array;
+    codec::packer pk(&array);
+    pk.pack_array(static_cast<uint32_t>(entries.count));
+    array.write(entries.bytes.data(), entries.bytes.size());
+    auto handle = codec::unpack_body(std::string_view(array.data(), array.size()), codec::max_reply_bytes);
+    return codec::read_list(handle.get(), "allocs", codec::read_alloc_inspect);
+  });
+}
+
+void append_entries(encoded_array& into, encoded_array&& part) {
+  if (into.count == 0 && into.bytes.empty()) {
+    into = std::move(part);
+    return;
+  }
+  into.count += part.count;
+  into.bytes += part.bytes;
+}
+
 }  // namespace poolbus

@@ -1,5 +1,6 @@
-// Pre-encoded entries of the `offers` and `pools` reply arrays (protocol.md,
-// "Client API"), spliced into a reply instead of encoding every value again.
+// Pre-encoded entries of the `offers`, `pools` and `allocs` reply arrays
+// (protocol.md, "Client API"), spliced into a reply instead of encoding every
+// value again (allocs: the worker's own bytes, relayed by the broker).
 // Invariant: spliced bytes are exactly what encode_offers_reply /
 // encode_pools_reply write for the same values.
 #pragma once
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "schemas/alloc.hpp"
+#include "schemas/outcome.hpp"
 
 namespace poolbus {
 
@@ -48,5 +50,11 @@ bool patch_last_seen(std::string& bytes, const last_seen_slot& slot, int64_t las
 // Whole arrays of values (the mux's fallback when some pool is not pushed).
 encoded_array encode_offer_entries(const std::vector<OfferInfo>& offers);
 encoded_array encode_pool_status_entries(const std::vector<PoolStatus>& pools);
+encoded_array encode_alloc_entries(const std::vector<AllocInspect>& allocs);
+// The values of entries that encode_alloc_entries (or a worker) wrote;
+// invalid when they are not `count` well-formed Inspect values.
+outcome<std::vector<AllocInspect>> decode_alloc_entries(const encoded_array& entries);
+// Appends `part`'s entries to `into` (moved whole when `into` is empty).
+void append_entries(encoded_array& into, encoded_array&& part);
 
 }  // namespace poolbus

@@ -132,7 +132,54 @@ bool read_map_size(cursor& in, uint64_t& pairs) {
   return false;
 }
 
+bool read_array_size(cursor& in, uint64_t& elements) {
+  uint8_t type = 0;
+  if (!in.byte(type)) return false;
+  if (type >= 0x90 && type <= 0x9f) {
+    elements = type & 0x0f;
+    return true;
+  }
+  if (type == 0xdc) return in.big_endian(2, elements);
+  if (type == 0xdd) return in.big_endian(4, elements);
+  return false;
+}
+
+// Walks the one top-level map of `bytes`; `at_key(in)` reads the first
+// value named `key` (false: not what is wanted), every other value is skipped.
+template <class AtKey>
+bool walk_map(std::string_view bytes, std::string_view key, AtKey at_key) {
+  cursor in(bytes);
+  uint64_t pairs = 0;
+  if (!read_map_size(in, pairs)) return false;
+  bool found = false;
+  for (uint64_t i = 0; i < pairs; ++i) {
+    auto name = read_str(in);
+    if (!name) return false;  // our maps have string keys only
+    if (*name == key && !found) {
+      if (!at_key(in)) return false;
+      found = true;
+    } else if (!skip_objects(in, 1)) {
+      return false;
+    }
+  }
+  return found && in.at_end();  // trailing bytes: not one map
+}
+
 }  // namespace
+
+std::optional<array_field_span> find_array_field(std::string_view bytes, std::string_view key) {
+  array_field_span span;
+  bool ok = walk_map(bytes, key, [&](cursor& in) {
+    span.header_offset = in.position();
+    if (!read_array_size(in, span.count)) return false;
+    span.elements_offset = in.position();
+    if (!skip_objects(in, span.count)) return false;
+    span.elements_length = in.position() - span.elements_offset;
+    return true;
+  });
+  if (!ok) return std::nullopt;
+  return span;
+}
 
 std::optional<int_field_span> find_int_field(std::string_view bytes, std::string_view key) {
   cursor in(bytes);

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "schemas/codec.hpp"
+#include "schemas/msgpack_scan.hpp"
 
 namespace poolbus {
 namespace {
@@ -206,13 +207,13 @@ outcome<worker_request> decode_worker_request(std::string_view body, uint64_t* r
 }
 
 std::string encode_worker_reply(const worker_reply& reply) {
-  return codec::pack_body([&](msgpack::sbuffer&, packer& pk) {
+  return codec::pack_body([&](msgpack::sbuffer& buffer, packer& pk) {
     // Results are written only when they carry something: a worker_reply
     // does not know its op, and an absent list decodes as an empty one.
     // Any alloc but the default one is written, even one with an empty id, so
     // what a decoder accepted re-encodes unchanged (fuzz round trip).
     bool has_alloc = reply.ok && !(reply.alloc == AllocInspect{});
-    bool has_allocs = reply.ok && !reply.allocs.empty();
+    bool has_allocs = reply.ok && (!reply.allocs.empty() || reply.allocs_entries.count > 0);
     bool has_offers = reply.ok && !reply.offers.empty();
     bool has_interval = reply.ok && reply.interval_ms != 0;
     uint32_t exec_fields = reply.ok ? codec::exec_answer_field_count(reply.exec) : 0;
@@ -238,7 +239,9 @@ std::string encode_worker_reply(const worker_reply& reply) {
     }
     if (has_allocs) {
       pack_string(pk, "allocs");
-      codec::pack_list(pk, reply.allocs, codec::pack_alloc_inspect);
+      pk.pack_array(static_cast<uint32_t>(reply.allocs.size() + static_cast<size_t>(reply.allocs_entries.count)));
+      for (const auto& alloc : reply.allocs) codec::pack_alloc_inspect(pk, alloc);
+      buffer.write(reply.allocs_entries.bytes.data(), reply.allocs_entries.bytes.size());
     }
     if (has_offers) {
       pack_string(pk, "offers");
@@ -274,6 +277,61 @@ outcome<worker_message> decode_worker_message(std::string_view body) {
     if (type == "hello") return read_hello(view);
     codec::fail("type", "unknown message type \"" + type + "\"");
   });
+}
+
+namespace {
+
+// Below this size a reply is decoded whole: scanning for the list first would cost more.
+constexpr size_t relay_from_bytes = 16 * 1024;
+
+// Unpacks and checks each of span.count entries of an allocs list in place,
+// one at a time, within unpack_body's limits for a reply.
+void check_alloc_entries(std::string_view body, const array_field_span& span) {
+  if (span.count > codec::max_reply_container_elements) codec::fail("allocs", "over a size limit (array size overflow)");
+  // An entry sits two levels down (the reply map, its list): it gets the depth left there.
+  const msgpack::unpack_limit limits(codec::max_reply_container_elements, codec::max_reply_container_elements,
+                                     codec::max_string_bytes, codec::max_bin_bytes, codec::max_string_bytes,
+                                     codec::max_nesting_depth - 2);
+  std::size_t end = span.elements_offset + span.elements_length;
+  std::size_t offset = span.elements_offset;
+  for (uint64_t i = 0; i < span.count; ++i) {
+    msgpack::object_handle entry;
+    try {
+      entry = msgpack::unpack(body.data(), end, offset, nullptr, nullptr, limits);
+    } catch (const std::exception& e) {
+      codec::fail("allocs[" + std::to_string(i) + "]", std::string("not MessagePack (") + e.what() + ")");
+    }
+    // A path only for the error: read_alloc_inspect names fields below it.
+    codec::read_alloc_inspect(entry.get(), "allocs[" + std::to_string(i) + "]");
+  }
+  if (offset != end) codec::fail("allocs", "bytes left after its entries");
+}
+
+}  // namespace
+
+outcome<worker_message> decode_worker_message_relaying(std::string_view body) {
+  bool relay = body.size() >= relay_from_bytes && body.size() <= codec::max_reply_bytes;
+  auto span = relay ? find_array_field(body, "allocs") : std::nullopt;
+  if (!span || span->count == 0) return decode_worker_message(body);
+  // The message without its list (an empty one in its place) decodes as usual.
+  std::string rest;
+  rest.reserve(body.size() - span->elements_length);
+  rest.append(body.substr(0, span->header_offset));
+  rest.push_back('\x90');
+  rest.append(body.substr(span->elements_offset + span->elements_length));
+  auto message = decode_worker_message(rest);
+  if (!message) return message;
+  auto* reply = std::get_if<worker_reply>(&*message);
+  if (reply == nullptr || !reply->ok) return message;  // as decode_worker_message, which ignores the list there
+  if (!reply->allocs.empty()) return make_pool_error(error_kind::invalid, "allocs: given twice");
+  auto checked = codec::guarded([&] {
+    check_alloc_entries(body, *span);
+    return true;
+  });
+  if (!checked) return checked.error();
+  reply->allocs_entries.count = static_cast<int64_t>(span->count);
+  reply->allocs_entries.bytes.assign(body.substr(span->elements_offset, span->elements_length));
+  return message;
 }
 
 // ---------------------------------------------------------------- stream bodies

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "schemas/announcements.hpp"
+#include "schemas/encoded_entries.hpp"
 #include "schemas/exec.hpp"
 
 namespace poolbus {
@@ -52,13 +53,16 @@ struct worker_reply {
   pool_error error;                 // when !ok
   AllocInspect alloc;               // accept, inspect
   std::vector<AllocInspect> allocs; // allocs
+  // allocs as the worker encoded them, each entry validated but not decoded:
+  // what decode_worker_message_relaying gives the broker in place of `allocs`.
+  encoded_array allocs_entries;
   std::vector<OfferInfo> offers;    // offers
   int64_t interval_ms = 0;          // keepalive
   exec_answer exec;                 // exec ops
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, worker_reply& x) {
-    return f(x.rid, x.ok, x.error, x.alloc, x.allocs, x.offers, x.interval_ms, x.exec);
+    return f(x.rid, x.ok, x.error, x.alloc, x.allocs, x.allocs_entries, x.offers, x.interval_ms, x.exec);
   }
 };
 
@@ -78,6 +82,12 @@ std::string encode_worker_hello(const worker_hello& hello);
 // What a worker's DEALER sends: a reply or a hello.
 using worker_message = std::variant<worker_reply, worker_hello>;
 outcome<worker_message> decode_worker_message(std::string_view body);
+// As decode_worker_message, with the same checks and errors, except that a
+// reply's `allocs` list is kept as the worker's bytes (reply.allocs_entries,
+// reply.allocs left empty): each entry is unpacked and checked alone, so a
+// 20,000-alloc reply costs no object tree and no decoded copy. The broker
+// relays these bytes to clients.
+outcome<worker_message> decode_worker_message_relaying(std::string_view body);
 
 // Announcements and stream bodies (protocol.md "Offer stream"). The same bytes
 // travel worker PUB -> broker SUB -> broker stream PUB.

@@ -93,6 +93,8 @@ worker_intake_outputs to_registry(const broker_actors& actors) {
   out.seen = [&actors](std::vector<pool_seen>&& announced, std::vector<pool_seen>&& hellos) {
     caf::anon_send(actors.registry, seen_atom::value, std::move(announced), std::move(hellos));
   };
+  // The registry's clock for liveness: the I/O thread's, not its own.
+  out.flushed = [&actors](int64_t now_ms) { caf::anon_send(actors.registry, sweep_atom::value, now_ms); };
   return out;
 }
 
@@ -180,6 +182,7 @@ int main(int argc, char** argv) {
     mux_settings.request_timeout = std::chrono::milliseconds(request_timeout_ms);
     mux_settings.unknown_pool = error_kind::unavailable;  // protocol.md: not connected -> unavailable at once
     mux_settings.pools_keep_deadlines = true;  // proxies answer `timeout` themselves at request_timeout
+    mux_settings.relay_allocs = true;          // proxies hand on the workers' encoded allocs lists
     auto mux = spawn_mux_actor(sys, mux_settings);
     actors.registry = spawn_registry_actor(
         sys, registry_config{mux, io, worker_timeout_ms, request_timeout_ms, wall_clock::real(),

@@ -79,6 +79,9 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", state_dir, "where allocs live (default ~/.local/state/poolbus/ID)");
   add_duration_flag(app, "--heartbeat", heartbeat_ms, "how often to re-announce (default 1s)");
   add_duration_flag(app, "--max-idle", max_idle_ms, "stop after idling this long (default never)");
+  int64_t max_allocs = 10000;
+  app.add_option("--max-allocs", max_allocs, "the most allocs the pool holds at once; an accept beyond it "
+                                             "answers unavailable (default 10000)")->check(CLI::PositiveNumber);
   std::string sync = "full";
   app.add_option("--sync", sync,
                  "when an acknowledged change is durable: full (default) = on disk (fdatasync) before the reply; "
@@ -175,7 +178,7 @@ int main(int argc, char** argv) {
                                                                      << e.message << "\n";
                                                            latch.trigger(1);
                                                          },
-                                                         *exec_rt});
+                                                         *exec_rt, max_allocs});
     worker = spawn_worker_actor(sys, worker_actor_config{id, run, pool, io, heartbeat_ms, max_idle_ms,
                                                          wall_clock::real(), [&latch] { latch.trigger(0); }});
     if (auto started = io->start(); !started) {

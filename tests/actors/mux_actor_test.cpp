@@ -784,3 +784,85 @@ TEST_CASE_METHOD(splice_fixture, "mux: with caching on, encoded offers come from
   REQUIRE(ask<caf::ok_atom>(m, caching_atom::value, false).ok());
   check_replies(m, {offer_of(a2), offer_of(b)}, {status_of(a2, a2.ts_ms), status_of(b, b.ts_ms)});
 }
+
+namespace {
+
+offer_announcement with_allocs(offer_announcement a, int64_t allocs) {
+  a.allocs = allocs;
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(mux_fixture, "mux: at most max_large_gathers large allocs gathers run at once, the rest wait in order") {
+  mux_config config;
+  config.gather_deadline = milliseconds(1000);
+  config.request_timeout = milliseconds(1500);
+  config.large_gather_allocs = 10;
+  config.max_large_gathers = 2;
+  auto m = mux(config);
+  // "slow" never answers allocs: each gather holds its slot until the deadline.
+  self->send(m, add_pool_atom::value, std::string("slow"), fake({"slow", large, true}),
+             with_allocs(announcement_of("slow", large, large, 1), 20));
+  run();
+  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> asked;
+  for (int i = 0; i < 5; ++i)
+    asked.push_back(self->request(caf::actor_cast<caf::actor>(m), no_deadline, allocs_atom::value, encoded_atom::value,
+                                  std::string()));
+  run();
+  CHECK(count("slow:allocs") == 2);  // two slots; three wait
+  advance(milliseconds(1000));       // the first two give up on "slow"; two more start
+  CHECK(count("slow:allocs") == 4);
+  for (int i = 0; i < 2; ++i) {
+    auto got = collect<encoded_array>(asked[i]);
+    REQUIRE(got.ok());
+    CHECK(got->count == 0);  // "slow" left out, as any pool missing the gather deadline
+  }
+  advance(milliseconds(1000));  // the fifth waited 2000 ms > request_timeout: timeout, never asked
+  CHECK(count("slow:allocs") == 4);
+  for (int i = 2; i < 4; ++i) CHECK(collect<encoded_array>(asked[i]).ok());
+  auto late = collect<encoded_array>(asked[4]);
+  REQUIRE_FALSE(late.ok());
+  CHECK(late.error().kind == error_kind::timeout);
+  CHECK(self->mailbox().empty());
+}
+
+TEST_CASE_METHOD(mux_fixture, "mux: small allocs gathers are not held back; a pool filter asks that pool only") {
+  mux_config config;
+  config.gather_deadline = milliseconds(1000);
+  config.large_gather_allocs = 10;
+  config.max_large_gathers = 1;
+  auto m = mux(config);
+  self->send(m, add_pool_atom::value, std::string("a"), fake({"a", large, true}),
+             with_allocs(announcement_of("a", large, large, 1), 3));
+  auto b = fake({"b", large});
+  self->send(m, add_pool_atom::value, std::string("b"), b, with_allocs(announcement_of("b", large, large, 1), 1));
+  run();
+  REQUIRE(ask<AllocInspect>(m, accept_atom::value, std::string("b/1"), AllocMeta{small, "bob", {}}).ok());
+  for (int i = 0; i < 3; ++i)
+    self->request(caf::actor_cast<caf::actor>(m), no_deadline, allocs_atom::value, encoded_atom::value, std::string());
+  run();
+  CHECK(count("a:allocs") == 3);  // 4 allocs announced in all: small, all at once
+  auto only_b = ask<encoded_array>(m, allocs_atom::value, encoded_atom::value, std::string("b"));
+  REQUIRE(only_b.ok());
+  CHECK(count("a:allocs") == 3);
+  auto decoded = decode_alloc_entries(*only_b);
+  REQUIRE(decoded.ok());
+  REQUIRE(decoded->size() == 1);
+  CHECK(decoded->at(0).meta.owner == "bob");
+  CHECK(ask<encoded_array>(m, allocs_atom::value, encoded_atom::value, std::string("nobody")).value().count == 0);
+  advance(milliseconds(1000));
+}
+
+TEST_CASE_METHOD(mux_fixture, "mux: a want or min that rounds to zero everywhere is precondition, never sent on") {
+  auto m = mux();
+  set_pools(m, {fake({"p", large})});
+  for (const auto& nothing : {Resources{}, Resources{{"cpu", 1e-9}}, Resources{{"cpu", 0.0004}, {"mem", 0.0001}}}) {
+    auto accepted = ask<AllocInspect>(m, accept_atom::value, std::string("p/1"), AllocMeta{nothing, "", {}});
+    CHECK(accepted.error().kind == error_kind::precondition);
+    auto allocated = ask<AllocInspect>(m, allocate_atom::value, nothing, int64_t{0}, AllocMeta{});
+    CHECK(allocated.error().kind == error_kind::precondition);
+  }
+  CHECK(count("p:accept:1") == 0);
+  CHECK(count("p:offers") == 0);
+}

@@ -1,11 +1,20 @@
 // Fuzz target: decode_worker_message, the broker's workers ROUTER input (a
-// worker's reply or hello). Invariants: no crash; a failure is `invalid`; a
-// hello names a usable pool id; a success re-encodes to an equal message.
+// worker's reply or hello), and decode_worker_message_relaying, which the
+// broker really uses. Invariants: no crash; a failure is `invalid`; a hello
+// names a usable pool id; a success re-encodes to an equal message; allocs
+// entries the relaying decode passes on decode as Inspect values.
 #include "fuzz_invariants.hpp"
 
 using namespace poolbus;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  auto relayed = decode_worker_message_relaying(fuzz::bytes_of(data, size));
+  if (!relayed) {
+    fuzz::check_invalid(relayed.error());
+  } else if (auto* r = std::get_if<worker_reply>(&*relayed); r != nullptr && r->allocs_entries.count > 0) {
+    FUZZ_CHECK(r->ok && r->allocs.empty(), "relayed entries only in an ok reply, instead of decoded ones");
+    FUZZ_CHECK(decode_alloc_entries(r->allocs_entries).ok(), "relayed allocs entries decode");
+  }
   auto message = decode_worker_message(fuzz::bytes_of(data, size));
   if (!message) {
     fuzz::check_invalid(message.error());

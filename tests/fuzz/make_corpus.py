@@ -111,6 +111,11 @@ WORKER_MESSAGES = {
                     "error": {"kind": "unavailable", "message": "busy"}},
     "hello-slash": {"v": 1, "type": "hello", "pool": "a/b"},
     "type-unknown": {"v": 1, "type": "bye"},
+    # Over 16 KiB: the broker keeps such a list as the worker's bytes (relaying decode).
+    "reply-allocs-long": {"v": 1, "type": "reply", "rid": 7, "ok": True,
+                          "allocs": [dict(INSPECT, id="w1/a%d" % i) for i in range(120)]},
+    "reply-allocs-long-bad": {"v": 1, "type": "reply", "rid": 8, "ok": True,
+                              "allocs": [dict(INSPECT, id="w1/a%d" % i) for i in range(119)] + [{"id": "w1/x"}]},
 }
 
 ANNOUNCEMENTS = {

@@ -71,6 +71,55 @@ TEST_CASE("resource pool: an empty or all-zero want is a precondition error") {
   REQUIRE(pool.size() == 0);
 }
 
+TEST_CASE("resource pool: a want that rounds to zero in every resource is a precondition error, like an empty one") {
+  resource_pool pool("w1", machine(), 1);
+  // Amounts are thousandths of a unit: 1e-9 cores and 0.0004 bytes round to 0.
+  for (const auto& tiny : {Resources{{"cpu", 1e-9}}, Resources{{"cpu", 0.0004}, {"mem", 0.0004}, {"gpu", 1e-6}}}) {
+    auto refused = pool.create(AllocMeta{tiny, "", {}}, t0);
+    REQUIRE(refused.error().kind == error_kind::precondition);
+    CHECK(refused.error().message.find("rounds to zero") != std::string::npos);
+    REQUIRE(pool.accept("1", AllocMeta{tiny, "", {}}, t0).error().kind == error_kind::precondition);
+  }
+  REQUIRE(pool.size() == 0);
+  REQUIRE(pool.available(t0) == machine());
+  // The smallest amount that counts: one thousandth (0.0005 rounds up to it).
+  auto smallest = pool.create(AllocMeta{Resources{{"cpu", 0.0005}}, "", {}}, t0);
+  REQUIRE(smallest.ok());
+  CHECK(smallest->alloc.resources.units("cpu") == 1);
+}
+
+TEST_CASE("resource pool: max_allocs caps the table; an accept beyond it is unavailable and changes nothing") {
+  resource_pool pool("w1", machine(), 1);
+  pool.set_max_allocs(3);
+  std::vector<AllocInspect> made;
+  for (int i = 0; i < 3; ++i) made.push_back(pool.create(want(0.001, 0, 0), t0).value().alloc);
+  auto available = pool.available(t0);
+  auto refused = pool.accept("1", want(0.001, 0, 0), t0 + sec);
+  REQUIRE(refused.error().kind == error_kind::unavailable);
+  CHECK(refused.error().message.find("--max-allocs 3") != std::string::npos);
+  REQUIRE(pool.create(want(0.001, 0, 0), t0 + sec).error().kind == error_kind::unavailable);
+  REQUIRE(pool.size() == 3);
+  REQUIRE(pool.available(t0 + sec) == available);
+  // A free makes room again.
+  REQUIRE(pool.free(local(made[0])).ok());
+  made[0] = pool.create(want(0.001, 0, 0), t0 + sec).value().alloc;
+  REQUIRE(pool.size() == 3);
+  // An expired alloc counts as free room: the most expired one is collected for it.
+  REQUIRE(pool.keepalive(local(made[1]), 10 * minute, t0 + sec).ok());
+  REQUIRE(pool.keepalive(local(made[2]), 10 * minute, t0 + sec).ok());
+  auto later = t0 + 3 * minute;  // made[0] (2-minute lease) has expired, the others not
+  auto collecting = pool.create(want(0.001, 0, 0), later);
+  REQUIRE(collecting.ok());
+  REQUIRE(collecting->collected.size() == 1);
+  CHECK(collecting->collected[0].id == made[0].id);
+  REQUIRE(pool.size() == 3);
+  // Allocs restored beyond the cap are kept (only new ones are refused).
+  pool.set_max_allocs(2);
+  REQUIRE(pool.init(machine(), pool.allocs()).empty());
+  REQUIRE(pool.size() == 3);
+  REQUIRE(pool.create(want(0.001, 0, 0), later).error().kind == error_kind::unavailable);
+}
+
 TEST_CASE("resource pool: a want that does not fit is not_exist and changes nothing") {
   resource_pool pool("w1", machine(), 1);
   REQUIRE(pool.create(want(6), t0).ok());

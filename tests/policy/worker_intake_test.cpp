@@ -20,6 +20,7 @@ struct intake_fixture {
   std::vector<std::pair<std::string, worker_hello>> hellos;
   std::vector<std::pair<std::string, worker_reply>> replies;
   std::vector<std::pair<std::vector<pool_seen>, std::vector<pool_seen>>> seen;
+  std::vector<int64_t> flushes;
   worker_intake intake{stream, outputs(), 3000};
 
   worker_intake_outputs outputs() {
@@ -31,6 +32,7 @@ struct intake_fixture {
     out.seen = [this](std::vector<pool_seen>&& a, std::vector<pool_seen>&& h) {
       seen.emplace_back(std::move(a), std::move(h));
     };
+    out.flushed = [this](int64_t now_ms) { flushes.push_back(now_ms); };
     return out;
   }
 
@@ -153,4 +155,33 @@ TEST_CASE("flush period: a tenth of the worker timeout, between 5 and 100 ms") {
   CHECK(worker_intake(sink, {}, 3000).flush_period_ms() == 100);
   CHECK(worker_intake(sink, {}, 600).flush_period_ms() == 60);
   CHECK(worker_intake(sink, {}, 10).flush_period_ms() == 5);
+}
+
+TEST_CASE_METHOD(intake_fixture, "every flush reports its time, after its batch, even when it has none") {
+  intake.on_worker_message("w1", encode_worker_hello({"w1", "r", t0}), 100);
+  intake.on_worker_message("w1", encode_worker_hello({"w1", "r", t0 + 1}), 200);  // a repeat: batched
+  intake.flush(250);
+  intake.flush(350);
+  CHECK(flushes == std::vector<int64_t>{250, 350});
+  CHECK(seen.size() == 1);
+}
+
+TEST_CASE_METHOD(intake_fixture, "a long allocs list in a reply is passed on as the worker's bytes") {
+  worker_reply reply;
+  reply.rid = 12;
+  for (int i = 0; i < 500; ++i) {
+    AllocInspect a;
+    a.id = "w1/a" + std::to_string(i);
+    a.pool = "w1";
+    a.resources = {{"cpu", 0.001}};
+    a.meta.want = a.resources;
+    reply.allocs.push_back(a);
+  }
+  intake.on_worker_message("w1", encode_worker_reply(reply), 100);
+  REQUIRE(replies.size() == 1);
+  const auto& passed = replies[0].second;
+  CHECK(passed.rid == 12);
+  CHECK(passed.allocs.empty());
+  CHECK(passed.allocs_entries.count == 500);
+  CHECK(passed.allocs_entries.bytes == encode_alloc_entries(reply.allocs).bytes);
 }

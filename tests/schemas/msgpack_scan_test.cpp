@@ -85,3 +85,39 @@ TEST_CASE("find_int_field locates ts_ms in real worker messages") {
   REQUIRE(in_hello);
   CHECK(in_hello->value == 1764300000456);
 }
+
+TEST_CASE("find_array_field spans an array's header and its elements, nested values skipped") {
+  std::vector<int> three{1, 2, 3};
+  auto bytes = map_with("list", three);
+  auto span = find_array_field(bytes, "list");
+  REQUIRE(span);
+  CHECK(span->count == 3);
+  CHECK(static_cast<uint8_t>(bytes[span->header_offset]) == 0x93);
+  CHECK(span->elements_offset == span->header_offset + 1);
+  CHECK(bytes.substr(span->elements_offset, span->elements_length) == std::string("\x01\x02\x03", 3));
+  // The first "a" entry of map_with is an array too, with a nested map.
+  auto first = find_array_field(bytes, "a");
+  REQUIRE(first);
+  CHECK(first->count == 2);
+  CHECK(first->elements_length == 1 + 1 + 2 + 2);  // 1, then {"x": "y"}
+  // An array16 header (more than 15 elements).
+  std::vector<int> many(20, 7);
+  auto wide = map_with("list", many);
+  auto wide_span = find_array_field(wide, "list");
+  REQUIRE(wide_span);
+  CHECK(wide_span->count == 20);
+  CHECK(wide_span->elements_offset == wide_span->header_offset + 3);
+  CHECK(wide_span->elements_length == 20);
+}
+
+TEST_CASE("find_array_field: missing key, not an array, not one map, truncated or hostile input") {
+  CHECK_FALSE(find_array_field(map_with("other", std::vector<int>{1}), "list"));
+  CHECK_FALSE(find_array_field(map_with("list", 5), "list"));
+  CHECK_FALSE(find_array_field(std::string("\x93\x01\x02\x03", 4), "list"));
+  CHECK_FALSE(find_array_field("", "list"));
+  auto bytes = map_with("list", std::vector<int>{1, 2, 3});
+  CHECK_FALSE(find_array_field(bytes + std::string("\x01", 1), "list"));
+  for (std::size_t cut = 0; cut < bytes.size(); ++cut) CHECK_FALSE(find_array_field(bytes.substr(0, cut), "list"));
+  // An array32 claiming 2^32-1 elements in 5 bytes is refused without reading them.
+  CHECK_FALSE(find_array_field(std::string("\x81\xa4list\xdd\xff\xff\xff\xff", 10), "list"));
+}

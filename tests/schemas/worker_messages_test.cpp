@@ -290,3 +290,89 @@ TEST_CASE("worker: alloc and pool events round-trip; unknown events are invalid"
   REQUIRE_FALSE(odd.ok());
   CHECK(odd.error().message == "event: unknown pool event \"exploded\"");
 }
+
+namespace {
+
+worker_reply allocs_reply(int count) {
+  worker_reply reply;
+  reply.rid = 77;
+  for (int i = 0; i < count; ++i) reply.allocs.push_back(sample_inspect("a" + std::to_string(i)));
+  return reply;
+}
+
+}  // namespace
+
+TEST_CASE("worker: relaying decode keeps a long allocs list as the worker's bytes, each entry checked") {
+  auto reply = allocs_reply(2000);
+  reply.interval_ms = 5;  // a field after the list still decodes
+  auto body = encode_worker_reply(reply);
+  auto decoded = decode_worker_message_relaying(body);
+  REQUIRE(decoded.ok());
+  const auto& relayed = std::get<worker_reply>(*decoded);
+  CHECK(relayed.rid == 77);
+  CHECK(relayed.ok);
+  CHECK(relayed.interval_ms == 5);
+  CHECK(relayed.allocs.empty());
+  REQUIRE(relayed.allocs_entries.count == 2000);
+  CHECK(relayed.allocs_entries.bytes == encode_alloc_entries(reply.allocs).bytes);  // the very bytes sent
+  auto back = decode_alloc_entries(relayed.allocs_entries);
+  REQUIRE(back.ok());
+  CHECK(*back == reply.allocs);
+  // Re-encoded, it is the same message.
+  CHECK(encode_worker_reply(relayed) == body);
+}
+
+TEST_CASE("worker: relaying decode of short, failed or hello messages is the plain decode") {
+  auto small = encode_worker_reply(allocs_reply(3));
+  auto decoded = decode_worker_message_relaying(small);
+  REQUIRE(decoded.ok());
+  CHECK(std::get<worker_reply>(*decoded).allocs.size() == 3);
+  CHECK(std::get<worker_reply>(*decoded).allocs_entries.count == 0);
+  worker_reply failed;
+  failed.rid = 3;
+  failed.ok = false;
+  failed.error = {error_kind::not_exist, "gone"};
+  auto failed_decoded = decode_worker_message_relaying(encode_worker_reply(failed));
+  REQUIRE(failed_decoded.ok());
+  CHECK(std::get<worker_reply>(*failed_decoded).error == failed.error);
+  auto hello = decode_worker_message_relaying(encode_worker_hello({"w1", "r", 5}));
+  REQUIRE(hello.ok());
+  CHECK(std::holds_alternative<worker_hello>(*hello));
+}
+
+TEST_CASE("worker: relaying decode refuses what the plain decode refuses, naming the bad entry") {
+  auto reply = allocs_reply(1000);
+  reply.allocs[700].id.clear();  // still a string: well-formed
+  auto good = decode_worker_message_relaying(encode_worker_reply(reply));
+  REQUIRE(good.ok());
+  // Entry 600 without its required created_ms: build the bytes by hand.
+  std::string entries;
+  for (int i = 0; i < 1000; ++i) {
+    if (i != 600) {
+      entries += encode_alloc_inspect(reply.allocs[i]);
+      continue;
+    }
+    msgpack::sbuffer buffer;
+    packer pk(&buffer);
+    pk.pack_map(2);
+    pack_string(pk, "id");
+    pack_string(pk, "w1/x");
+    pack_string(pk, "pool");
+    pack_string(pk, "w1");
+    entries.append(buffer.data(), buffer.size());
+  }
+  worker_reply carrier;
+  carrier.rid = 9;
+  carrier.allocs_entries = {1000, entries};
+  auto body = encode_worker_reply(carrier);
+  auto relayed = decode_worker_message_relaying(body);
+  REQUIRE_FALSE(relayed.ok());
+  CHECK(relayed.error().kind == error_kind::invalid);
+  CHECK(relayed.error().message.find("allocs[600]") != std::string::npos);
+  auto plain = decode_worker_message(body);
+  REQUIRE_FALSE(plain.ok());
+  CHECK(plain.error().kind == error_kind::invalid);
+  // Truncated anywhere in the list: invalid, never a crash.
+  for (std::size_t cut : {body.size() - 1, body.size() / 2, std::size_t{20000}})
+    CHECK_FALSE(decode_worker_message_relaying(std::string_view(body).substr(0, cut)).ok());
+}
