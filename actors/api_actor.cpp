@@ -37,6 +37,14 @@ void reply(api_pointer self, reply_route route, std::string body) {
 
 constexpr auto api_sweep_period = std::chrono::milliseconds(250);
 
+// The api's own deadline on a call to the mux: it only guards against a lost
+// reply, so it lies past every deadline inside (the mux's routing, the proxy's
+// request, a retried allocate: up to three worker deadlines) plus a second of
+// slack; `extra_ms` is time the call may take by design (exec_wait's wait).
+std::chrono::milliseconds outer_deadline(const api_actor_config& config, int64_t extra_ms = 0) {
+  return std::chrono::milliseconds(config.request_timeout_ms * 3 + 1000 + extra_ms);
+}
+
 void arm_sweep(api_pointer self) {
   if (self->state.sweeping || self->state.waiting.empty()) return;
   self->state.sweeping = true;
@@ -49,7 +57,7 @@ void ask_mux(api_pointer self, reply_route route, std::string id_raw, Encode enc
   // The mux's own deadlines (per pool) come first; this outer one only guards
   // against a lost reply, so the sweep's granularity is fine for it.
   auto& st = self->state;
-  auto deadline = std::chrono::milliseconds(st.config.request_timeout_ms * 3 + 1000);
+  auto deadline = outer_deadline(st.config);
   auto call = st.next_call++;
   st.waiting.emplace(call, api_state::waiting_call{self->clock().now() + deadline, [=](const caf::error& err) {
                                                      reply(self, route, encode_error_reply(id_raw, to_pool_error(err)));
@@ -73,7 +81,7 @@ void ask_mux_exec(api_pointer self, reply_route route, std::string id_raw, exec_
   // timeout_ms is at most max_exec_wait_ms once decoded; clamped again here,
   // so no value can overflow the deadline (CAF counts it in nanoseconds).
   auto wait_ms = call.op == exec_op::wait ? std::clamp<int64_t>(call.timeout_ms, 0, max_exec_wait_ms) : 0;
-  auto deadline = std::chrono::milliseconds(self->state.config.request_timeout_ms * 3 + 1000 + wait_ms);
+  auto deadline = outer_deadline(self->state.config, wait_ms);
   self->request(self->state.config.mux, deadline, exec_atom::value, std::move(call))
       .then([=](exec_answer& answer) mutable { reply(self, std::move(route), encode_exec_reply(id_raw, answer)); },
             [=](caf::error& err) mutable {
@@ -112,7 +120,7 @@ bool guard_ownership(api_pointer self, reply_route& route, api_request& req) {
     return false;
   }
   if (!owner_only(req.op)) return false;
-  auto deadline = std::chrono::milliseconds(self->state.config.request_timeout_ms * 3 + 1000);
+  auto deadline = outer_deadline(self->state.config);
   self->request(self->state.config.mux, deadline, inspect_atom::value, req.uri)
       .then(
           [=](AllocInspect& alloc) mutable {

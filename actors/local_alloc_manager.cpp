@@ -82,8 +82,7 @@ class local_alloc_manager final : public alloc_manager {
   // The alloc's directory; the local id must be a single plain path component
   // so no alloc id can reach outside <state_dir>/allocs.
   outcome<fs::path> dir_of(const AllocInspect& alloc) const {
-    auto slash = alloc.id.find('/');
-    std::string local = slash == std::string::npos ? alloc.id : alloc.id.substr(slash + 1);
+    auto local = local_id_of(alloc.id);
     if (local.empty() || local == "." || local == ".." || local.find('/') != std::string::npos ||
         local.find('\0') != std::string::npos)
       return make_pool_error(error_kind::internal, "alloc id \"" + alloc.id + "\" is not a plain directory name");

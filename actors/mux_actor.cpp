@@ -665,7 +665,7 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
           self->request(handles[i], self->state.config.request_timeout, pool_id_atom::value)
               .then(
                   [round, i, apply](std::string& id) mutable {
-                    if (id.empty() || id.find('/') != std::string::npos)
+                    if (!valid_pool_id(id))
                       spdlog::warn("mux: set_pools: pool id \"{}\" is not usable, leaving it out", id);
                     else
                       round->ids[i] = std::move(id);
@@ -693,7 +693,7 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
       },
       [=](add_pool_atom, const std::string& id, const pool_actor& handle, offer_announcement& latest) {
         auto& st = self->state;
-        if (id.empty() || id.find('/') != std::string::npos || !handle) {
+        if (!valid_pool_id(id) || !handle) {
           spdlog::warn("mux: add_pool: pool id \"{}\" is not usable, leaving it out", id);
           return;
         }

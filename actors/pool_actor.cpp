@@ -282,7 +282,7 @@ outcome<void> finish_retire(pool_self self, const AllocInspect& alloc, alloc_eve
 void retire(pool_self self, const AllocInspect& alloc, alloc_event_kind kind, int64_t now,
             std::function<void(outcome<void>)> then) {
   auto& st = self->state;
-  auto local = alloc.id.substr(alloc.id.find('/') + 1);
+  auto local = local_id_of(alloc.id);
   auto it = st.alloc_actors.find(local);
   if (it != st.alloc_actors.end()) {
     retire_actor(self, it->second);
@@ -347,7 +347,7 @@ void run_deferred_creates(pool_self self) {
 }
 
 local_alloc_actor spawn_alloc_actor(pool_self self, const AllocInspect& alloc) {
-  auto local = alloc.id.substr(alloc.id.find('/') + 1);
+  auto local = local_id_of(alloc.id);
   pool_actor me = caf::actor_cast<pool_actor_impl>(self);
   alloc_exec_context execs{self->state.config.execs, alloc.resources, caf::actor_cast<caf::actor>(self),
                            self->state.config.id};
@@ -408,7 +408,7 @@ void run_create(pool_self self, std::optional<std::string> offer_id, AllocMeta m
     bool running = false;
     for (const auto& gone : planned->collected) running = running || st.config.execs.processes->has_group(gone.id);
     if (running) {
-      for (const auto& gone : planned->collected) st.table->free(gone.id.substr(gone.id.find('/') + 1));
+      for (const auto& gone : planned->collected) st.table->free(local_id_of(gone.id));
       retire_all(self, planned->collected, alloc_event_kind::collected, now,
                  [self](std::vector<journal_change> erased, std::optional<pool_error>) {
                    journal_erased(self, std::move(erased));
@@ -683,7 +683,7 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
 
 worker_pool_actor spawn_pool_actor(caf::actor_system& sys, pool_actor_config config) {
   if (!config.manager) throw std::invalid_argument("pool actor " + config.id + " needs an alloc manager");
-  if (config.id.empty() || config.id.find('/') != std::string::npos)
+  if (!valid_pool_id(config.id))
     throw std::invalid_argument("pool id \"" + config.id + "\" must be non-empty and without '/'");
   return sys.spawn(pool_actor_behavior, std::move(config));
 }

@@ -1,6 +1,7 @@
 #include "policy/resource_pool.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <cstdio>
 #include <random>
 
@@ -43,6 +44,9 @@ void resource_pool::insert_lease(const std::string& local, lease entry) {
   if (inspect.expires_ms <= expired_through_ms_) expired_ = expired_.add(inspect.resources);
   if (entry.reported_expiry_ms != inspect.expires_ms) unreported_.emplace(inspect.expires_ms, local);
   allocs_[local] = std::move(entry);
+  // The invariant of the whole package: live and expired allocs together
+  // never hold more than the pool has (expired ones are collected first).
+  assert(total_.available(used_) && "a pool's allocs exceed its total");
 }
 
 void resource_pool::erase_lease(std::map<std::string, lease>::iterator it) {
@@ -102,8 +106,7 @@ std::vector<AllocInspect> resource_pool::init(Resources total, std::vector<Alloc
   std::vector<AllocInspect> dropped;
   Resources used;
   for (auto& alloc : restored) {
-    auto slash = alloc.id.find('/');
-    std::string local = slash == std::string::npos ? alloc.id : alloc.id.substr(slash + 1);
+    auto local = local_id_of(alloc.id);
     auto after = used.add(alloc.resources);
     if (local.empty() || allocs_.count(local) != 0 || !total_.available(after)) {
       dropped.push_back(std::move(alloc));

@@ -14,6 +14,13 @@ outcome<PoolUri> parse_pool_uri(const std::string& uri) {
   return out;
 }
 
+std::string local_id_of(const std::string& id) {
+  auto slash = id.find('/');
+  return slash == std::string::npos ? id : id.substr(slash + 1);
+}
+
+bool valid_pool_id(const std::string& id) { return !id.empty() && id.find('/') == std::string::npos; }
+
 std::string make_pool_uri(const std::string& pool, const std::string& local) {
   return pool + "/" + local;
 }

@@ -91,6 +91,11 @@ struct PoolUri {
   std::string local;
 };
 outcome<PoolUri> parse_pool_uri(const std::string& uri);
+// The local part of "<pool>/<local>" (split at the first '/'), or `id` itself
+// when it has no pool part: for ids the program made, not for client input.
+std::string local_id_of(const std::string& id);
+// A pool id is non-empty and has no '/' (protocol.md "URIs").
+bool valid_pool_id(const std::string& id);
 std::string make_pool_uri(const std::string& pool, const std::string& local);
 
 // The alloc's stable id for a task database: "sha256:<hex>" of its full URI.

@@ -114,7 +114,7 @@ worker_reply read_reply(const map_view& view) {
 worker_hello read_hello(const map_view& view) {
   worker_hello hello;
   hello.pool = view.require_string("pool");
-  if (hello.pool.empty() || hello.pool.find('/') != std::string::npos)
+  if (!valid_pool_id(hello.pool))
     codec::fail("pool", "a pool id is non-empty and has no '/'");
   hello.run = view.optional_string("run").value_or("");
   hello.ts_ms = view.optional_int("ts_ms").value_or(0);

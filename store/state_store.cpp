@@ -88,11 +88,6 @@ outcome<void> fsync_path(const fs::path& path, int flags) {
   return {};
 }
 
-std::string local_id_of(const std::string& id) {
-  auto slash = id.find('/');
-  return slash == std::string::npos ? id : id.substr(slash + 1);
-}
-
 const char* const schema_sql = R"sql(
 PRAGMA journal_mode = WAL;
 BEGIN;

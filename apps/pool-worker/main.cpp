@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
   exec_flags execs;
   add_exec_flags(app, execs);
   if (int rc = parse_flags(app, argc, argv); rc >= 0) return rc;
-  if (id.empty() || id.find('/') != std::string::npos) {
+  if (!valid_pool_id(id)) {
     std::cerr << "pool-worker: --id must be non-empty and contain no '/'\n";
     return 2;
   }
