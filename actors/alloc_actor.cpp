@@ -165,21 +165,6 @@ local_alloc_actor::behavior_type alloc_actor_behavior(local_alloc_actor::statefu
     restore_execs(self);
   }
   return {
-      [=](keepalive_atom, int64_t interval_ms) -> caf::result<int64_t> {
-        auto& st = self->state;
-        if (!st.pool) return gone_error(st);
-        return self->delegate(st.pool, keepalive_atom::value, st.local_id, interval_ms);
-      },
-      [=](inspect_atom) -> caf::result<AllocInspect> {
-        auto& st = self->state;
-        if (!st.pool) return gone_error(st);
-        return self->delegate(st.pool, inspect_atom::value, st.local_id);
-      },
-      [=](free_atom) -> caf::result<caf::ok_atom> {
-        auto& st = self->state;
-        if (!st.pool) return gone_error(st);
-        return self->delegate(st.pool, free_atom::value, st.local_id);
-      },
       [=](kill_atom) {
         // Drop the pool handle: nothing is forwarded any more, and no reference
         // cycle keeps either actor alive. The actor ends when its last handle

@@ -1,6 +1,7 @@
-// alloc actor: one per alloc on a worker, reflow's Alloc. Keepalive, inspect
-// and free go to its pool (delegated, so the pool answers the caller directly):
-// the pool owns the lease table, which keeps collection and keepalive atomic.
+// alloc actor: one per alloc on a worker that runs execs, spawned by its pool
+// on the alloc's first exec op (or at restore when execs run). Keepalive,
+// inspect and free are the pool's ops (it owns the lease table, which keeps
+// collection and keepalive atomic); the alloc actor serves the alloc's execs.
 // Invariant: once its pool tells it the alloc is gone (freed or collected) it
 // stops serving and answers not_exist to everything, and its execs stop too.
 //
@@ -27,9 +28,9 @@
 
 namespace poolbus {
 
-// The pool's own handle on an alloc actor: alloc_actor plus the pool's
-// "your alloc is gone" notice.
-using local_alloc_actor = alloc_actor::extend<
+// The pool's own handle on an alloc actor: the alloc's exec ops, and the
+// pool's "your alloc is gone" notice.
+using local_alloc_actor = caf::typed_actor<
     caf::reacts_to<kill_atom>,
     exec_message,                                        // every exec op of this alloc
     caf::reacts_to<exec_update_atom, ExecInspect>,       // from its exec actors

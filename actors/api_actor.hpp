@@ -9,6 +9,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/mux_actor.hpp"
+#include "policy/liveness.hpp"
 #include "schemas/api_messages.hpp"
 #include "schemas/frames.hpp"
 
@@ -17,7 +18,7 @@ namespace poolbus {
 struct api_actor_config {
   mux_actor mux;
   frame_sink_ptr sink;              // replies go out on channel::api
-  int64_t request_timeout_ms = 5000;  // the broker's deadline for a worker's answer
+  int64_t request_timeout_ms = liveness::default_request_timeout_ms;  // the broker's deadline for a worker's answer
 };
 
 // Accepts (api_atom, reply_route, api_request).

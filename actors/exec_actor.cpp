@@ -34,11 +34,13 @@ void emit(exec_self self, exec_event_kind kind) {
 }
 
 void answer_waiters(exec_self self) {
+  self->state.wait_deadlines = {};
   auto waiters = std::exchange(self->state.waiters, {});
   for (auto& [_, promise] : waiters) promise.deliver(exec_answer::of(self->state.life->inspect()));
 }
 
 void fail_waiters(exec_self self, const pool_error& error) {
+  self->state.wait_deadlines = {};
   auto waiters = std::exchange(self->state.waiters, {});
   for (auto& [_, promise] : waiters) promise.deliver(make_error(error));
 }
@@ -148,6 +150,124 @@ exec_answer read_log(exec_self self, const exec_call& call) {
   return exec_answer::chunk(std::move(chunk->data), next, st.life->done() && chunk->at_end);
 }
 
+// Restored from a record as running: the worker restarted under it.
+// Whatever is left of its process group (same pid, same start time) is killed.
+void lose_restored(exec_self self) {
+  auto& st = self->state;
+  if (process_supervisor::kill_stale_group(static_cast<int>(st.config.record.pid), st.config.record.start_time))
+    spdlog::warn("exec {}: killed the process group {} left from before the restart", exec_id(self),
+                 st.config.record.pid);
+  st.life->lose(now_ms(self));
+  st.config.record.pid = 0;
+  persist_and_report(self);
+  emit(self, exec_event_kind::lost);
+}
+
+// exec_wait: answered now when done, else when it completes or its timeout passes.
+caf::result<exec_answer> wait(exec_self self, int64_t timeout_ms) {
+  auto& st = self->state;
+  if (st.life->done()) return exec_answer::of(st.life->inspect());
+  auto promise = self->make_response_promise<exec_answer>();
+  auto waiter = st.next_waiter++;
+  st.waiters.emplace(waiter, promise);
+  st.wait_deadlines.add(waiter, deadline_after(now_ms(self), timeout_ms));
+  self->delayed_send(self, std::chrono::milliseconds(timeout_ms), exec_timeout_atom::value);
+  return promise;
+}
+
+void on_wait_timeout(exec_self self) {
+  auto& st = self->state;
+  for (auto waiter : st.wait_deadlines.expire(now_ms(self))) {
+    auto promise = st.waiters.at(waiter);
+    st.waiters.erase(waiter);
+    promise.deliver(make_error(error_kind::timeout,
+                               "exec " + exec_id(self) + " is still " + std::string(to_string(st.life->state()))));
+  }
+}
+
+// exec_remove: a running exec is terminated first, one collecting its
+// outputs is removed once they are in; the answer comes when it is gone.
+caf::result<exec_answer> remove(exec_self self) {
+  auto& st = self->state;
+  auto promise = self->make_response_promise<exec_answer>();
+  st.removal = promise;
+  if (st.collecting) return promise;
+  if (st.life->state() != exec_state::running) {
+    finish_removal(self);
+    return promise;
+  }
+  st.config.runtime.processes->terminate(static_cast<int>(st.config.record.pid), st.config.runtime.kill_grace_ms);
+  return promise;
+}
+
+caf::result<exec_answer> on_call(exec_self self, const exec_call& call) {
+  auto& st = self->state;
+  if (st.gone || st.removal) return make_error(error_kind::not_exist, "exec " + exec_id(self) + " was removed");
+  switch (call.op) {
+    case exec_op::put:
+    case exec_op::inspect: return exec_answer::of(st.life->inspect());
+    case exec_op::wait: return wait(self, call.timeout_ms);
+    case exec_op::logs: return read_log(self, call);
+    case exec_op::remove: return remove(self);
+    default: return make_error(error_kind::internal, "exec actor cannot answer " + std::string(to_string(call.op)));
+  }
+}
+
+exec_termination termination_of(const process_exit& exit) {
+  exec_termination how;
+  how.exited = exit.exited;
+  how.exit_code = exit.exit_code;
+  how.signal = exit.signal;
+  how.oom = exit.oom;
+  how.disk = exit.disk;
+  how.killed = exit.killed;
+  how.profile = ExecProfile{exit.max_rss_bytes, exit.cpu_user_ms, exit.cpu_sys_ms};
+  return how;
+}
+
+void on_exit(exec_self self, const process_exit& exit) {
+  auto& st = self->state;
+  if (st.gone || st.life->state() != exec_state::running || st.collecting) return;
+  st.config.record.pid = 0;
+  if (!exit.error.empty()) {  // the sandbox could not start the command
+    spdlog::info("exec {} of {}: cannot start: {}", exec_id(self), st.config.record.inspect.alloc, exit.error);
+    st.life->fail(exit.error, now_ms(self));
+    complete(self);
+    return;
+  }
+  auto how = termination_of(exit);
+  st.exited_ms = now_ms(self);
+  bool succeeded = how.exited && how.exit_code == 0 && !how.oom && !how.disk && !how.killed;
+  if (succeeded && !st.config.record.config.outputs.empty()) {
+    collect_outputs(self, how);  // stays running until its outputs are in
+    return;
+  }
+  st.life->finish(how, st.exited_ms);
+  complete(self);
+}
+
+void on_outputs(exec_self self, exec_outputs& outputs) {
+  auto& st = self->state;
+  if (st.gone || !st.collecting) return;
+  st.life->finish(*st.collecting, st.exited_ms);
+  st.collecting.reset();
+  if (outputs.error.empty()) st.life->set_result(std::move(outputs.files));
+  else st.life->set_output_error(outputs.error);
+  complete(self);
+}
+
+// The alloc is gone: waiters and a pending removal are answered, and the actor ends.
+void on_alloc_gone(exec_self self) {
+  auto& st = self->state;
+  st.gone = true;
+  *st.cancel_collection = true;
+  fail_waiters(self, make_pool_error(error_kind::not_exist,
+                                     "alloc " + st.config.record.inspect.alloc + " was freed or collected"));
+  if (st.removal) st.removal->deliver(exec_answer{});
+  st.removal.reset();
+  self->quit();
+}
+
 }  // namespace
 
 exec_actor::behavior_type exec_actor_behavior(exec_actor::stateful_pointer<exec_actor_state> self,
@@ -155,113 +275,14 @@ exec_actor::behavior_type exec_actor_behavior(exec_actor::stateful_pointer<exec_
   auto& st = self->state;
   st.config = std::move(config);
   st.life.emplace(st.config.record.inspect);
-  if (st.life->state() == exec_state::running) {
-    // Restored from a record: the worker restarted under it. Whatever is left
-    // of its process group (same pid, same start time) is killed.
-    if (process_supervisor::kill_stale_group(static_cast<int>(st.config.record.pid), st.config.record.start_time))
-      spdlog::warn("exec {}: killed the process group {} left from before the restart", exec_id(self),
-                   st.config.record.pid);
-    st.life->lose(now_ms(self));
-    st.config.record.pid = 0;
-    persist_and_report(self);
-    emit(self, exec_event_kind::lost);
-  }
+  if (st.life->state() == exec_state::running) lose_restored(self);
   return {
-      [=](exec_atom, const exec_call& call) -> caf::result<exec_answer> {
-        auto& st = self->state;
-        if (st.gone || st.removal)
-          return make_error(error_kind::not_exist, "exec " + exec_id(self) + " was removed");
-        switch (call.op) {
-          case exec_op::put:
-          case exec_op::inspect:
-            return exec_answer::of(st.life->inspect());
-          case exec_op::wait: {
-            if (st.life->done()) return exec_answer::of(st.life->inspect());
-            auto promise = self->make_response_promise<exec_answer>();
-            auto waiter = st.next_waiter++;
-            st.waiters.emplace(waiter, promise);
-            self->delayed_send(self, std::chrono::milliseconds(call.timeout_ms), exec_timeout_atom::value, waiter);
-            return promise;
-          }
-          case exec_op::logs:
-            return read_log(self, call);
-          case exec_op::remove: {
-            if (st.collecting) {  // its process is gone: removed once its outputs are in
-              auto promise = self->make_response_promise<exec_answer>();
-              st.removal = promise;
-              return promise;
-            }
-            if (st.life->state() != exec_state::running) {
-              auto promise = self->make_response_promise<exec_answer>();
-              st.removal = promise;
-              finish_removal(self);
-              return promise;
-            }
-            auto promise = self->make_response_promise<exec_answer>();
-            st.removal = promise;
-            st.config.runtime.processes->terminate(static_cast<int>(st.config.record.pid),
-                                                   st.config.runtime.kill_grace_ms);
-            return promise;
-          }
-          default:
-            return make_error(error_kind::internal, "exec actor cannot answer " + std::string(to_string(call.op)));
-        }
-      },
+      [=](exec_atom, const exec_call& call) { return on_call(self, call); },
       [=](exec_start_atom) { start(self); },
-      [=](exec_exit_atom, const process_exit& exit) {
-        auto& st = self->state;
-        if (st.gone || st.life->state() != exec_state::running || st.collecting) return;
-        st.config.record.pid = 0;
-        if (!exit.error.empty()) {  // the sandbox could not start the command
-          spdlog::info("exec {} of {}: cannot start: {}", exec_id(self), st.config.record.inspect.alloc, exit.error);
-          st.life->fail(exit.error, now_ms(self));
-          complete(self);
-          return;
-        }
-        exec_termination how;
-        how.exited = exit.exited;
-        how.exit_code = exit.exit_code;
-        how.signal = exit.signal;
-        how.oom = exit.oom;
-        how.disk = exit.disk;
-        how.killed = exit.killed;
-        how.profile = ExecProfile{exit.max_rss_bytes, exit.cpu_user_ms, exit.cpu_sys_ms};
-        st.exited_ms = now_ms(self);
-        bool succeeded = how.exited && how.exit_code == 0 && !how.oom && !how.disk && !how.killed;
-        if (succeeded && !st.config.record.config.outputs.empty()) {
-          collect_outputs(self, how);  // stays running until its outputs are in
-          return;
-        }
-        st.life->finish(how, st.exited_ms);
-        complete(self);
-      },
-      [=](exec_outputs_atom, exec_outputs& outputs) {
-        auto& st = self->state;
-        if (st.gone || !st.collecting) return;
-        st.life->finish(*st.collecting, st.exited_ms);
-        st.collecting.reset();
-        if (outputs.error.empty()) st.life->set_result(std::move(outputs.files));
-        else st.life->set_output_error(outputs.error);
-        complete(self);
-      },
-      [=](exec_timeout_atom, uint64_t waiter) {
-        auto it = self->state.waiters.find(waiter);
-        if (it == self->state.waiters.end()) return;  // answered already
-        auto promise = it->second;
-        self->state.waiters.erase(it);
-        promise.deliver(make_error(error_kind::timeout, "exec " + exec_id(self) + " is still " +
-                                                            std::string(to_string(self->state.life->state()))));
-      },
-      [=](exec_sigkill_atom) {
-        auto& st = self->state;
-        st.gone = true;
-        *st.cancel_collection = true;
-        fail_waiters(self, make_pool_error(error_kind::not_exist,
-                                           "alloc " + st.config.record.inspect.alloc + " was freed or collected"));
-        if (st.removal) st.removal->deliver(exec_answer{});
-        st.removal.reset();
-        self->quit();
-      },
+      [=](exec_exit_atom, const process_exit& exit) { on_exit(self, exit); },
+      [=](exec_outputs_atom, exec_outputs& outputs) { on_outputs(self, outputs); },
+      [=](exec_timeout_atom) { on_wait_timeout(self); },
+      [=](exec_sigkill_atom) { on_alloc_gone(self); },
   };
 }
 

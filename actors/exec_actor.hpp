@@ -23,6 +23,7 @@
 #include "actors/exec_api.hpp"
 #include "exec/process_supervisor.hpp"
 #include "actors/wall_clock.hpp"
+#include "policy/deadline_table.hpp"
 #include "policy/exec_lifecycle.hpp"
 #include "store/alloc_users.hpp"
 #include "store/content_repository.hpp"
@@ -45,7 +46,7 @@ struct exec_outputs {
 using exec_actor = exec_handler::extend<
     caf::reacts_to<exec_start_atom>,                 // admitted: start the process
     caf::reacts_to<exec_exit_atom, process_exit>,    // from the supervisor's callback
-    caf::reacts_to<exec_timeout_atom, uint64_t>,     // a waiter's deadline
+    caf::reacts_to<exec_timeout_atom>,               // a waiter's deadline may have passed
     caf::reacts_to<exec_sigkill_atom>,               // the alloc is gone: answer waiters, quit
     caf::reacts_to<exec_outputs_atom, exec_outputs>>;  // from its output collector
 
@@ -67,6 +68,7 @@ struct exec_actor_state {
   std::optional<exec_lifecycle> life;
   uint64_t next_waiter = 1;
   std::map<uint64_t, caf::typed_response_promise<exec_answer>> waiters;  // exec_wait long-polls
+  deadline_table wait_deadlines;  // of the waiters: each one's timeout_ms
   std::optional<caf::typed_response_promise<exec_answer>> removal;       // exec_remove of a running exec
   bool gone = false;  // removed, or its alloc is gone
   std::optional<exec_termination> collecting;  // exited well; its outputs are being hashed

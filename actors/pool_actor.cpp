@@ -77,7 +77,23 @@ struct pool_state {
 
 using pool_self = pool_actor_impl::stateful_pointer<pool_state>;
 
+// What retire_allocs hands on once every alloc of the call is retired: their
+// journal erasures and the first alloc manager failure.
+using retired_handler = std::function<void(std::vector<journal_change>, std::optional<pool_error>)>;
+
 int64_t now_ms(pool_self self) { return self->state.config.clock.now_ms(self->clock()); }
+
+// An id from a request: a local id, or a URI whose pool part is this pool.
+outcome<std::string> resolve(pool_self self, const std::string& id) {
+  if (id.find('/') == std::string::npos) return id;
+  auto uri = parse_pool_uri(id);
+  if (!uri) return uri.error();
+  if (uri->pool != self->state.config.id)
+    return make_pool_error(error_kind::not_exist, "\"" + id + "\" does not belong to pool " + self->state.config.id);
+  return uri->local;
+}
+
+// ---------------------------------------------------------------- offer
 
 // What retiring allocs still hold.
 Resources retiring_resources(pool_self self) {
@@ -127,12 +143,12 @@ offer_announcement make_announcement(pool_self self, int64_t now) {
   return out;
 }
 
-// Announces the offer when it changed since the last announcement (or always,
-// when forced), with the next seq.
-void publish(pool_self self, int64_t now, bool force = false) {
+// Announces the offer, with the next seq, when it changed since the last
+// announcement: subscribers count on one seq per change.
+void publish_offer_change(pool_self self, int64_t now) {
   auto& st = self->state;
   auto view = current_view(self, now);
-  if (!force && view == st.announced) return;
+  if (view == st.announced) return;
   st.announced = std::move(view);
   ++st.seq;
   auto announcement = make_announcement(self, now);
@@ -142,7 +158,7 @@ void publish(pool_self self, int64_t now, bool force = false) {
   for (const auto& sub : st.subscribers) caf::anon_send(sub, changed_atom::value, announcement);
 }
 
-void emit(pool_self self, alloc_event_kind kind, const AllocInspect& alloc, int64_t now) {
+void emit_alloc_event(pool_self self, alloc_event_kind kind, const AllocInspect& alloc, int64_t now) {
   auto& st = self->state;
   if (spdlog::should_log(spdlog::level::info))
     spdlog::info("pool {}: alloc {} {} ({})", st.config.id, alloc.id, to_string(kind), alloc.resources.to_string());
@@ -150,11 +166,13 @@ void emit(pool_self self, alloc_event_kind kind, const AllocInspect& alloc, int6
   for (const auto& sub : st.subscribers) caf::anon_send(sub, alloc_event_atom::value, event);
 }
 
+// ---------------------------------------------------------------- expiry timer
+
 // Arms the timer for the next expiry, unless the live one fires no later:
 // firing early costs one tick that finds nothing and re-arms, while arming
 // costs a wake-up of CAF's clock thread, which per accept, free or keepalive
 // (each moves the next expiry) would be a thread switch per call.
-void rearm(pool_self self, int64_t now) {
+void rearm_expiry_timer(pool_self self, int64_t now) {
   auto& st = self->state;
   auto next = st.table->next_expiry(now);
   if (!next) return;  // nothing left to expire: a live timer fires once for nothing
@@ -168,19 +186,23 @@ void rearm(pool_self self, int64_t now) {
 // and the offer they return. Every handler starts here, so events keep their
 // order even when a request beats the timer.
 void catch_up(pool_self self, int64_t now) {
-  for (const auto& alloc : self->state.table->newly_expired(now)) emit(self, alloc_event_kind::expired, alloc, now);
-  publish(self, now);
+  for (const auto& alloc : self->state.table->newly_expired(now))
+    emit_alloc_event(self, alloc_event_kind::expired, alloc, now);
+  publish_offer_change(self, now);
 }
 
-// After a change: announce it and re-aim the timer.
-void settle(pool_self self, int64_t now, bool force = false) {
-  publish(self, now, force);
-  rearm(self, now);
+// After a change of the table: announce the offer it changed and aim the
+// timer at the expiry it may have moved.
+void publish_and_rearm(pool_self self, int64_t now) {
+  publish_offer_change(self, now);
+  rearm_expiry_timer(self, now);
 }
+
+// ---------------------------------------------------------------- journal
 
 // After a journal failure the table may hold changes that are not on disk, so
 // the pool stops rather than acknowledge anything more.
-void journal_failed(pool_self self, const pool_error& failure) {
+void stop_on_journal_failure(pool_self self, const pool_error& failure) {
   auto& st = self->state;
   spdlog::critical("pool {}: state store {} failed: {}; stopping the pool", st.config.id,
                    st.config.journal->describe(), failure.to_string());
@@ -234,10 +256,15 @@ caf::result<Ts...> when_durable(pool_self self, std::vector<journal_change> chan
   return promise;
 }
 
+// Erasures nobody waits for (collected allocs): journaled with the burst.
+void journal_unawaited(pool_self self, std::vector<journal_change> erased) {
+  after_commit(self, std::move(erased), [](const caf::error*) {});
+}
+
 // Brings the allocs of the journal back (a restart): leases unchanged, so an
 // expired alloc stays expired and collectable. Allocs that no longer fit the
 // total are destroyed and erased.
-outcome<void> restore(pool_self self) {
+outcome<void> restore_from_journal(pool_self self) {
   auto& st = self->state;
   auto stored = st.config.journal->load();
   if (!stored) return stored.error();
@@ -256,95 +283,7 @@ outcome<void> restore(pool_self self) {
   return {};
 }
 
-// Tells an alloc actor its alloc is gone and unlinks it: a retired alloc actor
-// lives on only while someone holds its handle, and its end (exit reason
-// `unreachable` once unreferenced) must not take the pool down.
-void retire_actor(pool_self self, const local_alloc_actor& actor) {
-  self->send(actor, kill_atom::value);
-  self->unlink_from(actor);
-}
-
-// The end of retiring an alloc, once its execs' processes are gone: destroy
-// its backing and tell subscribers. Returns the manager's verdict.
-outcome<void> finish_retire(pool_self self, const AllocInspect& alloc, alloc_event_kind kind, int64_t now) {
-  auto& st = self->state;
-  auto killed = st.config.manager->kill(alloc);
-  if (!killed) spdlog::error("pool {}: alloc manager kill {}: {}", st.config.id, alloc.id, killed.error().to_string());
-  emit(self, kind, alloc, now);
-  return killed;
-}
-
-// An alloc left the table (freed, collected, or stopped). Its actor is retired
-// at once (no exec reaches it any more) and its execs' processes are killed
-// without blocking: once they are gone (at once when there are none) the
-// alloc's backing is destroyed, subscribers are told, and `then` gets the
-// manager's verdict. Until then the alloc is retiring and holds its resources.
-void retire(pool_self self, const AllocInspect& alloc, alloc_event_kind kind, int64_t now,
-            std::function<void(outcome<void>)> then) {
-  auto& st = self->state;
-  auto local = local_id_of(alloc.id);
-  auto it = st.alloc_actors.find(local);
-  if (it != st.alloc_actors.end()) {
-    retire_actor(self, it->second);
-    st.alloc_actors.erase(it);
-  }
-  bool pending = false;
-  if (st.config.execs.processes) {
-    auto pool = caf::actor_cast<caf::actor>(self);
-    pending = st.config.execs.processes->terminate_group(alloc.id, st.config.execs.kill_grace_ms,
-                                                         [pool, id = alloc.id] {
-                                                           caf::anon_send(pool, execs_gone_atom::value, id);
-                                                         });
-  }
-  if (!pending) {
-    then(finish_retire(self, alloc, kind, now));
-    return;
-  }
-  spdlog::info("pool {}: alloc {} {}; waiting for its execs' processes to die", st.config.id, alloc.id,
-               to_string(kind));
-  st.retiring[alloc.id] = retiring_alloc{alloc, kind, std::move(then)};
-}
-
-// retire for each of `allocs`; `done` runs once all are retired, with their
-// journal erasures and the first alloc manager failure.
-void retire_all(pool_self self, const std::vector<AllocInspect>& allocs, alloc_event_kind kind, int64_t now,
-                std::function<void(std::vector<journal_change>, std::optional<pool_error>)> done) {
-  struct joined {
-    size_t left = 0;
-    std::vector<journal_change> erased;
-    std::optional<pool_error> failure;
-    std::function<void(std::vector<journal_change>, std::optional<pool_error>)> done;
-  };
-  auto join = std::make_shared<joined>();
-  join->left = allocs.size();
-  join->done = std::move(done);
-  for (const auto& alloc : allocs) join->erased.push_back(journal_change::erase(alloc));
-  if (allocs.empty()) {
-    join->done(std::move(join->erased), std::nullopt);
-    return;
-  }
-  for (const auto& alloc : allocs)
-    retire(self, alloc, kind, now, [join](outcome<void> killed) {
-      if (!killed && !join->failure) join->failure = killed.error();
-      if (--join->left == 0) join->done(std::move(join->erased), std::move(join->failure));
-    });
-}
-
-// Erasures nobody waits for (collected allocs): journaled with the burst.
-void journal_erased(pool_self self, std::vector<journal_change> erased) {
-  after_commit(self, std::move(erased), [](const caf::error*) {});
-}
-
-// Runs the creates that waited for retiring allocs, in order, while none is
-// retiring (a create that collects allocs with running execs makes one).
-void run_deferred_creates(pool_self self) {
-  auto& st = self->state;
-  while (st.retiring.empty() && !st.deferred_creates.empty()) {
-    auto next = std::move(st.deferred_creates.front());
-    st.deferred_creates.pop_front();
-    next();
-  }
-}
+// ---------------------------------------------------------------- alloc actors
 
 local_alloc_actor spawn_alloc_actor(pool_self self, const AllocInspect& alloc) {
   auto local = local_id_of(alloc.id);
@@ -356,10 +295,10 @@ local_alloc_actor spawn_alloc_actor(pool_self self, const AllocInspect& alloc) {
   return actor;
 }
 
-// The actor of alloc `local` (in the table), spawned on first need: most
-// allocs never get an alloc handle or an exec, and an accept then costs no
-// spawn, link and unlink (CAF 0.17 unlinks by scanning the pool's links:
-// O(live allocs)). Null when the alloc is not in the table.
+// The actor of alloc `local` (in the table), spawned on its first exec op:
+// most allocs never run one, and an accept then costs no spawn, link and
+// unlink (CAF 0.17 unlinks by scanning the pool's links: O(live allocs)).
+// Null when the alloc is not in the table.
 local_alloc_actor alloc_actor_of(pool_self self, const std::string& local) {
   auto& st = self->state;
   if (auto it = st.alloc_actors.find(local); it != st.alloc_actors.end()) return it->second;
@@ -376,24 +315,138 @@ void spawn_restored_alloc_actors(pool_self self) {
   for (const auto& alloc : self->state.table->allocs()) spawn_alloc_actor(self, alloc);
 }
 
-// An id from a request: a local id, or a URI whose pool part is this pool.
-outcome<std::string> resolve(pool_self self, const std::string& id) {
-  if (id.find('/') == std::string::npos) return id;
-  auto uri = parse_pool_uri(id);
-  if (!uri) return uri.error();
-  if (uri->pool != self->state.config.id)
-    return make_pool_error(error_kind::not_exist, "\"" + id + "\" does not belong to pool " + self->state.config.id);
-  return uri->local;
+// Tells an alloc actor its alloc is gone and unlinks it: a stopped alloc actor
+// lives on only while someone holds its handle, and its end (exit reason
+// `unreachable` once unreferenced) must not take the pool down.
+void stop_alloc_actor(pool_self self, const local_alloc_actor& actor) {
+  self->send(actor, kill_atom::value);
+  self->unlink_from(actor);
 }
 
-// reflow New / offer.Accept: plan, build the backing, then commit, so a manager
-// failure leaves the table untouched. The reply goes through `promise`.
-void run_create(pool_self self, std::optional<std::string> offer_id, AllocMeta meta,
+// ---------------------------------------------------------------- retiring
+
+// The last step of retiring an alloc, once its execs' processes are gone:
+// destroy its backing and tell subscribers. Returns the manager's verdict.
+outcome<void> destroy_retired(pool_self self, const AllocInspect& alloc, alloc_event_kind kind, int64_t now) {
+  auto& st = self->state;
+  auto killed = st.config.manager->kill(alloc);
+  if (!killed) spdlog::error("pool {}: alloc manager kill {}: {}", st.config.id, alloc.id, killed.error().to_string());
+  emit_alloc_event(self, kind, alloc, now);
+  return killed;
+}
+
+// An alloc left the table (freed, collected, or stopped). Its actor is stopped
+// at once (no exec reaches it any more) and its execs' processes are killed
+// without blocking: once they are gone (at once when there are none) the
+// alloc's backing is destroyed, subscribers are told, and `then` gets the
+// manager's verdict. Until then the alloc is retiring and holds its resources.
+void retire_alloc(pool_self self, const AllocInspect& alloc, alloc_event_kind kind, int64_t now,
+                  std::function<void(outcome<void>)> then) {
+  auto& st = self->state;
+  auto it = st.alloc_actors.find(local_id_of(alloc.id));
+  if (it != st.alloc_actors.end()) {
+    stop_alloc_actor(self, it->second);
+    st.alloc_actors.erase(it);
+  }
+  bool pending = false;
+  if (st.config.execs.processes) {
+    auto pool = caf::actor_cast<caf::actor>(self);
+    pending = st.config.execs.processes->terminate_group(alloc.id, st.config.execs.kill_grace_ms,
+                                                         [pool, id = alloc.id] {
+                                                           caf::anon_send(pool, execs_gone_atom::value, id);
+                                                         });
+  }
+  if (!pending) {
+    then(destroy_retired(self, alloc, kind, now));
+    return;
+  }
+  spdlog::info("pool {}: alloc {} {}; waiting for its execs' processes to die", st.config.id, alloc.id,
+               to_string(kind));
+  st.retiring[alloc.id] = retiring_alloc{alloc, kind, std::move(then)};
+}
+
+// retire_alloc for each of `allocs`; `done` runs once all are retired.
+void retire_allocs(pool_self self, const std::vector<AllocInspect>& allocs, alloc_event_kind kind, int64_t now,
+                   retired_handler done) {
+  struct joined {
+    size_t left = 0;
+    std::vector<journal_change> erased;
+    std::optional<pool_error> failure;
+    retired_handler done;
+  };
+  auto join = std::make_shared<joined>();
+  join->left = allocs.size();
+  join->done = std::move(done);
+  for (const auto& alloc : allocs) join->erased.push_back(journal_change::erase(alloc));
+  if (allocs.empty()) {
+    join->done(std::move(join->erased), std::nullopt);
+    return;
+  }
+  for (const auto& alloc : allocs)
+    retire_alloc(self, alloc, kind, now, [join](outcome<void> killed) {
+      if (!killed && !join->failure) join->failure = killed.error();
+      if (--join->left == 0) join->done(std::move(join->erased), std::move(join->failure));
+    });
+}
+
+// Collected allocs: nobody waits for their retirement, only the journal hears of it.
+void retire_collected(pool_self self, const std::vector<AllocInspect>& collected, int64_t now) {
+  retire_allocs(self, collected, alloc_event_kind::collected, now,
+                [self](std::vector<journal_change> erased, std::optional<pool_error>) {
+                  journal_unawaited(self, std::move(erased));
+                });
+}
+
+// Runs the creates that waited for retiring allocs, in order, while none is
+// retiring (a create that collects allocs with running execs makes one).
+void run_deferred_creates(pool_self self) {
+  auto& st = self->state;
+  while (st.retiring.empty() && !st.deferred_creates.empty()) {
+    auto next = std::move(st.deferred_creates.front());
+    st.deferred_creates.pop_front();
+    next();
+  }
+}
+
+// ---------------------------------------------------------------- create
+
+bool collects_running_execs(pool_self self, const resource_pool::created& plan) {
+  auto& processes = self->state.config.execs.processes;
+  if (!processes) return false;
+  for (const auto& gone : plan.collected)
+    if (processes->has_group(gone.id)) return true;
+  return false;
+}
+
+// The allocs the new one joins, for a manager that reads them (O(allocs), so
+// only then): every alloc in the table but those the plan collects.
+std::vector<AllocInspect> allocs_beside(pool_self self, const resource_pool::created& plan) {
+  std::vector<AllocInspect> remaining;
+  if (!self->state.config.manager->needs_existing()) return remaining;
+  for (auto& alloc : self->state.table->allocs()) {
+    bool collected = false;
+    for (const auto& gone : plan.collected) collected = collected || gone.id == alloc.id;
+    if (!collected) remaining.push_back(std::move(alloc));
+  }
+  return remaining;
+}
+
+// Collects the plan's expired allocs whose execs still run: out of the
+// table now, retiring until their processes are gone.
+void collect_running(pool_self self, const resource_pool::created& plan, int64_t now) {
+  for (const auto& gone : plan.collected) self->state.table->free(local_id_of(gone.id));
+  retire_collected(self, plan.collected, now);
+  publish_and_rearm(self, now);
+}
+
+// offer.Accept: plan, build the backing, then commit, so a manager failure
+// leaves the table untouched. The reply goes through `promise`.
+void run_create(pool_self self, std::string offer_id, AllocMeta meta,
                 caf::typed_response_promise<AllocInspect> promise) {
   auto& st = self->state;
   auto now = now_ms(self);
   catch_up(self, now);
-  auto planned = offer_id ? st.table->plan_accept(*offer_id, meta, now) : st.table->plan(meta, now);
+  auto planned = st.table->plan_accept(offer_id, meta, now);
   if (!planned) {
     if (spdlog::should_log(spdlog::level::debug))
       spdlog::debug("pool {}: accept {} refused: {}", st.config.id, meta.want.to_string(),
@@ -401,34 +454,16 @@ void run_create(pool_self self, std::optional<std::string> offer_id, AllocMeta m
     promise.deliver(make_error(planned.error()));
     return;
   }
-  // Expired allocs to collect whose execs still run: collect them now, and
-  // plan again once their processes are gone, so the new alloc never runs
-  // beside them.
-  if (st.config.execs.processes) {
-    bool running = false;
-    for (const auto& gone : planned->collected) running = running || st.config.execs.processes->has_group(gone.id);
-    if (running) {
-      for (const auto& gone : planned->collected) st.table->free(local_id_of(gone.id));
-      retire_all(self, planned->collected, alloc_event_kind::collected, now,
-                 [self](std::vector<journal_change> erased, std::optional<pool_error>) {
-                   journal_erased(self, std::move(erased));
-                 });
-      settle(self, now);
-      st.deferred_creates.push_front(
-          [self, offer_id, meta, promise]() mutable { run_create(self, offer_id, meta, promise); });
-      run_deferred_creates(self);  // at once, should none of them still be retiring
-      return;
-    }
+  // The new alloc never runs beside collected allocs' processes: collect
+  // them, then plan again once they are gone.
+  if (collects_running_execs(self, *planned)) {
+    collect_running(self, *planned, now);
+    st.deferred_creates.push_front(
+        [self, offer_id, meta, promise]() mutable { run_create(self, offer_id, meta, promise); });
+    run_deferred_creates(self);  // at once, should none of them still be retiring
+    return;
   }
-  std::vector<AllocInspect> remaining;
-  if (st.config.manager->needs_existing()) {  // O(allocs): only for a manager that reads them
-    for (auto& alloc : st.table->allocs()) {
-      bool collected = false;
-      for (const auto& gone : planned->collected) collected = collected || gone.id == alloc.id;
-      if (!collected) remaining.push_back(std::move(alloc));
-    }
-  }
-  auto backed = st.config.manager->create(planned->alloc, initial_lease_ms, remaining);
+  auto backed = st.config.manager->create(planned->alloc, initial_lease_ms, allocs_beside(self, *planned));
   if (!backed) {
     spdlog::error("pool {}: alloc manager {} create {}: {}", st.config.id, st.config.manager->name(),
                   planned->alloc.id, backed.error().to_string());
@@ -437,245 +472,233 @@ void run_create(pool_self self, std::optional<std::string> offer_id, AllocMeta m
                                                          backed.error().message));
     return;
   }
+  // resource_pool::commit asserts (debug builds) that its allocs never exceed the total.
   auto committed = st.table->commit(*planned);
   if (!committed) {
     promise.deliver(make_error(committed.error()));
     return;
   }
   // The collected allocs run no exec (checked above), so this retires them at once.
-  retire_all(self, planned->collected, alloc_event_kind::collected, now,
-             [self](std::vector<journal_change> erased, std::optional<pool_error>) {
-               journal_erased(self, std::move(erased));
-             });
-  emit(self, alloc_event_kind::created, planned->alloc, now);  // its actor comes with the first need
-  settle(self, now);
+  retire_collected(self, planned->collected, now);
+  emit_alloc_event(self, alloc_event_kind::created, planned->alloc, now);  // its actor comes with its first exec op
+  publish_and_rearm(self, now);
   deliver_when_durable(self, promise, {journal_change::put(planned->alloc)}, caf::error{}, planned->alloc);
 }
 
-// A create waits while any alloc is retiring: its resources may be what the
-// new alloc needs, and they are free only once its processes are gone.
-caf::result<AllocInspect> create_alloc(pool_self self, const std::optional<std::string>& offer_id,
-                                       const AllocMeta& meta) {
-  auto promise = self->make_response_promise<AllocInspect>();
-  if (!self->state.retiring.empty())
-    self->state.deferred_creates.push_back(
-        [self, offer_id, meta, promise]() mutable { run_create(self, offer_id, meta, promise); });
-  else
-    run_create(self, offer_id, meta, promise);
-  return promise;
-}
+// ---------------------------------------------------------------- lifecycle
 
-pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_config config) {
+// One function per message (or event) the pool handles; pool_actor_behavior
+// only maps each message to its function.
+
+// Sets the pool up from its config and brings back what the journal holds.
+void on_start(pool_self self, pool_actor_config config) {
   auto& st = self->state;
   st.config = std::move(config);
   st.table.emplace(st.config.id, st.config.resources);
   st.table->set_max_allocs(static_cast<size_t>(std::max<int64_t>(0, st.config.max_allocs)));
   st.started_ms = now_ms(self);
   if (st.config.journal) {
-    if (auto restored = restore(self); !restored) journal_failed(self, restored.error());
+    if (auto restored = restore_from_journal(self); !restored) stop_on_journal_failure(self, restored.error());
     else
       spawn_restored_alloc_actors(self);
   }
   st.announced = current_view(self, st.started_ms);
+  rearm_expiry_timer(self, st.started_ms);  // restored leases expire on time, not at the next request
   spdlog::info("pool {}: started with {} (manager {}, at most {} allocs)", st.config.id, st.config.resources.to_string(),
                st.config.manager->name(), st.config.max_allocs > 0 ? std::to_string(st.config.max_allocs) : "any");
-  self->set_down_handler([=](caf::down_msg& down) {
-    auto& subs = self->state.subscribers;
-    subs.erase(std::remove_if(subs.begin(), subs.end(), [&](const caf::actor& s) { return s.address() == down.source; }),
-               subs.end());
-  });
+}
+
+void on_subscriber_down(pool_self self, const caf::down_msg& down) {
+  auto& subs = self->state.subscribers;
+  subs.erase(std::remove_if(subs.begin(), subs.end(), [&](const caf::actor& s) { return s.address() == down.source; }),
+             subs.end());
+}
+
+PoolStatus on_status(pool_self self) {
+  auto now = now_ms(self);
+  catch_up(self, now);
+  auto& table = *self->state.table;
+  return PoolStatus{table.pool_id(), table.total(), available_now(self, now), static_cast<int64_t>(table.size()), now};
+}
+
+std::vector<OfferInfo> on_offers(pool_self self) {
+  auto now = now_ms(self);
+  catch_up(self, now);
+  return offers_now(self, now);
+}
+
+caf::result<OfferInfo> on_offer(pool_self self, const std::string& id) {
+  auto now = now_ms(self);
+  catch_up(self, now);
+  auto offer = self->state.table->offer(id, now);
+  if (!offer) return make_error(offer.error());
+  auto offers = offers_now(self, now);  // less what retiring allocs hold
+  if (offers.empty()) return make_error(error_kind::not_exist, "offer " + id + ": offer expired");
+  return offers.front();
+}
+
+// A create waits while any alloc is retiring: its resources may be what the
+// new alloc needs, and they are free only once its processes are gone.
+caf::result<AllocInspect> on_accept(pool_self self, const std::string& offer_id, const AllocMeta& meta) {
+  auto local = resolve(self, offer_id);
+  if (!local) return make_error(local.error());
+  auto promise = self->make_response_promise<AllocInspect>();
+  if (!self->state.retiring.empty())
+    self->state.deferred_creates.push_back(
+        [self, offer_id = *local, meta, promise]() mutable { run_create(self, offer_id, meta, promise); });
+  else
+    run_create(self, *local, meta, promise);
+  return promise;
+}
+
+std::vector<AllocInspect> on_allocs(pool_self self) {
+  catch_up(self, now_ms(self));
+  return self->state.table->allocs();
+}
+
+caf::result<AllocInspect> on_inspect(pool_self self, const std::string& id) {
+  catch_up(self, now_ms(self));
+  auto local = resolve(self, id);
+  if (!local) return make_error(local.error());
+  auto alloc = self->state.table->inspect(*local);
+  if (!alloc) return make_error(alloc.error());
+  return *alloc;
+}
+
+caf::result<int64_t> on_keepalive(pool_self self, const std::string& id, int64_t interval_ms) {
+  auto now = now_ms(self);
+  catch_up(self, now);
+  auto local = resolve(self, id);
+  if (!local) return make_error(local.error());
+  auto granted = self->state.table->keepalive(*local, interval_ms, now);
+  if (!granted) return make_error(granted.error());
+  spdlog::debug("pool {}: keepalive {} granted {} ms", self->state.config.id, *local, *granted);
+  publish_and_rearm(self, now);  // a revived alloc shrinks the offer
+  return when_durable(self, {journal_change::put(*self->state.table->inspect(*local))}, caf::error{}, *granted);
+}
+
+caf::result<caf::ok_atom> on_free(pool_self self, const std::string& id) {
+  auto now = now_ms(self);
+  catch_up(self, now);
+  auto local = resolve(self, id);
+  if (!local) return make_error(local.error());
+  auto freed = self->state.table->free(*local);
+  if (!freed) return make_error(freed.error());
+  self->state.last_free_ms = now;
+  // The reply waits for the alloc's execs to die, then for the journal.
+  auto promise = self->make_response_promise<caf::ok_atom>();
+  retire_allocs(self, {*freed}, alloc_event_kind::freed, now,
+                [self, promise, id = freed->id](std::vector<journal_change> erased, std::optional<pool_error> failure) {
+                  caf::error refusal;
+                  if (failure)  // reflow's Free reports the manager's failure; the alloc is gone regardless
+                    refusal = make_error(error_kind::internal, "alloc " + id + " freed, but " + failure->message);
+                  deliver_when_durable(self, promise, std::move(erased), std::move(refusal), caf::ok_atom::value);
+                });
+  publish_and_rearm(self, now);
+  return promise;
+}
+
+caf::result<bool, int64_t> on_idle_stop(pool_self self, int64_t idle_ms) {
+  auto& st = self->state;
+  auto now = now_ms(self);
+  catch_up(self, now);
+  auto verdict = st.table->stop_if_idle_for(idle_ms, now, st.started_ms, st.last_free_ms);
+  if (!verdict.stopped) return caf::result<bool, int64_t>(false, verdict.max_time_to_expiry_ms);
+  spdlog::info("pool {}: idle for {} ms; stopped, freeing {} allocs", st.config.id, idle_ms, verdict.freed.size());
+  // As a free: the reply waits for the allocs' execs to die, then for the journal.
+  auto promise = self->make_response_promise<bool, int64_t>();
+  retire_allocs(self, verdict.freed, alloc_event_kind::freed, now,
+                [self, promise, left = verdict.max_time_to_expiry_ms](std::vector<journal_change> erased,
+                                                                      std::optional<pool_error>) {
+                  deliver_when_durable(self, promise, std::move(erased), caf::error{}, true, left);
+                });
+  publish_and_rearm(self, now);
+  return promise;
+}
+
+caf::result<exec_answer> on_exec(pool_self self, const exec_call& call) {
+  auto local = resolve(self, call.alloc);
+  if (!local) return make_error(local.error());
+  auto actor = alloc_actor_of(self, *local);
+  if (!actor) return make_error(error_kind::not_exist, "alloc " + call.alloc + " does not exist");
+  return self->delegate(actor, exec_atom::value, call);
+}
+
+void on_exec_event(pool_self self, const exec_event& event) {
+  for (const auto& sub : self->state.subscribers) caf::anon_send(sub, exec_event_atom::value, event);
+}
+
+void on_subscribe(pool_self self, const caf::actor& subscriber) {
+  auto now = now_ms(self);
+  catch_up(self, now);
+  self->monitor(subscriber);
+  self->state.subscribers.push_back(subscriber);
+  caf::anon_send(subscriber, changed_atom::value, make_announcement(self, now));
+}
+
+// The burst's group commit: every held reply goes out once its changes are
+// durable, or all of them answer internal and the pool stops.
+void on_flush(pool_self self) {
+  auto& st = self->state;
+  st.flush_sent = false;
+  auto changes = std::exchange(st.unflushed, {});
+  auto held = std::exchange(st.held, {});
+  auto committed = st.config.journal->commit(changes);
+  if (!committed) {
+    auto failure = make_error(error_kind::internal, "state store commit failed (the worker stops): " +
+                                                        committed.error().message);
+    for (auto& finish : held) finish(&failure);
+    stop_on_journal_failure(self, committed.error());
+    return;
+  }
+  spdlog::debug("pool {}: committed {} changes for {} replies", st.config.id, changes.size(), held.size());
+  for (auto& finish : held) finish(nullptr);
+}
+
+void on_execs_gone(pool_self self, const std::string& id) {
+  auto& st = self->state;
+  auto it = st.retiring.find(id);
+  if (it == st.retiring.end()) return;
+  auto entry = std::move(it->second);
+  st.retiring.erase(it);
+  auto now = now_ms(self);
+  catch_up(self, now);
+  spdlog::info("pool {}: alloc {}: its execs' processes are gone", st.config.id, id);
+  auto killed = destroy_retired(self, entry.alloc, entry.kind, now);
+  publish_and_rearm(self, now);  // the offer gets its resources back
+  if (entry.then) entry.then(std::move(killed));
+  run_deferred_creates(self);
+}
+
+void on_tick(pool_self self, uint64_t generation) {
+  auto& st = self->state;
+  if (generation != st.timer_generation) return;  // superseded by a later arm
+  st.timer_at_ms.reset();
+  auto now = now_ms(self);
+  catch_up(self, now);
+  rearm_expiry_timer(self, now);
+}
+
+pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_config config) {
+  on_start(self, std::move(config));
+  self->set_down_handler([=](caf::down_msg& down) { on_subscriber_down(self, down); });
   return {
       [=](pool_id_atom) { return self->state.config.id; },
-      [=](status_atom) {
-        auto now = now_ms(self);
-        catch_up(self, now);
-        auto& table = *self->state.table;
-        return PoolStatus{table.pool_id(), table.total(), available_now(self, now),
-                          static_cast<int64_t>(table.size()), now};
-      },
-      [=](offers_atom) {
-        auto now = now_ms(self);
-        catch_up(self, now);
-        return offers_now(self, now);
-      },
-      [=](offer_atom, const std::string& id) -> caf::result<OfferInfo> {
-        auto now = now_ms(self);
-        catch_up(self, now);
-        auto offer = self->state.table->offer(id, now);
-        if (!offer) return make_error(offer.error());
-        auto offers = offers_now(self, now);  // less what retiring allocs hold
-        if (offers.empty()) return make_error(error_kind::not_exist, "offer " + id + ": offer expired");
-        return offers.front();
-      },
-      [=](accept_atom, const std::string& offer_id, const AllocMeta& meta) -> caf::result<AllocInspect> {
-        auto local = resolve(self, offer_id);
-        if (!local) return make_error(local.error());
-        return create_alloc(self, *local, meta);
-      },
-      [=](new_atom, const AllocMeta& meta) -> caf::result<AllocInspect> {
-        return create_alloc(self, std::nullopt, meta);
-      },
-      [=](allocs_atom) {
-        catch_up(self, now_ms(self));
-        return self->state.table->allocs();
-      },
-      [=](inspect_atom, const std::string& id) -> caf::result<AllocInspect> {
-        catch_up(self, now_ms(self));
-        auto local = resolve(self, id);
-        if (!local) return make_error(local.error());
-        auto alloc = self->state.table->inspect(*local);
-        if (!alloc) return make_error(alloc.error());
-        return *alloc;
-      },
-      [=](keepalive_atom, const std::string& id, int64_t interval_ms) -> caf::result<int64_t> {
-        auto now = now_ms(self);
-        catch_up(self, now);
-        auto local = resolve(self, id);
-        if (!local) return make_error(local.error());
-        auto granted = self->state.table->keepalive(*local, interval_ms, now);
-        if (!granted) return make_error(granted.error());
-        spdlog::debug("pool {}: keepalive {} granted {} ms", self->state.config.id, *local, *granted);
-        settle(self, now);  // a revived alloc shrinks the offer
-        return when_durable(self, {journal_change::put(*self->state.table->inspect(*local))}, caf::error{},
-                            *granted);
-      },
-      [=](free_atom, const std::string& id) -> caf::result<caf::ok_atom> {
-        auto now = now_ms(self);
-        catch_up(self, now);
-        auto local = resolve(self, id);
-        if (!local) return make_error(local.error());
-        auto freed = self->state.table->free(*local);
-        if (!freed) return make_error(freed.error());
-        self->state.last_free_ms = now;
-        // The reply waits for the alloc's execs to die, then for the journal.
-        auto promise = self->make_response_promise<caf::ok_atom>();
-        retire_all(self, {*freed}, alloc_event_kind::freed, now,
-                   [self, promise, id = freed->id](std::vector<journal_change> erased,
-                                                   std::optional<pool_error> failure) {
-                     caf::error refusal;
-                     if (failure)  // reflow's Free reports the manager's failure; the alloc is gone regardless
-                       refusal = make_error(error_kind::internal, "alloc " + id + " freed, but " + failure->message);
-                     deliver_when_durable(self, promise, std::move(erased), std::move(refusal), caf::ok_atom::value);
-                   });
-        settle(self, now);
-        return promise;
-      },
-      [=](init_atom, const Resources& total, const std::vector<AllocInspect>& restored) -> caf::result<caf::ok_atom> {
-        auto& st = self->state;
-        auto now = now_ms(self);
-        catch_up(self, now);
-        std::vector<journal_change> changes;
-        for (const auto& alloc : st.table->allocs()) changes.push_back(journal_change::erase(alloc));
-        for (auto& [_, actor] : st.alloc_actors) retire_actor(self, actor);
-        st.alloc_actors.clear();
-        auto dropped = st.table->init(total, restored);
-        for (const auto& alloc : st.table->allocs()) changes.push_back(journal_change::put(alloc));
-        for (const auto& alloc : dropped) {
-          spdlog::warn("pool {}: restored alloc {} does not fit {}; destroying it", st.config.id, alloc.id,
-                       total.to_string());
-          auto killed = st.config.manager->kill(alloc);
-          if (!killed) spdlog::error("pool {}: alloc manager kill {}: {}", st.config.id, alloc.id,
-                                     killed.error().to_string());
-        }
-        spawn_restored_alloc_actors(self);
-        spdlog::info("pool {}: init {} with {} restored allocs", st.config.id, total.to_string(),
-                     st.table->size());
-        settle(self, now, /*force=*/true);
-        return when_durable(self, std::move(changes), caf::error{}, caf::ok_atom::value);
-      },
-      [=](alloc_atom, const std::string& id) -> caf::result<alloc_actor> {
-        catch_up(self, now_ms(self));
-        auto local = resolve(self, id);
-        if (!local) return make_error(local.error());
-        auto actor = alloc_actor_of(self, *local);
-        if (!actor) return make_error(error_kind::not_exist, "alloc " + id + " does not exist");
-        alloc_actor handle = actor;
-        return handle;
-      },
-      [=](alive_atom, const std::string& id) {
-        catch_up(self, now_ms(self));
-        auto local = resolve(self, id);
-        return local.ok() && self->state.table->alive(*local);
-      },
-      [=](available_atom) {
-        auto now = now_ms(self);
-        catch_up(self, now);
-        return self->state.table->available(now);
-      },
-      [=](resources_atom) { return self->state.table->total(); },
-      [=](idle_stop_atom, int64_t idle_ms) -> caf::result<bool, int64_t> {
-        auto& st = self->state;
-        auto now = now_ms(self);
-        catch_up(self, now);
-        auto verdict = st.table->stop_if_idle_for(idle_ms, now, st.started_ms, st.last_free_ms);
-        if (!verdict.stopped) return caf::result<bool, int64_t>(false, verdict.max_time_to_expiry_ms);
-        spdlog::info("pool {}: idle for {} ms; stopped, freeing {} allocs", st.config.id, idle_ms,
-                     verdict.freed.size());
-        // As a free: the reply waits for the allocs' execs to die, then for the journal.
-        auto promise = self->make_response_promise<bool, int64_t>();
-        retire_all(self, verdict.freed, alloc_event_kind::freed, now,
-                   [self, promise, left = verdict.max_time_to_expiry_ms](std::vector<journal_change> erased,
-                                                                         std::optional<pool_error>) {
-                     deliver_when_durable(self, promise, std::move(erased), caf::error{}, true, left);
-                   });
-        settle(self, now);
-        return promise;
-      },
-      [=](exec_atom, const exec_call& call) -> caf::result<exec_answer> {
-        auto local = resolve(self, call.alloc);
-        if (!local) return make_error(local.error());
-        auto actor = alloc_actor_of(self, *local);
-        if (!actor) return make_error(error_kind::not_exist, "alloc " + call.alloc + " does not exist");
-        return self->delegate(actor, exec_atom::value, call);
-      },
-      [=](exec_event_atom, const exec_event& event) {
-        for (const auto& sub : self->state.subscribers) caf::anon_send(sub, exec_event_atom::value, event);
-      },
-      [=](subscribe_atom, const caf::actor& subscriber) {
-        auto now = now_ms(self);
-        catch_up(self, now);
-        self->monitor(subscriber);
-        self->state.subscribers.push_back(subscriber);
-        caf::anon_send(subscriber, changed_atom::value, make_announcement(self, now));
-      },
-      [=](flush_atom) {
-        auto& st = self->state;
-        st.flush_sent = false;
-        auto changes = std::exchange(st.unflushed, {});
-        auto held = std::exchange(st.held, {});
-        auto committed = st.config.journal->commit(changes);
-        if (!committed) {
-          auto failure = make_error(error_kind::internal, "state store commit failed (the worker stops): " +
-                                                              committed.error().message);
-          for (auto& finish : held) finish(&failure);
-          journal_failed(self, committed.error());
-          return;
-        }
-        spdlog::debug("pool {}: committed {} changes for {} replies", st.config.id, changes.size(), held.size());
-        for (auto& finish : held) finish(nullptr);
-      },
-      [=](execs_gone_atom, const std::string& id) {
-        auto& st = self->state;
-        auto it = st.retiring.find(id);
-        if (it == st.retiring.end()) return;
-        auto entry = std::move(it->second);
-        st.retiring.erase(it);
-        auto now = now_ms(self);
-        catch_up(self, now);
-        spdlog::info("pool {}: alloc {}: its execs' processes are gone", st.config.id, id);
-        auto killed = finish_retire(self, entry.alloc, entry.kind, now);
-        settle(self, now);  // the offer gets its resources back
-        if (entry.then) entry.then(std::move(killed));
-        run_deferred_creates(self);
-      },
-      [=](tick_atom, uint64_t generation) {
-        auto& st = self->state;
-        if (generation != st.timer_generation) return;  // superseded by a later arm
-        st.timer_at_ms.reset();
-        auto now = now_ms(self);
-        catch_up(self, now);
-        rearm(self, now);
-      },
+      [=](status_atom) { return on_status(self); },
+      [=](offers_atom) { return on_offers(self); },
+      [=](offer_atom, const std::string& id) { return on_offer(self, id); },
+      [=](accept_atom, const std::string& offer_id, const AllocMeta& meta) { return on_accept(self, offer_id, meta); },
+      [=](allocs_atom) { return on_allocs(self); },
+      [=](inspect_atom, const std::string& id) { return on_inspect(self, id); },
+      [=](keepalive_atom, const std::string& id, int64_t interval_ms) { return on_keepalive(self, id, interval_ms); },
+      [=](free_atom, const std::string& id) { return on_free(self, id); },
+      [=](idle_stop_atom, int64_t idle_ms) { return on_idle_stop(self, idle_ms); },
+      [=](exec_atom, const exec_call& call) { return on_exec(self, call); },
+      [=](exec_event_atom, const exec_event& event) { on_exec_event(self, event); },
+      [=](subscribe_atom, const caf::actor& subscriber) { on_subscribe(self, subscriber); },
+      [=](flush_atom) { on_flush(self); },
+      [=](execs_gone_atom, const std::string& id) { on_execs_gone(self, id); },
+      [=](tick_atom, uint64_t generation) { on_tick(self, generation); },
   };
 }
 

@@ -1,17 +1,17 @@
 // pool actor: reflow's ResourcePool on a worker. It owns the pool's lease
 // table (policy/resource_pool.hpp), an alloc actor per alloc that needs one
-// (spawned on the first alloc handle or exec op, or at restore when execs run
-// here), and an AllocManager that creates and kills what backs each alloc.
+// (spawned on the alloc's first exec op, or at restore when execs run here),
+// and an AllocManager that creates and kills what backs each alloc.
 //
 // Invariant: the sum of the resources of the pool's unexpired allocs never
-// exceeds its total, nor, counting retiring allocs (freed or collected, their
-// execs' processes still dying, which the actor waits for without blocking),
-// do the resources that running processes may use: retiring allocs are not
-// offered and creates wait until none is left. Every change of the offer
-// reaches each subscriber as an offer_announcement with the next seq, and
-// every alloc life event as an alloc_event. With a journal, every change of
-// the alloc table is committed to it before the reply that acknowledges the
-// change goes out.
+// exceeds its total (resource_pool asserts this in debug builds), nor,
+// counting retiring allocs (freed or collected, their execs' processes still
+// dying, which the actor waits for without blocking), do the resources that
+// running processes may use: retiring allocs are not offered and creates wait
+// until none is left. Every change of the offer reaches each subscriber as an
+// offer_announcement with the next seq, and every alloc life event as an
+// alloc_event. With a journal, every change of the alloc table is committed
+// to it before the reply that acknowledges the change goes out.
 #pragma once
 
 #include <caf/fwd.hpp>
@@ -36,15 +36,6 @@ namespace poolbus {
 //   (alloc_event_atom, alloc_event)      created | freed | expired | collected
 //   (exec_event_atom, exec_event)        an exec started | completed | lost
 using worker_pool_actor = pool_actor::extend<
-    // reflow Init(resources, allocs): set the total and restore allocs (a restart).
-    caf::replies_to<init_atom, Resources, std::vector<AllocInspect>>::with<caf::ok_atom>,
-    // reflow New(meta): like accept of the current offer.
-    caf::replies_to<new_atom, AllocMeta>::with<AllocInspect>,
-    // reflow Alloc(id): the alloc's own actor.
-    caf::replies_to<alloc_atom, std::string>::with<alloc_actor>,
-    caf::replies_to<alive_atom, std::string>::with<bool>,
-    caf::replies_to<available_atom>::with<Resources>,
-    caf::replies_to<resources_atom>::with<Resources>,
     // reflow StopIfIdleFor(d): (stopped, longest time to expiry in ms when not stopped).
     caf::replies_to<idle_stop_atom, int64_t>::with<bool, int64_t>,
     caf::reacts_to<subscribe_atom, caf::actor>,
@@ -56,7 +47,7 @@ using worker_pool_actor = pool_actor::extend<
 struct pool_actor_config {
   std::string id;          // pool id: no '/'
   std::string run;         // this worker run's id (announcements carry it)
-  Resources resources;     // the total; may also be set by init
+  Resources resources;     // the total
   wall_clock clock = wall_clock::real();
   std::shared_ptr<alloc_manager> manager;  // required
   // Where allocs survive a restart (e.g. a state_store); null = nowhere. On

@@ -1,7 +1,8 @@
 // pool_actor: the typed interface every pool speaks, reflow's `Pool` (plus the
 // alloc operations reflow reaches through `Pool.Alloc(id)`). A worker's pool
-// actor, a broker's proxy for a remote worker, and the mux over many pools
-// all implement it, so the mux and its tests work over any of them.
+// actor and reflow's Mux over many pools (actors/reflow_mux_actor.hpp)
+// implement it, so the reflow mux and its tests work over either. (The
+// broker's mux speaks the client API instead: actors/mux_actor.hpp.)
 //
 // Ids: a pool answers with local ids ("1" for its offer, the alloc's own id);
 // the mux answers with URIs "<pool>/<id>". Errors are caf::error values made
@@ -32,8 +33,8 @@ using pool_actor = caf::typed_actor<
     caf::replies_to<free_atom, std::string>::with<caf::ok_atom>>;
 
 // alloc_actor: reflow's `Alloc` for one alloc (keepalive, inspect, free). The
-// keepalive actor drives any handle of this type: an in-process alloc actor
-// or a client library's remote alloc.
+// keepalive actor drives any handle of this type: the client library's
+// remote alloc (actors/remote_alloc_actor.hpp), or a test's stand-in.
 using alloc_actor = caf::typed_actor<
     caf::replies_to<keepalive_atom, int64_t>::with<int64_t>,
     caf::replies_to<inspect_atom>::with<AllocInspect>,

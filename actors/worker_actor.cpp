@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/error_bridge.hpp"
+#include "policy/liveness.hpp"
 
 namespace poolbus {
 namespace {
@@ -15,8 +16,8 @@ namespace {
 // unanswered is cheap and off the hot path: a count of the calls in flight
 // and when the last answer came, which each heartbeat checks (stalled_after).
 // Exec ops keep a per-call deadline: exec_wait long-polls for its own timeout.
-constexpr auto local_deadline = std::chrono::seconds(30);
-constexpr int64_t stalled_after_ms = 30000;
+constexpr auto local_deadline = std::chrono::milliseconds(liveness::worker_local_deadline_ms);
+constexpr int64_t stalled_after_ms = liveness::worker_stalled_after_ms;
 
 struct worker_state {
   worker_actor_config config;

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "actors/pool_actor.hpp"
+#include "policy/liveness.hpp"
 #include "schemas/frames.hpp"
 #include "schemas/worker_messages.hpp"
 
@@ -24,7 +25,7 @@ struct worker_actor_config {
   std::string run;
   worker_pool_actor pool_actor;
   frame_sink_ptr sink;          // announce: [topic, body]; broker: [body]
-  int64_t heartbeat_ms = 1000;
+  int64_t heartbeat_ms = liveness::default_heartbeat_ms;
   int64_t max_idle_ms = 0;      // 0 = never stop idle
   wall_clock clock = wall_clock::real();
   std::function<void()> on_idle_stop;  // called once, after `stopped` was announced

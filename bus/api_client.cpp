@@ -19,7 +19,7 @@ using steady = std::chrono::steady_clock;
 constexpr int64_t max_reply_bytes = 64 << 20;  // a reply can carry up to 1 MiB of logs; be generous
 
 pool_error no_answer(int64_t timeout_ms) {
-  return make_pool_error(error_kind::timeout, "broker did not answer within " + std::to_string(timeout_ms) + " ms");
+  return timeout_error("broker", timeout_ms);
 }
 
 // Milliseconds left until `deadline`, rounded up (so a wait never ends just

@@ -50,6 +50,10 @@ std::optional<pool_event_kind> pool_event_kind_from_string(std::string_view name
   return kind_of(pool_event_names, name);
 }
 
+bool supersedes(const offer_announcement& newer, const offer_announcement& held) {
+  return newer.run != held.run || newer.seq >= held.seq;
+}
+
 std::string offers_topic(std::string_view pool) { return topic("offers.", pool); }
 std::string allocs_topic(std::string_view pool) { return topic("allocs.", pool); }
 std::string pools_topic(std::string_view pool) { return topic("pools.", pool); }

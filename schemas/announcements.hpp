@@ -34,6 +34,11 @@ struct offer_announcement {
   }
 };
 
+// The one supersede rule: whether `newer` replaces `held` as a pool's newest
+// announcement. A new run restarts seq; within a run, an older seq never
+// replaces a newer one (announcements may overtake each other on the way).
+bool supersedes(const offer_announcement& newer, const offer_announcement& held);
+
 // A pool heard from again with nothing changed but the time: a worker's
 // heartbeat repeat, which the broker passes on in batches, not one by one.
 struct pool_seen {

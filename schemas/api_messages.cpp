@@ -4,6 +4,8 @@
 #include <utility>
 
 #include "schemas/codec.hpp"
+#include "schemas/map_writer.hpp"
+#include "schemas/msgpack_scan.hpp"
 #include "schemas/reply_lists.hpp"
 
 namespace poolbus {
@@ -106,28 +108,67 @@ api_request read_request(const map_view& view) {
   return request;
 }
 
-// {"v": 1, "id": <raw>, "ok": ok, ...`results` more fields follow}.
-void pack_reply_head(msgpack::sbuffer& buffer, packer& pk, std::string_view id_raw, bool ok, uint32_t results) {
-  pk.pack_map(3 + results);
-  pack_string(pk, "v");
-  pk.pack_int(1);
-  pack_string(pk, "id");
-  codec::pack_raw(buffer, id_raw);
-  pack_string(pk, "ok");
-  if (ok)
-    pk.pack_true();
-  else
-    pk.pack_false();
+// {"v": 1, "id": <raw>, "ok": ok}: the head every reply starts with.
+template <class Fields>
+void reply_head(Fields& out, std::string_view id_raw, bool ok) {
+  out.int64("v", 1);
+  out.raw("id", id_raw);
+  out.boolean("ok", ok);
+}
+
+// A reply: its head, then the fields `results(out)` lists.
+template <class Results>
+std::string reply_body(std::string_view id_raw, bool ok, Results results) {
+  return codec::map_body([&](auto& out) {
+    reply_head(out, id_raw, ok);
+    results(out);
+  });
 }
 
 // An ok reply with one result field written by `pack_result`.
 template <class PackResult>
 std::string ok_reply(std::string_view id_raw, std::string_view key, PackResult pack_result) {
-  return codec::pack_body([&](msgpack::sbuffer& buffer, packer& pk) {
-    pack_reply_head(buffer, pk, id_raw, true, 1);
-    pack_string(pk, key);
-    pack_result(pk);
-  });
+  return reply_body(id_raw, true, [&](auto& out) { out.field(key, pack_result); });
+}
+
+// The fields of a request's op after "v", "id" and "op".
+template <class Fields>
+void pack_request_fields(Fields& out, const api_request& request) {
+  switch (request.op) {
+    case api_op::ping:
+    case api_op::pools:
+    case api_op::offers:
+      break;
+    case api_op::offer:
+      out.text("offer", request.uri);
+      break;
+    case api_op::accept:
+      out.text("offer", request.uri);
+      out.field("meta", [&](packer& pk) { codec::pack_alloc_meta(pk, request.meta); });
+      break;
+    case api_op::allocate:
+      out.field("min", [&](packer& pk) { codec::pack_resources(pk, request.meta.want); });
+      out.int64("width", request.width);
+      if (!request.meta.owner.empty()) out.text("owner", request.meta.owner);
+      if (!request.meta.labels.empty())
+        out.field("labels", [&](packer& pk) { codec::pack_labels(pk, request.meta.labels); });
+      break;
+    case api_op::allocs:
+      if (!request.pool.empty()) out.text("pool", request.pool);
+      break;
+    case api_op::inspect:
+    case api_op::free:
+      out.text("alloc", request.uri);
+      break;
+    case api_op::keepalive:
+      out.text("alloc", request.uri);
+      out.int64("interval_ms", request.interval_ms);
+      break;
+    default:  // exec ops
+      out.text("alloc", request.uri);
+      codec::pack_exec_call_fields(out, request.exec);
+      break;
+  }
 }
 
 }  // namespace
@@ -162,105 +203,22 @@ outcome<api_request> decode_api_request(std::string_view body, std::string* id_r
 }
 
 std::string encode_api_request(const api_request& request) {
-  return codec::pack_body([&](msgpack::sbuffer& buffer, packer& pk) {
-    uint32_t args = 0;
-    switch (request.op) {
-      case api_op::ping:
-      case api_op::pools:
-      case api_op::offers:
-        break;
-      case api_op::offer:
-      case api_op::inspect:
-      case api_op::free:
-        args = 1;
-        break;
-      case api_op::accept:
-      case api_op::keepalive:
-        args = 2;
-        break;
-      case api_op::allocate:
-        args = 2 + (request.meta.owner.empty() ? 0 : 1) + (request.meta.labels.empty() ? 0 : 1);
-        break;
-      case api_op::allocs:
-        args = request.pool.empty() ? 0 : 1;
-        break;
-      default:  // exec ops
-        args = 1 + codec::exec_call_field_count(request.exec);
-        break;
-    }
-    pk.pack_map(3 + args);
-    pack_string(pk, "v");
-    pk.pack_int(1);
-    pack_string(pk, "id");
-    codec::pack_raw(buffer, request.id_raw);
-    pack_string(pk, "op");
-    pack_string(pk, to_string(request.op));
-    switch (request.op) {
-      case api_op::ping:
-      case api_op::pools:
-      case api_op::offers:
-        break;
-      case api_op::offer:
-        pack_string(pk, "offer");
-        pack_string(pk, request.uri);
-        break;
-      case api_op::accept:
-        pack_string(pk, "offer");
-        pack_string(pk, request.uri);
-        pack_string(pk, "meta");
-        codec::pack_alloc_meta(pk, request.meta);
-        break;
-      case api_op::allocate:
-        pack_string(pk, "min");
-        codec::pack_resources(pk, request.meta.want);
-        pack_string(pk, "width");
-        pk.pack_int64(request.width);
-        if (!request.meta.owner.empty()) {
-          pack_string(pk, "owner");
-          pack_string(pk, request.meta.owner);
-        }
-        if (!request.meta.labels.empty()) {
-          pack_string(pk, "labels");
-          codec::pack_labels(pk, request.meta.labels);
-        }
-        break;
-      case api_op::allocs:
-        if (!request.pool.empty()) {
-          pack_string(pk, "pool");
-          pack_string(pk, request.pool);
-        }
-        break;
-      case api_op::inspect:
-      case api_op::free:
-        pack_string(pk, "alloc");
-        pack_string(pk, request.uri);
-        break;
-      case api_op::keepalive:
-        pack_string(pk, "alloc");
-        pack_string(pk, request.uri);
-        pack_string(pk, "interval_ms");
-        pk.pack_int64(request.interval_ms);
-        break;
-      default:  // exec ops
-        pack_string(pk, "alloc");
-        pack_string(pk, request.uri);
-        codec::pack_exec_call_fields(pk, request.exec);
-        break;
-    }
+  return codec::map_body([&](auto& out) {
+    out.int64("v", 1);
+    out.raw("id", request.id_raw);
+    out.text("op", to_string(request.op));
+    pack_request_fields(out, request);
   });
 }
 
 std::string encode_error_reply(std::string_view id_raw, const pool_error& error) {
-  return codec::pack_body([&](msgpack::sbuffer& buffer, packer& pk) {
-    pack_reply_head(buffer, pk, id_raw, false, 1);
-    pack_string(pk, "error");
-    codec::pack_pool_error(pk, error);
+  return reply_body(id_raw, false, [&](auto& out) {
+    out.field("error", [&](packer& pk) { codec::pack_pool_error(pk, error); });
   });
 }
 
 std::string encode_ok_reply(std::string_view id_raw) {
-  return codec::pack_body(
-      [&](msgpack::sbuffer& buffer, packer& pk) { pack_reply_head(buffer, pk, id_raw, true, 0); });
+  return reply_body(id_raw, true, [](auto&) {});
 }
 
 std::string encode_pools_reply(std::string_view id_raw, const std::vector<PoolStatus>& pools) {
@@ -273,13 +231,15 @@ std::string encode_offers_reply(std::string_view id_raw, const std::vector<Offer
 
 namespace {
 
-// An ok reply whose one result field is the array of `entries`.
+// An ok reply whose one result field is the array of `entries`: the field's
+// value is the array header, its elements the bytes appended after the map.
 std::string spliced_reply(std::string_view id_raw, std::string_view key, const encoded_array& entries) {
   msgpack::sbuffer head(256);
   packer pk(&head);
-  pack_reply_head(head, pk, id_raw, true, 1);
-  pack_string(pk, key);
-  pk.pack_array(static_cast<uint32_t>(entries.count));
+  codec::pack_fields(pk, [&](auto& out) {
+    reply_head(out, id_raw, true);
+    out.field(key, [&](packer& p) { p.pack_array(static_cast<uint32_t>(entries.count)); });
+  });
   // The entries (~1 MB for 10,000 pools) are copied once, into a body sized up front.
   std::string body;
   body.reserve(head.size() + entries.bytes.size());
@@ -319,10 +279,7 @@ std::string encode_keepalive_reply(std::string_view id_raw, int64_t interval_ms)
 }
 
 std::string encode_exec_reply(std::string_view id_raw, const exec_answer& answer) {
-  return codec::pack_body([&](msgpack::sbuffer& buffer, packer& pk) {
-    pack_reply_head(buffer, pk, id_raw, true, codec::exec_answer_field_count(answer));
-    codec::pack_exec_answer_fields(pk, answer);
-  });
+  return reply_body(id_raw, true, [&](auto& out) { codec::pack_exec_answer_fields(out, answer); });
 }
 
 namespace {
@@ -451,21 +408,10 @@ bool readable_reply(std::string_view body) {
 // id_of for a body known to be readable, unpacking the top-level map's
 // entries one at a time up to "id" (a reply's head, before its long list).
 std::string id_of_readable(std::string_view body) {
-  const auto* bytes = reinterpret_cast<const unsigned char*>(body.data());
+  msgpack_cursor head(body);
   uint32_t entries = 0;
-  size_t offset = 0;
-  if ((bytes[0] & 0xf0) == 0x80) {
-    entries = bytes[0] & 0x0f;
-    offset = 1;
-  } else if (bytes[0] == 0xde) {
-    entries = (uint32_t{bytes[1]} << 8) | bytes[2];
-    offset = 3;
-  } else if (bytes[0] == 0xdf) {
-    entries = (uint32_t{bytes[1]} << 24) | (uint32_t{bytes[2]} << 16) | (uint32_t{bytes[3]} << 8) | bytes[4];
-    offset = 5;
-  } else {
-    return nil_id_raw;  // not a map
-  }
+  if (!head.map_header(entries)) return nil_id_raw;  // not a map
+  size_t offset = head.position();
   for (uint32_t i = 0; i < entries; ++i) {
     auto key = msgpack::unpack(body.data(), body.size(), offset);
     if (key->type == msgpack::type::STR && std::string_view(key->via.str.ptr, key->via.str.size) == "id")

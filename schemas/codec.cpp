@@ -4,6 +4,8 @@
 #include <cstring>
 #include <limits>
 
+#include "schemas/map_writer.hpp"
+
 namespace poolbus {
 namespace codec {
 namespace {
@@ -33,9 +35,9 @@ void pack_float64(packer& pk, double value) {
   pk.pack_bin_body(bytes, sizeof bytes);  // appends the bytes as they are, no header
 }
 
-void pack_raw(msgpack::sbuffer& buffer, std::string_view packed) {
+void pack_raw(packer& pk, std::string_view packed) {
   if (packed.empty()) packed = "\xc0";  // nothing to echo: nil keeps the map well-formed
-  buffer.write(packed.data(), packed.size());
+  pk.pack_bin_body(packed.data(), static_cast<uint32_t>(packed.size()));  // the bytes as they are
 }
 
 void pack_resources(packer& pk, const Resources& resources) {
@@ -55,70 +57,49 @@ void pack_labels(packer& pk, const Labels& labels) {
 }
 
 void pack_alloc_meta(packer& pk, const AllocMeta& meta) {
-  uint32_t fields = 1 + (meta.owner.empty() ? 0 : 1) + (meta.labels.empty() ? 0 : 1);
-  pk.pack_map(fields);
-  pack_string(pk, "want");
-  pack_resources(pk, meta.want);
-  if (!meta.owner.empty()) {
-    pack_string(pk, "owner");
-    pack_string(pk, meta.owner);
-  }
-  if (!meta.labels.empty()) {
-    pack_string(pk, "labels");
-    pack_labels(pk, meta.labels);
-  }
+  pack_fields(pk, [&](auto& out) {
+    out.field("want", [&](packer& p) { pack_resources(p, meta.want); });
+    if (!meta.owner.empty()) out.text("owner", meta.owner);
+    if (!meta.labels.empty()) out.field("labels", [&](packer& p) { pack_labels(p, meta.labels); });
+  });
 }
 
 void pack_alloc_inspect(packer& pk, const AllocInspect& alloc) {
-  pk.pack_map(8);
-  pack_string(pk, "id");
-  pack_string(pk, alloc.id);
-  pack_string(pk, "pool");
-  pack_string(pk, alloc.pool);
-  pack_string(pk, "taskdb_alloc_id");
-  pack_string(pk, alloc.taskdb_alloc_id);
-  pack_string(pk, "resources");
-  pack_resources(pk, alloc.resources);
-  pack_string(pk, "meta");
-  pack_alloc_meta(pk, alloc.meta);
-  pack_string(pk, "created_ms");
-  pk.pack_int64(alloc.created_ms);
-  pack_string(pk, "last_keepalive_ms");
-  pk.pack_int64(alloc.last_keepalive_ms);
-  pack_string(pk, "expires_ms");
-  pk.pack_int64(alloc.expires_ms);
+  pack_fields(pk, [&](auto& out) {
+    out.text("id", alloc.id);
+    out.text("pool", alloc.pool);
+    out.text("taskdb_alloc_id", alloc.taskdb_alloc_id);
+    out.field("resources", [&](packer& p) { pack_resources(p, alloc.resources); });
+    out.field("meta", [&](packer& p) { pack_alloc_meta(p, alloc.meta); });
+    out.int64("created_ms", alloc.created_ms);
+    out.int64("last_keepalive_ms", alloc.last_keepalive_ms);
+    out.int64("expires_ms", alloc.expires_ms);
+  });
 }
 
 void pack_offer_info(packer& pk, const OfferInfo& offer) {
-  pk.pack_map(3);
-  pack_string(pk, "id");
-  pack_string(pk, offer.id);
-  pack_string(pk, "pool");
-  pack_string(pk, offer.pool);
-  pack_string(pk, "available");
-  pack_resources(pk, offer.available);
+  pack_fields(pk, [&](auto& out) {
+    out.text("id", offer.id);
+    out.text("pool", offer.pool);
+    out.field("available", [&](packer& p) { pack_resources(p, offer.available); });
+  });
 }
 
 void pack_pool_status(packer& pk, const PoolStatus& pool) {
-  pk.pack_map(5);
-  pack_string(pk, "id");
-  pack_string(pk, pool.id);
-  pack_string(pk, "resources");
-  pack_resources(pk, pool.resources);
-  pack_string(pk, "available");
-  pack_resources(pk, pool.available);
-  pack_string(pk, "allocs");
-  pk.pack_int64(pool.allocs);
-  pack_string(pk, "last_seen_ms");
-  pk.pack_int64(pool.last_seen_ms);
+  pack_fields(pk, [&](auto& out) {
+    out.text("id", pool.id);
+    out.field("resources", [&](packer& p) { pack_resources(p, pool.resources); });
+    out.field("available", [&](packer& p) { pack_resources(p, pool.available); });
+    out.int64("allocs", pool.allocs);
+    out.int64("last_seen_ms", pool.last_seen_ms);
+  });
 }
 
 void pack_pool_error(packer& pk, const pool_error& error) {
-  pk.pack_map(2);
-  pack_string(pk, "kind");
-  pack_string(pk, to_string(error.kind));
-  pack_string(pk, "message");
-  pack_string(pk, error.message);
+  pack_fields(pk, [&](auto& out) {
+    out.text("kind", to_string(error.kind));
+    out.text("message", error.message);
+  });
 }
 
 std::string repack(const msgpack::object& object) {

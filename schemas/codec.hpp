@@ -45,7 +45,7 @@ void pack_string(packer& pk, std::string_view text);
 // values as ints, but replies must carry resources as float64.
 void pack_float64(packer& pk, double value);
 // Appends already-packed MessagePack bytes (an echoed id) as one value.
-void pack_raw(msgpack::sbuffer& buffer, std::string_view packed);
+void pack_raw(packer& pk, std::string_view packed);
 void pack_resources(packer& pk, const Resources& resources);  // values as float64
 void pack_labels(packer& pk, const Labels& labels);
 void pack_alloc_meta(packer& pk, const AllocMeta& meta);  // owner/labels only when set

@@ -3,6 +3,8 @@
 #include <array>
 #include <utility>
 
+#include "schemas/map_writer.hpp"
+
 namespace poolbus {
 namespace {
 
@@ -110,17 +112,12 @@ std::string execs_topic(std::string_view pool) { return "execs." + std::string(p
 namespace codec {
 
 void pack_exec_config(packer& pk, const ExecConfig& c) {
-  pk.pack_map(4);
-  pack_string(pk, "cmd");
-  pk.pack_array(static_cast<uint32_t>(c.cmd.size()));
-  for (const auto& arg : c.cmd) pack_string(pk, arg);
-  pack_string(pk, "env");
-  pack_labels(pk, c.env);
-  pack_string(pk, "resources");
-  pack_resources(pk, c.resources);
-  pack_string(pk, "outputs");
-  pk.pack_array(static_cast<uint32_t>(c.outputs.size()));
-  for (const auto& out : c.outputs) pack_string(pk, out);
+  pack_fields(pk, [&](auto& out) {
+    out.field("cmd", [&](packer& p) { pack_list(p, c.cmd, pack_string); });
+    out.field("env", [&](packer& p) { pack_labels(p, c.env); });
+    out.field("resources", [&](packer& p) { pack_resources(p, c.resources); });
+    out.field("outputs", [&](packer& p) { pack_list(p, c.outputs, pack_string); });
+  });
 }
 
 ExecConfig read_exec_config(const msgpack::object& object, const std::string& path) {
@@ -134,64 +131,49 @@ ExecConfig read_exec_config(const msgpack::object& object, const std::string& pa
   return c;
 }
 
+namespace {
+
+void pack_exec_profile(packer& pk, const ExecProfile& profile) {
+  pack_fields(pk, [&](auto& out) {
+    out.int64("max_rss_bytes", profile.max_rss_bytes);
+    out.int64("cpu_user_ms", profile.cpu_user_ms);
+    out.int64("cpu_sys_ms", profile.cpu_sys_ms);
+  });
+}
+
+// {"files": {<name>: {"digest", "size"}}}
+void pack_exec_result(packer& pk, const std::map<std::string, ExecResultFile>& files) {
+  pack_fields(pk, [&](auto& result) {
+    result.field("files", [&](packer& p) {
+      p.pack_map(static_cast<uint32_t>(files.size()));
+      for (const auto& [name, file] : files) {
+        pack_string(p, name);
+        pack_fields(p, [&](auto& out) {
+          out.text("digest", file.digest);
+          out.int64("size", file.size);
+        });
+      }
+    });
+  });
+}
+
+}  // namespace
+
 void pack_exec_inspect(packer& pk, const ExecInspect& e) {
-  uint32_t fields = 5 + e.has_exit_code + e.has_signal + !e.error.empty() + (e.started_ms != 0) +
-                    (e.finished_ms != 0) + e.has_profile + e.has_result;
-  pk.pack_map(fields);
-  pack_string(pk, "id");
-  pack_string(pk, e.id);
-  pack_string(pk, "alloc");
-  pack_string(pk, e.alloc);
-  pack_string(pk, "state");
-  pack_string(pk, to_string(e.state));
-  if (e.has_exit_code) {
-    pack_string(pk, "exit_code");
-    pk.pack_int64(e.exit_code);
-  }
-  if (e.has_signal) {
-    pack_string(pk, "signal");
-    pk.pack_int64(e.signal);
-  }
-  if (!e.error.empty()) {
-    pack_string(pk, "error");
-    pack_string(pk, e.error);
-  }
-  pack_string(pk, "created_ms");
-  pk.pack_int64(e.created_ms);
-  if (e.started_ms != 0) {
-    pack_string(pk, "started_ms");
-    pk.pack_int64(e.started_ms);
-  }
-  if (e.finished_ms != 0) {
-    pack_string(pk, "finished_ms");
-    pk.pack_int64(e.finished_ms);
-  }
-  pack_string(pk, "resources");
-  pack_resources(pk, e.resources);
-  if (e.has_profile) {
-    pack_string(pk, "profile");
-    pk.pack_map(3);
-    pack_string(pk, "max_rss_bytes");
-    pk.pack_int64(e.profile.max_rss_bytes);
-    pack_string(pk, "cpu_user_ms");
-    pk.pack_int64(e.profile.cpu_user_ms);
-    pack_string(pk, "cpu_sys_ms");
-    pk.pack_int64(e.profile.cpu_sys_ms);
-  }
-  if (e.has_result) {
-    pack_string(pk, "result");
-    pk.pack_map(1);
-    pack_string(pk, "files");
-    pk.pack_map(static_cast<uint32_t>(e.files.size()));
-    for (const auto& [name, file] : e.files) {
-      pack_string(pk, name);
-      pk.pack_map(2);
-      pack_string(pk, "digest");
-      pack_string(pk, file.digest);
-      pack_string(pk, "size");
-      pk.pack_int64(file.size);
-    }
-  }
+  pack_fields(pk, [&](auto& out) {
+    out.text("id", e.id);
+    out.text("alloc", e.alloc);
+    out.text("state", to_string(e.state));
+    if (e.has_exit_code) out.int64("exit_code", e.exit_code);
+    if (e.has_signal) out.int64("signal", e.signal);
+    if (!e.error.empty()) out.text("error", e.error);
+    out.int64("created_ms", e.created_ms);
+    if (e.started_ms != 0) out.int64("started_ms", e.started_ms);
+    if (e.finished_ms != 0) out.int64("finished_ms", e.finished_ms);
+    out.field("resources", [&](packer& p) { pack_resources(p, e.resources); });
+    if (e.has_profile) out.field("profile", [&](packer& p) { pack_exec_profile(p, e.profile); });
+    if (e.has_result) out.field("result", [&](packer& p) { pack_exec_result(p, e.files); });
+  });
 }
 
 ExecInspect read_exec_inspect(const msgpack::object& object, const std::string& path) {
@@ -241,51 +223,32 @@ ExecInspect read_exec_inspect(const msgpack::object& object, const std::string& 
   return e;
 }
 
-uint32_t exec_call_field_count(const exec_call& call) {
-  switch (call.op) {
-    case exec_op::put: return 2;
-    case exec_op::inspect:
-    case exec_op::remove: return 1;
-    case exec_op::list: return 0;
-    case exec_op::wait: return 2;
-    case exec_op::logs: return 4;
-    case exec_op::repo_get: return 3;
-  }
-  return 0;
-}
-
-void pack_exec_call_fields(packer& pk, const exec_call& call) {
-  if (call.op != exec_op::list && call.op != exec_op::repo_get) {
-    pack_string(pk, "exec");
-    pack_string(pk, call.exec);
-  }
+template <bool writing>
+void pack_exec_call_fields(map_fields<writing>& out, const exec_call& call) {
+  if (call.op != exec_op::list && call.op != exec_op::repo_get) out.text("exec", call.exec);
   switch (call.op) {
     case exec_op::put:
-      pack_string(pk, "config");
-      pack_exec_config(pk, call.config);
+      out.field("config", [&](packer& pk) { pack_exec_config(pk, call.config); });
       break;
     case exec_op::wait:
-      pack_string(pk, "timeout_ms");
-      pk.pack_int64(call.timeout_ms);
+      out.int64("timeout_ms", call.timeout_ms);
       break;
     case exec_op::logs:
-      pack_string(pk, "stream");
-      pack_string(pk, call.stream);
-      [[fallthrough]];
     case exec_op::repo_get:
-      if (call.op == exec_op::repo_get) {
-        pack_string(pk, "digest");
-        pack_string(pk, call.digest);
-      }
-      pack_string(pk, "offset");
-      pk.pack_int64(call.offset);
-      pack_string(pk, "max_bytes");
-      pk.pack_int64(call.max_bytes);
+      if (call.op == exec_op::logs)
+        out.text("stream", call.stream);
+      else
+        out.text("digest", call.digest);
+      out.int64("offset", call.offset);
+      out.int64("max_bytes", call.max_bytes);
       break;
     default:
       break;
   }
 }
+// For both runs of a map's list (map_writer.hpp): counting and writing.
+template void pack_exec_call_fields(map_fields<false>&, const exec_call&);
+template void pack_exec_call_fields(map_fields<true>&, const exec_call&);
 
 void read_exec_call_fields(const map_view& view, exec_call& call) {
   if (call.op != exec_op::list && call.op != exec_op::repo_get) call.exec = read_exec_id(view);
@@ -321,42 +284,30 @@ void read_exec_call_fields(const map_view& view, exec_call& call) {
   }
 }
 
-uint32_t exec_answer_field_count(const exec_answer& answer) {
-  switch (answer.kind) {
-    case exec_answer::shape::none: return 0;
-    case exec_answer::shape::one:
-    case exec_answer::shape::many: return 1;
-    case exec_answer::shape::chunk: return 3;
-  }
-  return 0;
-}
-
-void pack_exec_answer_fields(packer& pk, const exec_answer& answer) {
+template <bool writing>
+void pack_exec_answer_fields(map_fields<writing>& out, const exec_answer& answer) {
   switch (answer.kind) {
     case exec_answer::shape::none:
       break;
     case exec_answer::shape::one:
-      pack_string(pk, "exec");
-      pack_exec_inspect(pk, answer.exec);
+      out.field("exec", [&](packer& pk) { pack_exec_inspect(pk, answer.exec); });
       break;
     case exec_answer::shape::many:
-      pack_string(pk, "execs");
-      pack_list(pk, answer.execs, pack_exec_inspect);
+      out.field("execs", [&](packer& pk) { pack_list(pk, answer.execs, pack_exec_inspect); });
       break;
     case exec_answer::shape::chunk:
-      pack_string(pk, "data");
-      pk.pack_bin(static_cast<uint32_t>(answer.data.size()));
-      pk.pack_bin_body(answer.data.data(), static_cast<uint32_t>(answer.data.size()));
-      pack_string(pk, "offset");
-      pk.pack_int64(answer.offset);
-      pack_string(pk, "eof");
-      if (answer.eof)
-        pk.pack_true();
-      else
-        pk.pack_false();
+      out.field("data", [&](packer& pk) {
+        pk.pack_bin(static_cast<uint32_t>(answer.data.size()));
+        pk.pack_bin_body(answer.data.data(), static_cast<uint32_t>(answer.data.size()));
+      });
+      out.int64("offset", answer.offset);
+      out.boolean("eof", answer.eof);
       break;
   }
 }
+// For both runs of a map's list, as above.
+template void pack_exec_answer_fields(map_fields<false>&, const exec_answer&);
+template void pack_exec_answer_fields(map_fields<true>&, const exec_answer&);
 
 void read_exec_answer_fields(const map_view& view, exec_answer& answer) {
   if (auto one = view.read_optional("exec", read_exec_inspect)) {
@@ -376,18 +327,12 @@ void read_exec_answer_fields(const map_view& view, exec_answer& answer) {
 }  // namespace codec
 
 std::string encode_exec_event(const exec_event& e) {
-  return codec::pack_body([&](msgpack::sbuffer&, packer& pk) {
-    pk.pack_map(5);
-    pack_string(pk, "v");
-    pk.pack_int(1);
-    pack_string(pk, "pool");
-    pack_string(pk, e.pool);
-    pack_string(pk, "event");
-    pack_string(pk, to_string(e.event));
-    pack_string(pk, "exec");
-    codec::pack_exec_inspect(pk, e.exec);
-    pack_string(pk, "ts_ms");
-    pk.pack_int64(e.ts_ms);
+  return codec::map_body([&](auto& out) {
+    out.int64("v", 1);
+    out.text("pool", e.pool);
+    out.text("event", to_string(e.event));
+    out.field("exec", [&](packer& pk) { codec::pack_exec_inspect(pk, e.exec); });
+    out.int64("ts_ms", e.ts_ms);
   });
 }
 

@@ -192,22 +192,25 @@ std::string encode_exec_config(const ExecConfig& c);
 outcome<ExecConfig> decode_exec_config(std::string_view body);
 
 namespace codec {
+template <bool writing>
+class map_fields;
 void pack_exec_config(packer& pk, const ExecConfig& config);
 ExecConfig read_exec_config(const msgpack::object& object, const std::string& path);
 void pack_exec_inspect(packer& pk, const ExecInspect& exec);
 ExecInspect read_exec_inspect(const msgpack::object& object, const std::string& path);
 
 // The argument fields of an exec call other than "alloc" (which the client API
-// and the worker protocol read differently): how many, packing, reading them
-// for `op` (strictly: `invalid` naming the field).
-uint32_t exec_call_field_count(const exec_call& call);
-void pack_exec_call_fields(packer& pk, const exec_call& call);
+// and the worker protocol read differently): listing them into a map being
+// written (map_writer.hpp), and reading them for `op` (strictly: `invalid`
+// naming the field).
+template <bool writing>
+void pack_exec_call_fields(map_fields<writing>& out, const exec_call& call);
 void read_exec_call_fields(const map_view& view, exec_call& call);
 
-// The result fields of an answer: how many, packing, and reading whichever a
+// The result fields of an answer: listing them, and reading whichever a
 // reply carries ("exec" -> one, "execs" -> many, "data" -> chunk).
-uint32_t exec_answer_field_count(const exec_answer& answer);
-void pack_exec_answer_fields(packer& pk, const exec_answer& answer);
+template <bool writing>
+void pack_exec_answer_fields(map_fields<writing>& out, const exec_answer& answer);
 void read_exec_answer_fields(const map_view& view, exec_answer& answer);
 }  // namespace codec
 

@@ -44,6 +44,12 @@ inline pool_error make_pool_error(error_kind kind, std::string message) {
   return pool_error{kind, std::move(message)};
 }
 
+// The one `timeout` message: "<who> did not answer within <ms> ms", naming
+// what did not answer (a pool, the broker, the mux).
+inline pool_error timeout_error(const std::string& who, int64_t waited_ms) {
+  return pool_error{error_kind::timeout, who + " did not answer within " + std::to_string(waited_ms) + " ms"};
+}
+
 // CAF inspection without including CAF: the inspector is a template parameter.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_error& x) {

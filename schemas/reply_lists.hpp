@@ -1,5 +1,6 @@
 // reply_lists: offers and pools replies (10,000 entries, ~1 MB) read straight
-// from their bytes with a bounds-checked cursor: no msgpack object tree, no paths.
+// from their bytes with msgpack_cursor (msgpack_scan.hpp): no msgpack object
+// tree, no paths.
 // Invariant: it only ever answers what the strict decode (codec::unpack_body +
 // the codec readers) answers for the same body; for anything but the exact
 // shape encode_{offers,pools}_reply writes it answers nullopt ("not read"),

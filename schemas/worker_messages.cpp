@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "schemas/codec.hpp"
+#include "schemas/map_writer.hpp"
 #include "schemas/msgpack_scan.hpp"
 
 namespace poolbus {
@@ -35,11 +36,6 @@ std::optional<exec_op> exec_op_of(worker_op op) {
   return exec_op_from_string(to_string(op));
 }
 
-void pack_version(packer& pk) {
-  pack_string(pk, "v");
-  pk.pack_int(1);
-}
-
 // A local id ("1", an alloc id): a non-empty string without a '/'.
 std::string read_local_id(const map_view& view, std::string_view key) {
   std::string id = view.require_string(key);
@@ -60,6 +56,13 @@ std::vector<AllocInspect> read_inspects(const msgpack::object& o, const std::str
 
 std::vector<OfferInfo> read_offers(const msgpack::object& o, const std::string& path) {
   return codec::read_list(o, path, codec::read_offer_info);
+}
+
+// A reply's allocs: the decoded ones, then the entries relayed as they came.
+void pack_allocs(packer& pk, const worker_reply& reply) {
+  pk.pack_array(static_cast<uint32_t>(reply.allocs.size() + static_cast<size_t>(reply.allocs_entries.count)));
+  for (const auto& alloc : reply.allocs) codec::pack_alloc_inspect(pk, alloc);
+  pk.pack_bin_body(reply.allocs_entries.bytes.data(), static_cast<uint32_t>(reply.allocs_entries.bytes.size()));
 }
 
 worker_request read_request(const map_view& view, uint64_t* rid_out) {
@@ -147,55 +150,29 @@ std::optional<worker_op> worker_op_from_string(std::string_view name) {
 }
 
 std::string encode_worker_request(const worker_request& request) {
-  return codec::pack_body([&](msgpack::sbuffer&, packer& pk) {
-    uint32_t args = 0;
+  return codec::map_body([&](auto& out) {
+    out.int64("v", 1);
+    out.uint64("rid", request.rid);
+    out.text("op", to_string(request.op));
     switch (request.op) {
       case worker_op::accept:
+        out.text("offer", request.offer_id);
+        out.field("meta", [&](packer& pk) { codec::pack_alloc_meta(pk, request.meta); });
+        break;
       case worker_op::keepalive:
-        args = 2;
+        out.text("alloc", request.alloc_id);
+        out.int64("interval_ms", request.interval_ms);
         break;
       case worker_op::free:
       case worker_op::inspect:
-        args = 1;
+        out.text("alloc", request.alloc_id);
         break;
       case worker_op::allocs:
       case worker_op::offers:
         break;
       default:  // exec ops
-        args = 1 + codec::exec_call_field_count(request.exec);
-        break;
-    }
-    pk.pack_map(3 + args);
-    pack_version(pk);
-    pack_string(pk, "rid");
-    pk.pack_uint64(request.rid);
-    pack_string(pk, "op");
-    pack_string(pk, to_string(request.op));
-    switch (request.op) {
-      case worker_op::accept:
-        pack_string(pk, "offer");
-        pack_string(pk, request.offer_id);
-        pack_string(pk, "meta");
-        codec::pack_alloc_meta(pk, request.meta);
-        break;
-      case worker_op::keepalive:
-        pack_string(pk, "alloc");
-        pack_string(pk, request.alloc_id);
-        pack_string(pk, "interval_ms");
-        pk.pack_int64(request.interval_ms);
-        break;
-      case worker_op::free:
-      case worker_op::inspect:
-        pack_string(pk, "alloc");
-        pack_string(pk, request.alloc_id);
-        break;
-      case worker_op::allocs:
-      case worker_op::offers:
-        break;
-      default:  // exec ops
-        pack_string(pk, "alloc");
-        pack_string(pk, request.alloc_id);
-        codec::pack_exec_call_fields(pk, request.exec);
+        out.text("alloc", request.alloc_id);
+        codec::pack_exec_call_fields(out, request.exec);
         break;
     }
   });
@@ -207,66 +184,38 @@ outcome<worker_request> decode_worker_request(std::string_view body, uint64_t* r
 }
 
 std::string encode_worker_reply(const worker_reply& reply) {
-  return codec::pack_body([&](msgpack::sbuffer& buffer, packer& pk) {
-    // Results are written only when they carry something: a worker_reply
-    // does not know its op, and an absent list decodes as an empty one.
-    // Any alloc but the default one is written, even one with an empty id, so
-    // what a decoder accepted re-encodes unchanged (fuzz round trip).
-    bool has_alloc = reply.ok && !(reply.alloc == AllocInspect{});
-    bool has_allocs = reply.ok && (!reply.allocs.empty() || reply.allocs_entries.count > 0);
-    bool has_offers = reply.ok && !reply.offers.empty();
-    bool has_interval = reply.ok && reply.interval_ms != 0;
-    uint32_t exec_fields = reply.ok ? codec::exec_answer_field_count(reply.exec) : 0;
-    uint32_t fields = 4 + (reply.ok ? 0 : 1) + has_alloc + has_allocs + has_offers + has_interval + exec_fields;
-    pk.pack_map(fields);
-    pack_version(pk);
-    pack_string(pk, "type");
-    pack_string(pk, "reply");
-    pack_string(pk, "rid");
-    pk.pack_uint64(reply.rid);
-    pack_string(pk, "ok");
-    if (reply.ok)
-      pk.pack_true();
-    else
-      pk.pack_false();
+  // Results are written only when they carry something: a worker_reply
+  // does not know its op, and an absent list decodes as an empty one.
+  // Any alloc but the default one is written, even one with an empty id, so
+  // what a decoder accepted re-encodes unchanged (fuzz round trip).
+  bool has_alloc = !(reply.alloc == AllocInspect{});  // once, not on both runs of the list
+  return codec::map_body([&](auto& out) {
+    out.int64("v", 1);
+    out.text("type", "reply");
+    out.uint64("rid", reply.rid);
+    out.boolean("ok", reply.ok);
     if (!reply.ok) {
-      pack_string(pk, "error");
-      codec::pack_pool_error(pk, reply.error);
+      out.field("error", [&](packer& pk) { codec::pack_pool_error(pk, reply.error); });
+      return;
     }
-    if (has_alloc) {
-      pack_string(pk, "alloc");
-      codec::pack_alloc_inspect(pk, reply.alloc);
-    }
-    if (has_allocs) {
-      pack_string(pk, "allocs");
-      pk.pack_array(static_cast<uint32_t>(reply.allocs.size() + static_cast<size_t>(reply.allocs_entries.count)));
-      for (const auto& alloc : reply.allocs) codec::pack_alloc_inspect(pk, alloc);
-      buffer.write(reply.allocs_entries.bytes.data(), reply.allocs_entries.bytes.size());
-    }
-    if (has_offers) {
-      pack_string(pk, "offers");
-      codec::pack_list(pk, reply.offers, codec::pack_offer_info);
-    }
-    if (has_interval) {
-      pack_string(pk, "interval_ms");
-      pk.pack_int64(reply.interval_ms);
-    }
-    if (exec_fields > 0) codec::pack_exec_answer_fields(pk, reply.exec);
+    if (has_alloc)
+      out.field("alloc", [&](packer& pk) { codec::pack_alloc_inspect(pk, reply.alloc); });
+    if (!reply.allocs.empty() || reply.allocs_entries.count > 0)
+      out.field("allocs", [&](packer& pk) { pack_allocs(pk, reply); });
+    if (!reply.offers.empty())
+      out.field("offers", [&](packer& pk) { codec::pack_list(pk, reply.offers, codec::pack_offer_info); });
+    if (reply.interval_ms != 0) out.int64("interval_ms", reply.interval_ms);
+    codec::pack_exec_answer_fields(out, reply.exec);
   });
 }
 
 std::string encode_worker_hello(const worker_hello& hello) {
-  return codec::pack_body([&](msgpack::sbuffer&, packer& pk) {
-    pk.pack_map(5);
-    pack_version(pk);
-    pack_string(pk, "type");
-    pack_string(pk, "hello");
-    pack_string(pk, "pool");
-    pack_string(pk, hello.pool);
-    pack_string(pk, "run");
-    pack_string(pk, hello.run);
-    pack_string(pk, "ts_ms");
-    pk.pack_int64(hello.ts_ms);
+  return codec::map_body([&](auto& out) {
+    out.int64("v", 1);
+    out.text("type", "hello");
+    out.text("pool", hello.pool);
+    out.text("run", hello.run);
+    out.int64("ts_ms", hello.ts_ms);
   });
 }
 
@@ -337,27 +286,17 @@ outcome<worker_message> decode_worker_message_relaying(std::string_view body) {
 // ---------------------------------------------------------------- stream bodies
 
 std::string encode_offer_announcement(const offer_announcement& a) {
-  return codec::pack_body([&](msgpack::sbuffer&, packer& pk) {
-    pk.pack_map(10);
-    pack_version(pk);
-    pack_string(pk, "pool");
-    pack_string(pk, a.pool);
-    pack_string(pk, "run");
-    pack_string(pk, a.run);
-    pack_string(pk, "seq");
-    pk.pack_int64(a.seq);
-    pack_string(pk, "resources");
-    codec::pack_resources(pk, a.resources);
-    pack_string(pk, "available");
-    codec::pack_resources(pk, a.available);
-    pack_string(pk, "offers");
-    codec::pack_list(pk, a.offers, codec::pack_offer_info);
-    pack_string(pk, "allocs");
-    pk.pack_int64(a.allocs);
-    pack_string(pk, "ts_ms");
-    pk.pack_int64(a.ts_ms);
-    pack_string(pk, "heartbeat_ms");
-    pk.pack_int64(a.heartbeat_ms);
+  return codec::map_body([&](auto& out) {
+    out.int64("v", 1);
+    out.text("pool", a.pool);
+    out.text("run", a.run);
+    out.int64("seq", a.seq);
+    out.field("resources", [&](packer& pk) { codec::pack_resources(pk, a.resources); });
+    out.field("available", [&](packer& pk) { codec::pack_resources(pk, a.available); });
+    out.field("offers", [&](packer& pk) { codec::pack_list(pk, a.offers, codec::pack_offer_info); });
+    out.int64("allocs", a.allocs);
+    out.int64("ts_ms", a.ts_ms);
+    out.int64("heartbeat_ms", a.heartbeat_ms);
   });
 }
 
@@ -378,17 +317,12 @@ outcome<offer_announcement> decode_offer_announcement(std::string_view body) {
 }
 
 std::string encode_alloc_event(const alloc_event& e) {
-  return codec::pack_body([&](msgpack::sbuffer&, packer& pk) {
-    pk.pack_map(5);
-    pack_version(pk);
-    pack_string(pk, "pool");
-    pack_string(pk, e.pool);
-    pack_string(pk, "event");
-    pack_string(pk, to_string(e.event));
-    pack_string(pk, "alloc");
-    codec::pack_alloc_inspect(pk, e.alloc);
-    pack_string(pk, "ts_ms");
-    pk.pack_int64(e.ts_ms);
+  return codec::map_body([&](auto& out) {
+    out.int64("v", 1);
+    out.text("pool", e.pool);
+    out.text("event", to_string(e.event));
+    out.field("alloc", [&](packer& pk) { codec::pack_alloc_inspect(pk, e.alloc); });
+    out.int64("ts_ms", e.ts_ms);
   });
 }
 
@@ -407,15 +341,11 @@ outcome<alloc_event> decode_alloc_event(std::string_view body) {
 }
 
 std::string encode_pool_event(const pool_event& e) {
-  return codec::pack_body([&](msgpack::sbuffer&, packer& pk) {
-    pk.pack_map(4);
-    pack_version(pk);
-    pack_string(pk, "pool");
-    pack_string(pk, e.pool);
-    pack_string(pk, "event");
-    pack_string(pk, to_string(e.event));
-    pack_string(pk, "ts_ms");
-    pk.pack_int64(e.ts_ms);
+  return codec::map_body([&](auto& out) {
+    out.int64("v", 1);
+    out.text("pool", e.pool);
+    out.text("event", to_string(e.event));
+    out.int64("ts_ms", e.ts_ms);
   });
 }
 

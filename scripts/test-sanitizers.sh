@@ -29,9 +29,9 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_strin
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 case "$scope" in
   core)
-    cmake --build "$build" -j"$(nproc)" --target schemas_tests policy_tests bus_tests \
+    cmake --build "$build" -j"$(nproc)" --target schemas_tests policy_tests bus_tests broker_tests \
       $(printf 'fuzz_replay_%s ' "${fuzz_targets[@]}")
-    ctest --test-dir "$build" --output-on-failure -j"$(nproc)" -R '^(schemas|policy|bus):|^fuzz_replay_|^layering$' "$@"
+    ctest --test-dir "$build" --output-on-failure -j"$(nproc)" -R '^(schemas|policy|bus|broker):|^fuzz_replay_|^layering$' "$@"
     ;;
   all)
     cmake --build "$build" -j"$(nproc)"

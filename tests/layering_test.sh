@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when a layer includes what it must not know: schemas/ and policy/ know no
-# CAF and no socket; only bus/ includes ZeroMQ; bus/ knows no CAF.
+# CAF and no socket; only bus/ includes ZeroMQ; bus/ and broker/ know no CAF.
 set -u
 root=${1:-$(dirname "$0")/..}
 fail=0
@@ -14,6 +14,7 @@ check policy  'caf/|zmq|actors/|bus/' 'CAF, ZeroMQ or upper layers'
 check actors  'zmq|bus/' 'ZeroMQ or the bus'
 check bus     'caf/|actors/|policy/' 'CAF or the actors'
 check store   'caf/|zmq|actors/|bus/|policy/|exec/' 'CAF, ZeroMQ or upper layers'
+check broker  'caf/|zmq|actors/' 'CAF, ZeroMQ or the actors (it hands on through callbacks)'
 check exec    'caf/|zmq|actors/|bus/|policy/' 'CAF, ZeroMQ or upper layers'
 check apps    'zmq' 'ZeroMQ directly (go through bus/)'
 [ $fail = 0 ] && echo "layering: ok"

@@ -1,5 +1,5 @@
-// pool-broker: the one broker. Wiring only: flags, the mux, registry and api
-// actors, and the I/O thread that owns the api ROUTER, stream PUB, workers
+// pool-broker: the one broker. Wiring only: flags, the mux and api actors,
+// the worker intake and CURVE gate (broker/), and the I/O thread that owns the api ROUTER, stream PUB, workers
 // ROUTER and announce SUB. Malformed client requests are answered on the I/O
 // thread itself and never reach an actor.
 #include <caf/all.hpp>
@@ -9,15 +9,16 @@
 
 #include "actors/api_actor.hpp"
 #include "actors/mux_actor.hpp"
-#include "actors/registry_actor.hpp"
+#include "apps/common/actor_settings.hpp"
 #include "apps/common/flags.hpp"
 #include "apps/common/logging.hpp"
 #include "apps/common/shutdown_latch.hpp"
-#include "apps/pool-broker/broker_gate.hpp"
+#include "broker/broker_gate.hpp"
+#include "broker/worker_intake.hpp"
 #include "bus/endpoints.hpp"
 #include "bus/envelope.hpp"
 #include "bus/io_thread.hpp"
-#include "policy/worker_intake.hpp"
+#include "broker/worker_intake.hpp"
 #include "schemas/api_messages.hpp"
 
 using namespace poolbus;
@@ -26,7 +27,7 @@ namespace {
 
 struct broker_actors {
   caf::actor api;
-  caf::actor registry;
+  mux_actor mux;
 };
 
 void on_client_message(std::vector<std::string>&& frames, std::string&& caller, const broker_actors& actors,
@@ -76,26 +77,115 @@ void on_broker_message(channel via, std::vector<std::string>&& frames, std::stri
   }
 }
 
-// What the intake passes on goes to the registry, one actor message each
-// (the repeats: one per flush).
-worker_intake_outputs to_registry(const broker_actors& actors) {
+// What the intake passes on goes to the mux, one actor message each (the
+// repeats: one per flush).
+worker_intake_outputs to_mux(const broker_actors& actors) {
   worker_intake_outputs out;
   out.offers_changed = [&actors](offer_announcement&& a) {
-    caf::anon_send(actors.registry, announce_atom::value, std::move(a));
+    caf::anon_send(actors.mux, announce_atom::value, std::move(a));
   };
-  out.pool_stopped = [&actors](pool_event&& e) { caf::anon_send(actors.registry, announce_atom::value, std::move(e)); };
+  out.pool_stopped = [&actors](pool_event&& e) { caf::anon_send(actors.mux, announce_atom::value, std::move(e)); };
   out.hello = [&actors](std::string&& identity, worker_hello&& hello) {
-    caf::anon_send(actors.registry, hello_atom::value, std::move(identity), std::move(hello));
+    caf::anon_send(actors.mux, hello_atom::value, std::move(identity), std::move(hello));
   };
   out.reply = [&actors](std::string&& identity, worker_reply&& reply) {
-    caf::anon_send(actors.registry, wreply_atom::value, std::move(identity), std::move(reply));
+    caf::anon_send(actors.mux, wreply_atom::value, std::move(identity), std::move(reply));
   };
   out.seen = [&actors](std::vector<pool_seen>&& announced, std::vector<pool_seen>&& hellos) {
-    caf::anon_send(actors.registry, seen_atom::value, std::move(announced), std::move(hellos));
+    caf::anon_send(actors.mux, seen_atom::value, std::move(announced), std::move(hellos));
   };
-  // The registry's clock for liveness: the I/O thread's, not its own.
-  out.flushed = [&actors](int64_t now_ms) { caf::anon_send(actors.registry, sweep_atom::value, now_ms); };
+  // The mux's clock for liveness: the I/O thread's, not its own.
+  out.flushed = [&actors](int64_t now_ms) { caf::anon_send(actors.mux, sweep_atom::value, now_ms); };
   return out;
+}
+
+struct broker_options {
+  broker_endpoints endpoints;
+  int64_t worker_timeout_ms = liveness::default_worker_timeout_ms;
+  int64_t request_timeout_ms = liveness::default_request_timeout_ms;
+  std::string log_level = "info";
+  std::string curve_dir;
+  bool curve_generate = false;
+};
+
+void add_broker_flags(CLI::App& app, broker_options& o) {
+  add_endpoint_flag(app, "--api", o.endpoints.api, "client API ROUTER");
+  add_endpoint_flag(app, "--stream", o.endpoints.stream, "offer stream PUB");
+  add_endpoint_flag(app, "--workers", o.endpoints.workers, "workers ROUTER");
+  add_endpoint_flag(app, "--announce", o.endpoints.announce, "announce SUB");
+  add_duration_flag(app, "--worker-timeout", o.worker_timeout_ms, "drop a pool silent this long (default 3s)");
+  add_duration_flag(app, "--request-timeout", o.request_timeout_ms, "a worker's time to answer (default 5s)");
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error");
+  app.add_option("--curve-dir", o.curve_dir,
+                 "turn CURVE on: DIR holds broker.key (0600) and authorized_keys (docs/security.md)");
+  app.add_flag("--curve-generate", o.curve_generate, "with --curve-dir: create broker.key/broker.pub if missing");
+}
+
+// The broker's four sockets, as the protocol fixes them.
+std::vector<socket_spec> broker_sockets(const broker_endpoints& endpoints) {
+  auto workers_socket = socket_spec::bound(channel::workers, socket_kind::router, endpoints.workers);
+  workers_socket.router_handover = true;  // a restarted worker takes its routing id back at once
+  auto announce_socket = socket_spec::bound(channel::announce, socket_kind::sub, endpoints.announce);
+  announce_socket.subscriptions = {""};
+  return {
+      socket_spec::bound(channel::api, socket_kind::router, endpoints.api),
+      socket_spec::bound(channel::stream, socket_kind::pub, endpoints.stream),
+      workers_socket,
+      announce_socket,
+  };
+}
+
+void spawn_broker_actors(caf::actor_system& sys, const broker_options& o, std::shared_ptr<io_thread> io,
+                         std::shared_ptr<worker_intake> intake, broker_actors& actors) {
+  mux_config mux_settings;
+  mux_settings.sink = io;
+  mux_settings.worker_timeout_ms = o.worker_timeout_ms;
+  mux_settings.request_timeout_ms = o.request_timeout_ms;
+  mux_settings.forget_pool = [intake](const std::string& pool) { intake->forget(pool); };
+  actors.mux = spawn_mux_actor(sys, std::move(mux_settings));
+  actors.api = spawn_api_actor(sys, api_actor_config{actors.mux, io, o.request_timeout_ms});
+}
+
+// Runs the broker until the latch opens; its exit code.
+int serve(const broker_options& o, broker_gate* gate, shutdown_latch& latch) {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{single_thread_actors(cfg)};
+  broker_actors actors;
+  io_thread* io_ptr = nullptr;
+  auto specs = broker_sockets(o.endpoints);
+  if (gate) gate->secure(specs);
+  std::shared_ptr<worker_intake> intake;  // used on the I/O thread; made once the io_thread exists
+  auto io = std::make_shared<io_thread>(
+      std::move(specs), io_thread::authenticated_handler([&actors, &io_ptr, gate, &intake](
+                                                             channel via, std::vector<std::string>&& frames,
+                                                             std::string&& user_id) {
+        auto now_ms = steady_ms();  // one clock read per message, for the gate and the intake
+        if (gate && !gate->admit(via, frames, user_id, now_ms)) return;
+        on_broker_message(via, std::move(frames), std::move(user_id), actors, *io_ptr, *intake, now_ms);
+      }));
+  io_ptr = io.get();
+  intake = std::make_shared<worker_intake>(*io, to_mux(actors), o.worker_timeout_ms);
+  io->set_tick(std::chrono::milliseconds(intake->flush_period_ms()), [&intake] { intake->flush(steady_ms()); });
+  if (gate)
+    if (auto zap = gate->start_zap(*io); !zap) {
+      std::cerr << "pool-broker: " << zap.error().message << "\n";
+      return 1;
+    }
+  spawn_broker_actors(sys, o, io, intake, actors);
+  int exit_code = 1;
+  if (auto started = io->start(); !started) {
+    std::cerr << "pool-broker: " << started.error().message << "\n";
+  } else {
+    spdlog::info("broker up: api {}, stream {}, workers {}, announce {}", o.endpoints.api, o.endpoints.stream,
+                 o.endpoints.workers, o.endpoints.announce);
+    exit_code = latch.wait();
+  }
+  io->stop();
+  if (gate) gate->stop_zap();  // only now: while no ZAP handler is bound, libzmq admits anyone
+  caf::anon_send_exit(actors.api, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(actors.mux, caf::exit_reason::user_shutdown);
+  actors = {};
+  return exit_code;
 }
 
 }  // namespace
@@ -103,106 +193,26 @@ worker_intake_outputs to_registry(const broker_actors& actors) {
 int main(int argc, char** argv) {
   shutdown_latch latch;
   CLI::App app{"pool-broker: places work on the pools of many workers", "pool-broker"};
-  broker_endpoints endpoints;
-  int64_t worker_timeout_ms = 3000, request_timeout_ms = 5000;
-  std::string log_level = "info";
-  std::string curve_dir;
-  bool curve_generate = false;
-  add_endpoint_flag(app, "--api", endpoints.api, "client API ROUTER");
-  add_endpoint_flag(app, "--stream", endpoints.stream, "offer stream PUB");
-  add_endpoint_flag(app, "--workers", endpoints.workers, "workers ROUTER");
-  add_endpoint_flag(app, "--announce", endpoints.announce, "announce SUB");
-  add_duration_flag(app, "--worker-timeout", worker_timeout_ms, "drop a pool silent this long (default 3s)");
-  add_duration_flag(app, "--request-timeout", request_timeout_ms, "a worker's time to answer (default 5s)");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
-  app.add_option("--curve-dir", curve_dir,
-                 "turn CURVE on: DIR holds broker.key (0600) and authorized_keys (docs/security.md)");
-  app.add_flag("--curve-generate", curve_generate, "with --curve-dir: create broker.key/broker.pub if missing");
+  broker_options o;
+  add_broker_flags(app, o);
   if (int rc = parse_flags(app, argc, argv); rc >= 0) return rc;
-  if (!setup_logging("pool-broker", log_level)) {
-    std::cerr << "pool-broker: unknown --log-level " << log_level << "\n";
+  if (!setup_logging("pool-broker", o.log_level)) {
+    std::cerr << "pool-broker: unknown --log-level " << o.log_level << "\n";
     return 2;
   }
-
-  std::unique_ptr<broker_gate> gate;  // CURVE security; null = plaintext, as before
-  if (!curve_dir.empty()) {
-    auto loaded = broker_gate::load(curve_dir, curve_generate, worker_timeout_ms);
+  std::unique_ptr<broker_gate> gate;  // CURVE security; null = plaintext
+  if (!o.curve_dir.empty()) {
+    auto loaded = broker_gate::load(o.curve_dir, o.curve_generate, o.worker_timeout_ms);
     if (!loaded) {
       std::cerr << "pool-broker: " << loaded.error().message << "\n";
       return 1;
     }
     gate = std::move(*loaded);
-  } else if (curve_generate) {
+  } else if (o.curve_generate) {
     std::cerr << "pool-broker: --curve-generate needs --curve-dir\n";
     return 2;
   }
-
-  caf::actor_system_config cfg;
-  cfg.set("scheduler.policy", caf::atom("sharing"));
-  // One CAF thread: every actor hop of a call then stays on that thread
-  // instead of waking another (on 2 cores a thread switch costs more than the
-  // handlers themselves); the ZeroMQ and I/O threads keep the other core busy.
-  cfg.set("scheduler.max-threads", 1);
-  int exit_code = 0;
-  {
-    caf::actor_system sys{cfg};
-    broker_actors actors;
-    io_thread* io_ptr = nullptr;
-    auto workers_socket = socket_spec::bound(channel::workers, socket_kind::router, endpoints.workers);
-    workers_socket.router_handover = true;  // a restarted worker takes its routing id back at once
-    auto announce_socket = socket_spec::bound(channel::announce, socket_kind::sub, endpoints.announce);
-    announce_socket.subscriptions = {""};
-    std::vector<socket_spec> specs{
-        socket_spec::bound(channel::api, socket_kind::router, endpoints.api),
-        socket_spec::bound(channel::stream, socket_kind::pub, endpoints.stream),
-        workers_socket,
-        announce_socket,
-    };
-    if (gate) gate->secure(specs);
-    std::shared_ptr<worker_intake> intake;  // used on the I/O thread; made once the io_thread exists
-    auto io = std::make_shared<io_thread>(
-        std::move(specs),
-        io_thread::authenticated_handler([&actors, &io_ptr, &gate, &intake](
-                                             channel via, std::vector<std::string>&& frames, std::string&& user_id) {
-          auto now_ms = steady_ms();  // one clock read per message, for the gate and the intake
-          if (gate && !gate->admit(via, frames, user_id, now_ms)) return;
-          on_broker_message(via, std::move(frames), std::move(user_id), actors, *io_ptr, *intake, now_ms);
-        }));
-    io_ptr = io.get();
-    intake = std::make_shared<worker_intake>(*io, to_registry(actors), worker_timeout_ms);
-    io->set_tick(std::chrono::milliseconds(intake->flush_period_ms()), [&intake] { intake->flush(steady_ms()); });
-    if (gate) {
-      if (auto zap = gate->start_zap(*io); !zap) {
-        std::cerr << "pool-broker: " << zap.error().message << "\n";
-        return 1;
-      }
-    }
-
-    mux_config mux_settings;
-    mux_settings.request_timeout = std::chrono::milliseconds(request_timeout_ms);
-    mux_settings.unknown_pool = error_kind::unavailable;  // protocol.md: not connected -> unavailable at once
-    mux_settings.pools_keep_deadlines = true;  // proxies answer `timeout` themselves at request_timeout
-    mux_settings.relay_allocs = true;          // proxies hand on the workers' encoded allocs lists
-    auto mux = spawn_mux_actor(sys, mux_settings);
-    actors.registry = spawn_registry_actor(
-        sys, registry_config{mux, io, worker_timeout_ms, request_timeout_ms, wall_clock::real(),
-                             [intake](const std::string& pool) { intake->forget(pool); }});
-    actors.api = spawn_api_actor(sys, api_actor_config{mux, io, request_timeout_ms});
-    if (auto started = io->start(); !started) {
-      std::cerr << "pool-broker: " << started.error().message << "\n";
-      exit_code = 1;
-    } else {
-      spdlog::info("broker up: api {}, stream {}, workers {}, announce {}", endpoints.api, endpoints.stream,
-                   endpoints.workers, endpoints.announce);
-      exit_code = latch.wait();
-    }
-    io->stop();
-    if (gate) gate->stop_zap();  // only now: while no ZAP handler is bound, libzmq admits anyone
-    caf::anon_send_exit(actors.api, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(actors.registry, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(mux, caf::exit_reason::user_shutdown);
-    actors = {};
-  }
+  int exit_code = serve(o, gate.get(), latch);
   spdlog::info("broker stopped");
   return exit_code;
 }

@@ -1,6 +1,8 @@
-// Tests of the mux actor under CAF's test_coordinator, over fake pools
-// written here: typed pool_actor behaviours that journal what they are asked
-// and fail the test on any message they do not expect.
+// Tests of the broker's mux actor under CAF's test_coordinator, fed as the
+// broker's intake feeds it (announcements, hellos, replies, heartbeat
+// batches, flushes) and read back through a frame sink that keeps what the
+// mux and its proxies post: pools.<pool> events and requests to workers,
+// which the test answers as a worker would.
 #include <catch2/catch.hpp>
 
 #include <caf/all.hpp>
@@ -8,10 +10,8 @@
 
 #include "actors/deterministic_system.hpp"
 
-#include <algorithm>
 #include <chrono>
-#include <map>
-#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -20,198 +20,113 @@
 #include "schemas/api_messages.hpp"
 
 using namespace poolbus;
-// Far beyond any virtual time a test reaches (caf::duration has no hours).
 const auto no_deadline = std::chrono::seconds(24 * 3600);
 using std::chrono::milliseconds;
-using std::chrono::seconds;
 
 namespace {
 
 const Resources small{{"mem", 10}, {"cpu", 1}, {"disk", 20}};
-const Resources medium = small.scale(2);
 const Resources large = small.scale(4);
 
-using journal = std::shared_ptr<std::vector<std::string>>;
-
-template <class T>
-caf::result<T> unexpected(const std::string& pool, const std::string& what) {
-  FAIL_CHECK("pool " << pool << " got an unexpected " << what);
-  return make_error(error_kind::internal, "unexpected " + what);
-}
-
-// reflow mux_test.go's idPool: names offers and allocs after the ids it is
-// asked for; nothing else is expected.
-struct id_pool_state {
-  static inline const char* name = "id_pool";
+struct capture_sink : frame_sink {
+  std::mutex mutex;
+  std::vector<outbound_frames> posted;
+  void post(outbound_frames message) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    posted.push_back(std::move(message));
+  }
 };
 
-pool_actor::behavior_type id_pool(pool_actor::stateful_pointer<id_pool_state>, std::string id, journal log) {
-  return {
-      [=](pool_id_atom) { return id; },
-      [=](status_atom) { return unexpected<PoolStatus>(id, "status"); },
-      [=](offers_atom) { return unexpected<std::vector<OfferInfo>>(id, "offers"); },
-      [=](offer_atom, const std::string& local) -> caf::result<OfferInfo> {
-        log->push_back(id + ":offer:" + local);
-        return OfferInfo{local, id, {}};
-      },
-      [=](accept_atom, const std::string&, const AllocMeta&) { return unexpected<AllocInspect>(id, "accept"); },
-      [=](allocs_atom) { return unexpected<std::vector<AllocInspect>>(id, "allocs"); },
-      [=](inspect_atom, const std::string& local) -> caf::result<AllocInspect> {
-        log->push_back(id + ":inspect:" + local);
-        AllocInspect a;
-        a.id = id + "/" + local;
-        a.pool = id;
-        return a;
-      },
-      [=](keepalive_atom, const std::string& local, int64_t iv) -> caf::result<int64_t> {
-        log->push_back(id + ":keepalive:" + local);
-        return iv;
-      },
-      [=](free_atom, const std::string& local) -> caf::result<caf::ok_atom> {
-        log->push_back(id + ":free:" + local);
-        return caf::ok_atom::value;
-      },
-  };
+offer_announcement announcement_of(const std::string& pool, const Resources& available, int64_t seq,
+                                   int64_t allocs = 0) {
+  offer_announcement a;
+  a.pool = pool;
+  a.run = "r1";
+  a.seq = seq;
+  a.resources = large;
+  a.available = available;
+  a.allocs = allocs;
+  a.ts_ms = 1000 + seq;
+  if (available.units("cpu") > 0) a.offers.push_back(OfferInfo{pool + "/1", pool, available});
+  return a;
 }
 
-// A resource pool as protocol.md describes one: a single offer "1" of all it
-// has left; accept grants while it fits. `silent` never answers offers,
-// status or allocs (a worker that stopped answering); `refuse_accepts`
-// answers every accept not_exist (someone else took the offer).
-struct fake_spec {
-  std::string id;
-  Resources available;
-  bool silent = false;
-  bool refuse_accepts = false;
+struct sent_request {
+  std::string pool;
+  worker_request request;
 };
 
-struct fake_pool_state {
-  fake_spec spec;
-  Resources total;
-  std::map<std::string, AllocInspect> allocs;  // by local id
-  int next_alloc = 0;
-  std::vector<caf::typed_response_promise<std::vector<OfferInfo>>> unanswered_offers;
-  std::vector<caf::typed_response_promise<PoolStatus>> unanswered_status;
-  std::vector<caf::typed_response_promise<std::vector<AllocInspect>>> unanswered_allocs;
-  static inline const char* name = "fake_pool";
-};
-
-pool_actor::behavior_type fake_pool(pool_actor::stateful_pointer<fake_pool_state> self, fake_spec spec,
-                                    journal log) {
-  self->state.spec = spec;
-  self->state.total = spec.available;
-  auto id = spec.id;
-  return {
-      [=](pool_id_atom) { return id; },
-      [=](status_atom) -> caf::result<PoolStatus> {
-        log->push_back(id + ":status");
-        auto& st = self->state;
-        if (st.spec.silent) {
-          st.unanswered_status.push_back(self->make_response_promise<PoolStatus>());
-          return st.unanswered_status.back();
-        }
-        return PoolStatus{id, st.total, st.spec.available, static_cast<int64_t>(st.allocs.size()), 0};
-      },
-      [=](offers_atom) -> caf::result<std::vector<OfferInfo>> {
-        log->push_back(id + ":offers");
-        auto& st = self->state;
-        if (st.spec.silent) {
-          st.unanswered_offers.push_back(self->make_response_promise<std::vector<OfferInfo>>());
-          return st.unanswered_offers.back();
-        }
-        const auto& a = st.spec.available;
-        if (a.units("cpu") <= 0 || a.units("mem") <= 0 || a.units("disk") <= 0) return std::vector<OfferInfo>{};
-        return std::vector<OfferInfo>{{"1", id, a}};
-      },
-      [=](offer_atom, const std::string& local) -> caf::result<OfferInfo> {
-        log->push_back(id + ":offer:" + local);
-        if (local != "1") return make_error(error_kind::not_exist, "no offer " + local);
-        return OfferInfo{"1", id, self->state.spec.available};
-      },
-      [=](accept_atom, const std::string& local, const AllocMeta& meta) -> caf::result<AllocInspect> {
-        log->push_back(id + ":accept:" + local);
-        auto& st = self->state;
-        if (st.spec.refuse_accepts || local != "1" || !st.spec.available.available(meta.want))
-          return make_error(error_kind::not_exist, "offer " + local + " cannot cover the request");
-        st.spec.available = st.spec.available.sub(meta.want);
-        AllocInspect a;
-        auto alloc_local = "a" + std::to_string(++st.next_alloc);
-        a.id = id + "/" + alloc_local;
-        a.pool = id;
-        a.resources = meta.want;
-        a.meta = meta;
-        st.allocs[alloc_local] = a;
-        return a;
-      },
-      [=](allocs_atom) -> caf::result<std::vector<AllocInspect>> {
-        log->push_back(id + ":allocs");
-        auto& st = self->state;
-        if (st.spec.silent) {
-          st.unanswered_allocs.push_back(self->make_response_promise<std::vector<AllocInspect>>());
-          return st.unanswered_allocs.back();
-        }
-        std::vector<AllocInspect> out;
-        for (const auto& [_, a] : st.allocs) out.push_back(a);
-        return out;
-      },
-      [=](inspect_atom, const std::string& local) -> caf::result<AllocInspect> {
-        log->push_back(id + ":inspect:" + local);
-        auto it = self->state.allocs.find(local);
-        if (it == self->state.allocs.end()) return make_error(error_kind::not_exist, "no alloc " + local);
-        return it->second;
-      },
-      [=](keepalive_atom, const std::string& local, int64_t) -> caf::result<int64_t> {
-        return unexpected<int64_t>(id, "keepalive of " + local);
-      },
-      [=](free_atom, const std::string& local) -> caf::result<caf::ok_atom> {
-        log->push_back(id + ":free:" + local);
-        auto& st = self->state;
-        auto it = st.allocs.find(local);
-        if (it == st.allocs.end()) return make_error(error_kind::not_exist, "no alloc " + local);
-        st.spec.available = st.spec.available.add(it->second.resources);
-        st.allocs.erase(it);
-        return caf::ok_atom::value;
-      },
-  };
-}
-
-struct mux_fixture : test::deterministic_system {
+struct broker_mux_fixture : test::deterministic_system {
   caf::scoped_actor self{sys};
-  journal log = std::make_shared<std::vector<std::string>>();
-  std::vector<caf::actor> spawned;  // every actor to stop at the end
+  std::shared_ptr<capture_sink> sink = std::make_shared<capture_sink>();
+  std::vector<std::string> forgotten;
+  mux_actor m;
+  std::size_t read_upto = 0;  // posted frames already looked at by take_*
 
-  ~mux_fixture() {
-    for (auto& a : spawned) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  explicit broker_mux_fixture(mux_config config = {}) { start(std::move(config)); }
+  ~broker_mux_fixture() {
+    caf::anon_send_exit(m, caf::exit_reason::user_shutdown);
     run();
   }
 
+  void start(mux_config config) {
+    if (m) caf::anon_send_exit(m, caf::exit_reason::user_shutdown);
+    config.sink = sink;
+    config.clock = wall_clock::simulated();
+    config.forget_pool = [this](const std::string& pool) { forgotten.push_back(pool); };
+    m = spawn_mux_actor(sys, std::move(config));
+    run();
+  }
   void run() { sched.run(); }
   void advance(caf::timespan d) {
     sched.clock().advance_time(d);
     run();
   }
 
-  mux_actor mux(mux_config config = {}) {
-    config.clock = wall_clock::simulated();
-    auto m = spawn_mux_actor(sys, config);
-    spawned.push_back(caf::actor_cast<caf::actor>(m));
-    return m;
-  }
-  pool_actor id_pool_named(const std::string& id) {
-    auto p = sys.spawn(id_pool, id, log);
-    spawned.push_back(caf::actor_cast<caf::actor>(p));
-    return p;
-  }
-  pool_actor fake(fake_spec spec) {
-    auto p = sys.spawn(fake_pool, std::move(spec), log);
-    spawned.push_back(caf::actor_cast<caf::actor>(p));
-    return p;
+  void join(offer_announcement a) {
+    auto pool = a.pool;
+    self->send(m, announce_atom::value, std::move(a));
+    self->send(m, hello_atom::value, pool, worker_hello{pool, "r1", 0});
+    run();
   }
 
-  // Sends a request and runs the system; the reply must be there by then
-  // (the timeout is far beyond any virtual time a test reaches).
+  // The pools.<pool> events posted so far, as "<pool>:<event>".
+  std::vector<std::string> pool_events() {
+    std::vector<std::string> out;
+    std::lock_guard<std::mutex> lock(sink->mutex);
+    for (const auto& f : sink->posted)
+      if (f.via == channel::stream) {
+        auto e = decode_pool_event(f.frames.at(1));
+        REQUIRE(e.ok());
+        CHECK(f.frames.at(0) == pools_topic(e->pool));
+        out.push_back(e->pool + ":" + std::string(to_string(e->event)));
+      }
+    return out;
+  }
+
+  // Requests to workers posted since the last call.
+  std::vector<sent_request> take_requests() {
+    std::vector<sent_request> out;
+    std::lock_guard<std::mutex> lock(sink->mutex);
+    for (; read_upto < sink->posted.size(); ++read_upto) {
+      const auto& f = sink->posted[read_upto];
+      if (f.via != channel::workers) continue;
+      uint64_t rid = 0;
+      auto r = decode_worker_request(f.frames.at(1), &rid);
+      REQUIRE(r.ok());
+      out.push_back({f.frames.at(0), *r});
+    }
+    return out;
+  }
+
+  void answer(const sent_request& to, worker_reply reply) {
+    reply.rid = to.request.rid;
+    self->send(m, wreply_atom::value, to.pool, std::move(reply));
+    run();
+  }
+
   template <class T, class... Ts>
-  outcome<T> ask(const mux_actor& m, Ts... xs) {
+  outcome<T> ask(Ts... xs) {
     auto rh = self->request(caf::actor_cast<caf::actor>(m), no_deadline, xs...);
     run();
     return collect<T>(rh);
@@ -223,646 +138,213 @@ struct mux_fixture : test::deterministic_system {
     rh.receive([&](T& v) { result = std::move(v); }, [&](caf::error& e) { result = to_pool_error(e); });
     return result;
   }
-
-  void set_pools(const mux_actor& m, std::vector<pool_actor> pools) {
-    REQUIRE(ask<caf::ok_atom>(m, set_pools_atom::value, std::move(pools)).ok());
-  }
-
-  int count(const std::string& entry) const { return static_cast<int>(std::count(log->begin(), log->end(), entry)); }
 };
 
-std::vector<std::string> ids(const std::vector<OfferInfo>& offers) {
-  std::vector<std::string> out;
-  for (const auto& o : offers) out.push_back(o.id);
-  return out;
-}
-
-}  // namespace
-
-TEST_CASE_METHOD(mux_fixture, "mux: reflow TestMux (URI routing and its errors)") {
-  auto m = mux();
-  set_pools(m, {id_pool_named("a"), id_pool_named("b"), id_pool_named("c")});
-  CHECK(ask<int>(m, size_atom::value).value() == 3);
-
-  auto offer = ask<OfferInfo>(m, offer_atom::value, std::string("a/blah"));
-  REQUIRE(offer.ok());
-  CHECK(offer->id == "a/blah");  // the pool answered "blah"; the mux names it by URI
-  CHECK(offer->pool == "a");
-  auto alloc = ask<AllocInspect>(m, inspect_atom::value, std::string("c/ok"));
-  REQUIRE(alloc.ok());
-  CHECK(alloc->id == "c/ok");
-  CHECK(*log == std::vector<std::string>{"a:offer:blah", "c:inspect:ok"});
-
-  struct error_case {
-    std::string what;
-    std::string uri;
-    error_kind kind;
-  };
-  for (const auto& c : std::vector<error_case>{{"inspect", "blah", error_kind::invalid},
-                                               {"offer", "blah", error_kind::invalid},
-                                               {"inspect", "foo/bar", error_kind::not_exist},
-                                               {"offer", "foo/bar", error_kind::not_exist},
-                                               {"accept", "blah", error_kind::invalid},
-                                               {"accept", "foo/1", error_kind::not_exist},
-                                               {"keepalive", "foo/bar", error_kind::not_exist},
-                                               {"free", "blah", error_kind::invalid},
-                                               {"free", "foo/bar", error_kind::not_exist}}) {
-    INFO(c.what << " " << c.uri);
-    pool_error error;
-    if (c.what == "inspect")
-      error = ask<AllocInspect>(m, inspect_atom::value, c.uri).error();
-    else if (c.what == "offer")
-      error = ask<OfferInfo>(m, offer_atom::value, c.uri).error();
-    else if (c.what == "accept")
-      error = ask<AllocInspect>(m, accept_atom::value, c.uri, AllocMeta{small, "", {}}).error();
-    else if (c.what == "keepalive")
-      error = ask<int64_t>(m, keepalive_atom::value, c.uri, int64_t{1000}).error();
-    else
-      error = ask<caf::ok_atom>(m, free_atom::value, c.uri).error();
-    CHECK(error.kind == c.kind);
-  }
-  CHECK(log->size() == 2);  // no error case reached a pool
-
-  // Keepalive and free reach the pool with the local id.
-  CHECK(ask<int64_t>(m, keepalive_atom::value, std::string("b/x"), int64_t{30000}).value() == 30000);
-  CHECK(ask<caf::ok_atom>(m, free_atom::value, std::string("b/x")).ok());
-  CHECK(log->at(2) == "b:keepalive:x");
-  CHECK(log->at(3) == "b:free:x");
-  CHECK(ask<std::string>(m, pool_id_atom::value).value().empty());
-}
-
-TEST_CASE_METHOD(mux_fixture, "mux: set_pools replaces the membership") {
-  auto m = mux();
-  CHECK(ask<int>(m, size_atom::value).value() == 0);
-  CHECK(ask<std::vector<OfferInfo>>(m, offers_atom::value).value().empty());
-  set_pools(m, {fake({"p1", large}), fake({"p2", medium})});
-  CHECK(ask<int>(m, size_atom::value).value() == 2);
-  set_pools(m, {fake({"p3", small})});
-  CHECK(ask<int>(m, size_atom::value).value() == 1);
-  CHECK(ids(ask<std::vector<OfferInfo>>(m, offers_atom::value).value()) == std::vector<std::string>{"p3/1"});
-  CHECK(ask<OfferInfo>(m, offer_atom::value, std::string("p1/1")).error().kind == error_kind::not_exist);
-  // A repeated id is kept once.
-  set_pools(m, {fake({"p4", small}), fake({"p4", large})});
-  CHECK(ask<int>(m, size_atom::value).value() == 1);
-  CHECK(ask<std::vector<OfferInfo>>(m, offers_atom::value).value().at(0).available == small);
-}
-
-TEST_CASE_METHOD(mux_fixture, "mux: offers, accept, allocs, pools and status across pools") {
-  auto m = mux();
-  set_pools(m, {fake({"p2", medium}), fake({"p1", large})});
-  auto offers = ask<std::vector<OfferInfo>>(m, offers_atom::value);
-  REQUIRE(offers.ok());
-  CHECK(ids(*offers) == std::vector<std::string>{"p1/1", "p2/1"});
-  CHECK(offers->at(0).pool == "p1");
-  CHECK(offers->at(0).available == large);
-
-  auto alloc = ask<AllocInspect>(m, accept_atom::value, std::string("p1/1"), AllocMeta{small, "bob", {}});
-  REQUIRE(alloc.ok());
-  CHECK(alloc->id == "p1/a1");  // already a URI from the pool: left alone
-  CHECK(count("p1:accept:1") == 1);  // the pool got its local offer id
-  auto refused = ask<AllocInspect>(m, accept_atom::value, std::string("p2/1"), AllocMeta{large, "bob", {}});
-  CHECK(refused.error().kind == error_kind::not_exist);
-
-  auto allocs = ask<std::vector<AllocInspect>>(m, allocs_atom::value);
-  REQUIRE(allocs.ok());
-  REQUIRE(allocs->size() == 1);
-  CHECK(allocs->at(0).id == "p1/a1");
-  CHECK(ask<AllocInspect>(m, inspect_atom::value, std::string("p1/a1")).value().meta.owner == "bob");
-
-  auto pools = ask<std::vector<PoolStatus>>(m, pools_atom::value);
-  REQUIRE(pools.ok());
-  REQUIRE(pools->size() == 2);
-  CHECK(pools->at(0).id == "p1");
-  CHECK(pools->at(0).available == large.sub(small));
-  CHECK(pools->at(0).allocs == 1);
-  auto status = ask<PoolStatus>(m, status_atom::value);
-  REQUIRE(status.ok());
-  CHECK(status->resources == large.add(medium));
-  CHECK(status->allocs == 1);
-
-  CHECK(ask<caf::ok_atom>(m, free_atom::value, std::string("p1/a1")).ok());
-  CHECK(ask<AllocInspect>(m, inspect_atom::value, std::string("p1/a1")).error().kind == error_kind::not_exist);
-}
-
-TEST_CASE_METHOD(mux_fixture, "mux: a pool that misses the gather deadline is dropped, not waited for") {
-  mux_config config;
-  config.gather_deadline = milliseconds(1000);
-  auto m = mux(config);
-  set_pools(m, {fake({"fast", large}), fake({"slow", large, true})});
-
-  auto offers = self->request(caf::actor_cast<caf::actor>(m), no_deadline, offers_atom::value);
-  auto allocs = self->request(caf::actor_cast<caf::actor>(m), no_deadline, allocs_atom::value);
-  auto pools = self->request(caf::actor_cast<caf::actor>(m), no_deadline, pools_atom::value);
-  run();
-  CHECK(count("slow:offers") == 1);
-  CHECK(self->mailbox().empty());  // still waiting for the slow pool
-  advance(milliseconds(999));
-  CHECK(self->mailbox().empty());
-  advance(milliseconds(1));
-  auto got_offers = collect<std::vector<OfferInfo>>(offers);
-  REQUIRE(got_offers.ok());
-  CHECK(ids(*got_offers) == std::vector<std::string>{"fast/1"});
-  auto got_allocs = collect<std::vector<AllocInspect>>(allocs);
-  REQUIRE(got_allocs.ok());
-  CHECK(got_allocs->empty());
-  auto got_pools = collect<std::vector<PoolStatus>>(pools);
-  REQUIRE(got_pools.ok());
-  REQUIRE(got_pools->size() == 1);
-  CHECK(got_pools->at(0).id == "fast");
-}
-
-TEST_CASE_METHOD(mux_fixture, "mux: allocate picks the best offer") {
-  auto m = mux();
-  set_pools(m, {fake({"a", large}), fake({"b", medium}), fake({"c", small.scale(1.5)})});
-  auto alloc = ask<AllocInspect>(m, allocate_atom::value, medium, int64_t{0}, AllocMeta{{}, "carol", {{"k", "v"}}});
-  REQUIRE(alloc.ok());
-  CHECK(alloc->pool == "b");  // exactly max beats a bigger offer; c is below min
-  CHECK(alloc->resources == medium);
-  CHECK(alloc->meta.owner == "carol");
-  CHECK(alloc->meta.labels == Labels{{"k", "v"}});
-  CHECK(count("a:accept:1") == 0);
-  CHECK(count("c:accept:1") == 0);
-
-  SECTION("a wide allocate takes max out of a bigger offer") {
-    auto wide = ask<AllocInspect>(m, allocate_atom::value, small, int64_t{1}, AllocMeta{});
-    REQUIRE(wide.ok());
-    CHECK(wide->pool == "a");
-    CHECK(wide->resources == medium);
-  }
-  SECTION("a negative width is invalid") {
-    CHECK(ask<AllocInspect>(m, allocate_atom::value, small, int64_t{-1}, AllocMeta{}).error().kind ==
-          error_kind::invalid);
-  }
-}
-
-TEST_CASE_METHOD(mux_fixture, "mux: allocate retries after a not_exist accept") {
-  auto m = mux();
-  // "taken" looks like the best match but someone else got there first.
-  set_pools(m, {fake({"taken", medium, false, true}), fake({"spare", large})});
-  auto alloc = ask<AllocInspect>(m, allocate_atom::value, small, int64_t{0}, AllocMeta{});
-  REQUIRE(alloc.ok());
-  CHECK(alloc->pool == "spare");
-  CHECK(alloc->resources == small);
-  CHECK(count("taken:accept:1") == 1);
-  CHECK(count("spare:accept:1") == 1);
-  CHECK(count("spare:offers") == 1);  // both tried in the same round
-}
-
-TEST_CASE_METHOD(mux_fixture, "mux: allocate answers unavailable when nothing fits") {
-  auto m = mux();
-  set_pools(m, {fake({"a", small}), fake({"b", medium})});
-  auto alloc = ask<AllocInspect>(m, allocate_atom::value, large, int64_t{0}, AllocMeta{});
-  REQUIRE_FALSE(alloc.ok());
-  CHECK(alloc.error().kind == error_kind::unavailable);
-  CHECK(count("a:offers") == 6);  // reflow's six tries
-  CHECK(count("a:accept:1") == 0);
-
-  SECTION("also when there are no pools at all") {
-    auto empty = mux();
-    CHECK(ask<AllocInspect>(empty, allocate_atom::value, small, int64_t{0}, AllocMeta{}).error().kind ==
-          error_kind::unavailable);
-  }
-}
-
-TEST_CASE_METHOD(mux_fixture, "mux: allocates are serialised") {
-  auto m = mux();
-  set_pools(m, {fake({"only", medium})});
-  auto mux_handle = caf::actor_cast<caf::actor>(m);
-  auto first = self->request(mux_handle, no_deadline, allocate_atom::value, medium, int64_t{0}, AllocMeta{});
-  auto second = self->request(mux_handle, no_deadline, allocate_atom::value, medium, int64_t{0}, AllocMeta{});
-  run();
-  auto got_first = collect<AllocInspect>(first);
-  REQUIRE(got_first.ok());
-  CHECK(got_first->pool == "only");
-  auto got_second = collect<AllocInspect>(second);
-  REQUIRE_FALSE(got_second.ok());
-  CHECK(got_second.error().kind == error_kind::unavailable);
-  // The second allocate gathered offers only after the first accept was
-  // answered, so it never raced for the same offer: one accept in all.
-  REQUIRE(log->size() >= 3);
-  CHECK(log->at(0) == "only:offers");
-  CHECK(log->at(1) == "only:accept:1");
-  CHECK(log->at(2) == "only:offers");
-  CHECK(count("only:accept:1") == 1);
-  CHECK(count("only:offers") == 1 + 6);
-}
-
-TEST_CASE_METHOD(mux_fixture, "mux: with caching, offers come from the cache and accepts lower them") {
-  auto m = mux();
-  set_pools(m, {fake({"p", large})});
-  REQUIRE(ask<caf::ok_atom>(m, caching_atom::value, true).ok());
-  CHECK(ask<std::vector<OfferInfo>>(m, offers_atom::value).value().at(0).available == large);
-  CHECK(ask<std::vector<OfferInfo>>(m, offers_atom::value).value().at(0).available == large);
-  CHECK(count("p:offers") == 1);
-
-  auto alloc = ask<AllocInspect>(m, allocate_atom::value, small, int64_t{0}, AllocMeta{});
-  REQUIRE(alloc.ok());
-  CHECK(count("p:offers") == 1);  // allocate used the cache too
-  CHECK(ask<std::vector<OfferInfo>>(m, offers_atom::value).value().at(0).available == large.sub(small));
-
-  // An accept the cached offer can't cover never reaches the pool.
-  CHECK(ask<AllocInspect>(m, accept_atom::value, std::string("p/1"), AllocMeta{large, "", {}}).error().kind ==
-        error_kind::not_exist);
-  CHECK(count("p:accept:1") == 1);
-
-  CHECK(ask<caf::ok_atom>(m, free_atom::value, alloc->id).ok());
-  CHECK(ask<std::vector<OfferInfo>>(m, offers_atom::value).value().at(0).available == large);
-  CHECK(count("p:offers") == 1);
-
-  SECTION("the TTL passes: the pool is asked again") {
-    advance(milliseconds(offer_cache::default_ttl_ms));
-    ask<std::vector<OfferInfo>>(m, offers_atom::value);
-    CHECK(count("p:offers") == 2);
-  }
-  SECTION("caching off: every offers asks the pool") {
-    REQUIRE(ask<caf::ok_atom>(m, caching_atom::value, false).ok());
-    ask<std::vector<OfferInfo>>(m, offers_atom::value);
-    ask<std::vector<OfferInfo>>(m, offers_atom::value);
-    CHECK(count("p:offers") == 3);
-  }
-}
-
-namespace {
-
-offer_announcement announcement_of(const std::string& pool, const Resources& total, const Resources& available,
-                                   int64_t seq, std::string run = "r1") {
-  offer_announcement a;
-  a.pool = pool;
-  a.run = std::move(run);
-  a.seq = seq;
-  a.resources = total;
-  a.available = available;
-  a.allocs = 0;
-  a.ts_ms = 1000 + seq;
-  if (available.units("cpu") > 0) a.offers.push_back(OfferInfo{pool + "/1", pool, available});
+AllocInspect alloc_named(const std::string& id, const std::string& owner = "") {
+  AllocInspect a;
+  a.id = id;
+  a.pool = id.substr(0, id.find('/'));
+  a.resources = small;
+  a.meta.owner = owner;
   return a;
 }
 
 }  // namespace
 
-TEST_CASE_METHOD(mux_fixture, "mux: add_pool and rm_pool change the membership one pool at a time") {
-  auto m = mux();
-  auto silent_a = fake({"a", large, true});  // never answers offers/status: pushed pools are not asked
-  auto silent_b = fake({"b", medium, true});
-  self->send(m, add_pool_atom::value, std::string("a"), silent_a, announcement_of("a", large, large, 1));
-  self->send(m, add_pool_atom::value, std::string("b"), silent_b, announcement_of("b", medium, medium, 1));
+TEST_CASE_METHOD(broker_mux_fixture, "mux: pools join on announcement and hello, leave when silent, once each") {
+  self->send(m, sweep_atom::value, int64_t{10'000});
+  join(announcement_of("a", large, 1));
+  self->send(m, announce_atom::value, announcement_of("b", large, 1));  // no hello: never joins
   run();
-  CHECK(ask<int>(m, size_atom::value).value() == 2);
-  CHECK(log->empty());  // no pool was asked its id
-
-  // offers and pools answer from the pushed announcements, at once.
-  auto offers = ask<std::vector<OfferInfo>>(m, offers_atom::value);
-  REQUIRE(offers.ok());
-  CHECK(ids(*offers) == std::vector<std::string>{"a/1", "b/1"});
-  CHECK(offers->at(0).pool == "a");
-  CHECK(offers->at(0).available == large);
-  auto pools = ask<std::vector<PoolStatus>>(m, pools_atom::value);
-  REQUIRE(pools.ok());
-  REQUIRE(pools->size() == 2);
-  CHECK(pools->at(1).id == "b");
-  CHECK(pools->at(1).resources == medium);
-  CHECK(ask<PoolStatus>(m, status_atom::value).value().resources == large.add(medium));
-  CHECK(count("a:offers") == 0);
-  CHECK(count("a:status") == 0);
-
-  // A newer announcement replaces the snapshot; an older one of the same run does not.
-  self->send(m, announce_atom::value, announcement_of("a", large, small, 3));
-  self->send(m, announce_atom::value, announcement_of("a", large, medium, 2));
-  run();
-  CHECK(ask<std::vector<OfferInfo>>(m, offers_atom::value).value().at(0).available == small);
-  // A new run starts over at any seq.
-  self->send(m, announce_atom::value, announcement_of("a", large, medium, 1, "r2"));
-  run();
-  CHECK(ask<std::vector<OfferInfo>>(m, offers_atom::value).value().at(0).available == medium);
-  // A pool with nothing to offer is listed by pools but extends no offer.
-  self->send(m, announce_atom::value, announcement_of("a", large, Resources{}, 2, "r2"));
-  run();
-  CHECK(ids(ask<std::vector<OfferInfo>>(m, offers_atom::value).value()) == std::vector<std::string>{"b/1"});
-
-  // Routed requests still go to the pool's handle.
-  auto served = fake({"c", large});
-  self->send(m, add_pool_atom::value, std::string("c"), served, announcement_of("c", large, large, 1));
-  run();
-  auto alloc = ask<AllocInspect>(m, accept_atom::value, std::string("c/1"), AllocMeta{small, "bob", {}});
-  REQUIRE(alloc.ok());
-  CHECK(count("c:accept:1") == 1);
-
-  self->send(m, rm_pool_atom::value, std::string("a"));
-  self->send(m, rm_pool_atom::value, std::string("nobody"));  // unknown: ignored
-  run();
-  CHECK(ask<int>(m, size_atom::value).value() == 2);
-  CHECK(ids(ask<std::vector<OfferInfo>>(m, offers_atom::value).value()) == std::vector<std::string>{"b/1", "c/1"});
-  CHECK(ask<AllocInspect>(m, inspect_atom::value, std::string("a/x")).error().kind == error_kind::not_exist);
-  // Announcements for a pool no longer in the mux are ignored.
-  self->send(m, announce_atom::value, announcement_of("a", large, large, 9));
-  run();
-  CHECK(ask<int>(m, size_atom::value).value() == 2);
-  // An unusable id is left out.
-  self->send(m, add_pool_atom::value, std::string("x/y"), served, announcement_of("x/y", large, large, 1));
-  run();
-  CHECK(ask<int>(m, size_atom::value).value() == 2);
-  // The offer of a pushed pool comes from its announcement too.
-  CHECK(ask<OfferInfo>(m, offer_atom::value, std::string("b/1")).value().available == medium);
-  CHECK(ask<OfferInfo>(m, offer_atom::value, std::string("b/2")).error().kind == error_kind::not_exist);
-  CHECK(count("b:offer:1") == 0);
-
-  // set_pools keeps the announcement of a pool whose handle it keeps; pushed
-  // and asked pools then answer side by side, in id order.
-  set_pools(m, {silent_b, fake({"d", small})});
-  auto mixed = ask<std::vector<OfferInfo>>(m, offers_atom::value);
-  REQUIRE(mixed.ok());
-  CHECK(ids(*mixed) == std::vector<std::string>{"b/1", "d/1"});
-  CHECK(mixed->at(0).available == medium);
-  CHECK(count("b:offers") == 0);
-  CHECK(count("d:offers") == 1);
-  CHECK(ask<PoolStatus>(m, status_atom::value).value().resources == medium.add(small));
-}
-
-namespace {
-
-// Holds every keepalive unanswered (a pool whose answer is still on its way)
-// until a keepalive with interval 0 releases them all, each granted 7.
-struct holding_pool_state {
-  std::vector<caf::typed_response_promise<int64_t>> held;
-  static inline const char* name = "holding_pool";
-};
-
-pool_actor::behavior_type holding_pool(pool_actor::stateful_pointer<holding_pool_state> self, std::string id) {
-  return {
-      [=](pool_id_atom) { return id; },
-      [=](status_atom) { return unexpected<PoolStatus>(id, "status"); },
-      [=](offers_atom) { return unexpected<std::vector<OfferInfo>>(id, "offers"); },
-      [=](offer_atom, const std::string&) { return unexpected<OfferInfo>(id, "offer"); },
-      [=](accept_atom, const std::string&, const AllocMeta&) { return unexpected<AllocInspect>(id, "accept"); },
-      [=](allocs_atom) { return unexpected<std::vector<AllocInspect>>(id, "allocs"); },
-      [=](inspect_atom, const std::string&) { return unexpected<AllocInspect>(id, "inspect"); },
-      [=](keepalive_atom, const std::string&, int64_t interval) -> caf::result<int64_t> {
-        if (interval == 0) {
-          for (auto& promise : self->state.held) promise.deliver(int64_t{7});
-          self->state.held.clear();
-          return int64_t{0};
-        }
-        self->state.held.push_back(self->make_response_promise<int64_t>());
-        return self->state.held.back();
-      },
-      [=](free_atom, const std::string&) { return unexpected<caf::ok_atom>(id, "free"); },
-  };
-}
-
-}  // namespace
-
-TEST_CASE_METHOD(mux_fixture, "mux: with pools_keep_deadlines, a routed request waits for the pool's own answer") {
-  for (bool keep : {false, true}) {
-    mux_config config;
-    config.request_timeout = milliseconds(100);
-    config.pools_keep_deadlines = keep;
-    auto m = mux(config);
-    auto pool = sys.spawn(holding_pool, std::string("h"));
-    spawned.push_back(caf::actor_cast<caf::actor>(pool));
-    set_pools(m, {pool});
-    auto rh = self->request(caf::actor_cast<caf::actor>(m), no_deadline, keepalive_atom::value, std::string("h/x"),
-                            int64_t{7});
+  CHECK(pool_events() == std::vector<std::string>{"a:joined"});
+  CHECK(ask<encoded_array>(pools_atom::value, encoded_atom::value).value().count == 1);
+  // A worker's own `stopped` removes it at once; the worker published that event itself.
+  join(announcement_of("c", large, 1));
+  self->send(m, announce_atom::value, pool_event{"c", pool_event_kind::stopped, 0});
+  // Heartbeats keep "a"; a repeat from a pool the mux does not hold is asked for in full.
+  for (int64_t now = 10'100; now <= 13'500; now += 100) {
+    self->send(m, sweep_atom::value, now);
+    if (now % 1000 == 0)
+      self->send(m, seen_atom::value, std::vector<pool_seen>{{"a", now}, {"c", now}}, std::vector<pool_seen>{{"a", now}});
     run();
-    advance(milliseconds(150));
-    if (!keep) {
-      // The mux's own deadline answers `timeout`.
-      CHECK(collect<int64_t>(rh).error().kind == error_kind::timeout);
-    } else {
-      CHECK(self->mailbox().empty());  // still the pool's to answer
-      auto release = ask<int64_t>(m, keepalive_atom::value, std::string("h/y"), int64_t{0});
-      CHECK(release.value() == 0);
-      CHECK(collect<int64_t>(rh).value() == 7);
-    }
   }
-}
-
-namespace {
-
-// The offers and pools replies as the api actor writes them (spliced from the
-// mux's encoded entries) next to what encode_*_reply writes for the values
-// the test expects: they must be the same bytes.
-struct splice_fixture : mux_fixture {
-  const std::string id_raw = "\xa2" "id";
-
-  std::string spliced_reply(const mux_actor& m, api_op op) {
-    auto array = op == api_op::offers ? ask<encoded_array>(m, offers_atom::value, encoded_atom::value)
-                                      : ask<encoded_array>(m, pools_atom::value, encoded_atom::value);
-    REQUIRE(array.ok());
-    return op == api_op::offers ? encode_offers_reply_spliced(id_raw, *array)
-                                : encode_pools_reply_spliced(id_raw, *array);
+  CHECK(pool_events() == std::vector<std::string>{"a:joined", "c:joined"});  // "b" left unjoined: no event
+  CHECK(std::count(forgotten.begin(), forgotten.end(), "c") == 3);
+  CHECK(ask<encoded_array>(offers_atom::value, encoded_atom::value).value().count == 1);
+  for (int64_t now = 13'600; now <= 17'000; now += 100) {
+    self->send(m, sweep_atom::value, now);
+    run();
   }
+  CHECK(pool_events() == std::vector<std::string>{"a:joined", "c:joined", "a:left"});
+  CHECK(ask<encoded_array>(pools_atom::value, encoded_atom::value).value().count == 0);
+  CHECK(ask<AllocInspect>(inspect_atom::value, std::string("a/x")).error().kind == error_kind::unavailable);
+}
 
-  void check_replies(const mux_actor& m, const std::vector<OfferInfo>& offers,
-                     const std::vector<PoolStatus>& pools) {
-    CHECK(spliced_reply(m, api_op::offers) == encode_offers_reply(id_raw, offers));
-    CHECK(spliced_reply(m, api_op::pools) == encode_pools_reply(id_raw, pools));
-    // And the values ops agree with the spliced ones.
-    CHECK(encode_offers_reply(id_raw, ask<std::vector<OfferInfo>>(m, offers_atom::value).value()) ==
-          encode_offers_reply(id_raw, offers));
-    CHECK(encode_pools_reply(id_raw, ask<std::vector<PoolStatus>>(m, pools_atom::value).value()) ==
-          encode_pools_reply(id_raw, pools));
+TEST_CASE_METHOD(broker_mux_fixture, "mux: offers and pools are the directory's spliced entries") {
+  join(announcement_of("b", small, 1));
+  join(announcement_of("a", large, 2, 3));
+  const std::string id = "\x01";
+  CHECK(encode_offers_reply_spliced(id, ask<encoded_array>(offers_atom::value, encoded_atom::value).value()) ==
+        encode_offers_reply(id, {{"a/1", "a", large}, {"b/1", "b", small}}));
+  CHECK(encode_pools_reply_spliced(id, ask<encoded_array>(pools_atom::value, encoded_atom::value).value()) ==
+        encode_pools_reply(id, {{"a", large, large, 3, 1002}, {"b", large, small, 0, 1001}}));
+  CHECK(ask<OfferInfo>(offer_atom::value, std::string("a/1")).value().available == large);
+  CHECK(ask<OfferInfo>(offer_atom::value, std::string("a/2")).error().kind == error_kind::not_exist);
+  CHECK(take_requests().empty());  // no worker was asked
+}
+
+TEST_CASE_METHOD(broker_mux_fixture, "mux: requests reach the worker with local ids; bad ones reach nobody") {
+  join(announcement_of("a", large, 1));
+  auto rh = self->request(caf::actor_cast<caf::actor>(m), no_deadline, accept_atom::value, std::string("a/1"),
+                          AllocMeta{small, "bob", {}});
+  run();
+  auto sent = take_requests();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].pool == "a");
+  CHECK(sent[0].request.op == worker_op::accept);
+  CHECK(sent[0].request.offer_id == "1");
+  CHECK(sent[0].request.meta.owner == "bob");
+  worker_reply reply;
+  reply.alloc = alloc_named("a/x1", "bob");
+  answer(sent[0], reply);
+  CHECK(collect<AllocInspect>(rh).value().id == "a/x1");
+
+  auto kept = self->request(caf::actor_cast<caf::actor>(m), no_deadline, keepalive_atom::value, std::string("a/x1"),
+                            int64_t{30'000});
+  run();
+  sent = take_requests();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].request.op == worker_op::keepalive);
+  CHECK(sent[0].request.alloc_id == "x1");
+  reply = {};
+  reply.interval_ms = 20'000;
+  answer(sent[0], reply);
+  CHECK(collect<int64_t>(kept).value() == 20'000);
+
+  CHECK(ask<AllocInspect>(inspect_atom::value, std::string("no-slash")).error().kind == error_kind::invalid);
+  CHECK(ask<caf::ok_atom>(free_atom::value, std::string("zz/x1")).error().kind == error_kind::unavailable);
+  CHECK(ask<AllocInspect>(accept_atom::value, std::string("a/1"), AllocMeta{Resources{{"cpu", 1e-9}}, "", {}})
+            .error()
+            .kind == error_kind::precondition);
+  CHECK(ask<AllocInspect>(allocate_atom::value, Resources{}, int64_t{0}, AllocMeta{}).error().kind ==
+        error_kind::precondition);
+  CHECK(ask<AllocInspect>(allocate_atom::value, small, int64_t{-1}, AllocMeta{}).error().kind == error_kind::invalid);
+  CHECK(take_requests().empty());
+}
+
+TEST_CASE_METHOD(broker_mux_fixture, "mux: a request waits for the worker up to the request timeout, then `timeout`") {
+  mux_config config;
+  config.request_timeout_ms = 1000;
+  start(config);
+  join(announcement_of("a", large, 1));
+  auto slow = self->request(caf::actor_cast<caf::actor>(m), no_deadline, free_atom::value, std::string("a/x"));
+  auto late = self->request(caf::actor_cast<caf::actor>(m), no_deadline, free_atom::value, std::string("a/y"));
+  run();
+  auto sent = take_requests();
+  REQUIRE(sent.size() == 2);
+  advance(milliseconds(800));
+  CHECK(self->mailbox().empty());  // still the worker's to answer
+  answer(sent[0], worker_reply{});
+  CHECK(collect<caf::ok_atom>(slow).ok());
+  advance(milliseconds(400));
+  auto timed_out = collect<caf::ok_atom>(late);
+  CHECK(timed_out.error().kind == error_kind::timeout);
+  CHECK(timed_out.error().message == "pool a did not answer within 1000 ms");
+  answer(sent[1], worker_reply{});  // too late: dropped, nobody answered twice
+  CHECK(self->mailbox().empty());
+}
+
+TEST_CASE_METHOD(broker_mux_fixture, "mux: a pool that leaves fails what waits on it with `unavailable`") {
+  self->send(m, sweep_atom::value, int64_t{1'000});
+  join(announcement_of("a", large, 1));
+  auto waiting = self->request(caf::actor_cast<caf::actor>(m), no_deadline, inspect_atom::value, std::string("a/x"));
+  run();
+  REQUIRE(take_requests().size() == 1);
+  self->send(m, announce_atom::value, pool_event{"a", pool_event_kind::stopped, 0});
+  run();
+  CHECK(collect<AllocInspect>(waiting).error().kind == error_kind::unavailable);
+}
+
+TEST_CASE_METHOD(broker_mux_fixture, "mux: allocate places on the best joined pool through its worker") {
+  join(announcement_of("a", small, 1));
+  join(announcement_of("b", large, 1));
+  auto placed = self->request(caf::actor_cast<caf::actor>(m), no_deadline, allocate_atom::value, small.scale(2),
+                              int64_t{0}, AllocMeta{{}, "ann", {}});
+  run();
+  auto sent = take_requests();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].pool == "b");  // "a" cannot fit twice small
+  CHECK(sent[0].request.meta.owner == "ann");
+  // Someone else took it meanwhile: the next candidate (none fits) ends in `unavailable` after the rounds.
+  worker_reply refused;
+  refused.ok = false;
+  refused.error = {error_kind::not_exist, "offer 1 cannot cover the request"};
+  answer(sent[0], refused);
+  for (int round = 0; round < 10; ++round) {
+    auto more = take_requests();
+    if (more.empty()) break;
+    for (auto& r : more) answer(r, refused);
   }
-};
-
-PoolStatus status_of(const offer_announcement& a, int64_t last_seen_ms) {
-  return PoolStatus{a.pool, a.resources, a.available, a.allocs, last_seen_ms};
+  CHECK(collect<AllocInspect>(placed).error().kind == error_kind::unavailable);
 }
 
-OfferInfo offer_of(const offer_announcement& a) { return OfferInfo{a.pool + "/1", a.pool, a.available}; }
-
-}  // namespace
-
-TEST_CASE_METHOD(splice_fixture, "mux: spliced offers and pools are the encoder's bytes, whatever changes") {
-  auto m = mux();
-  // No pools at all.
-  check_replies(m, {}, {});
-
-  auto a = announcement_of("a", large, medium, 1);
-  a.allocs = 2;
-  auto b = announcement_of("b", medium, medium, 1);
-  auto c = announcement_of("c", small, Resources{}, 1);  // nothing to offer: in pools, not in offers
-  REQUIRE(c.offers.empty());
-  self->send(m, add_pool_atom::value, std::string("b"), fake({"b", medium, true}), b);
-  self->send(m, add_pool_atom::value, std::string("a"), fake({"a", large, true}), a);
-  self->send(m, add_pool_atom::value, std::string("c"), fake({"c", small, true}), c);
-  run();
-  check_replies(m, {offer_of(a), offer_of(b)}, {status_of(a, a.ts_ms), status_of(b, b.ts_ms), status_of(c, c.ts_ms)});
-
-  // A newer announcement replaces the pool's entries; an older one does not.
-  auto a2 = announcement_of("a", large, small, 2);
-  a2.allocs = 5;
-  self->send(m, announce_atom::value, a2);
-  self->send(m, announce_atom::value, announcement_of("a", large, large, 1));
-  run();
-  check_replies(m, {offer_of(a2), offer_of(b)}, {status_of(a2, a2.ts_ms), status_of(b, b.ts_ms), status_of(c, c.ts_ms)});
-
-  // Seen batches move last_seen_ms only, across every int width msgpack picks
-  // (1002 is a uint16, epoch ms a uint64); older times and unknown pools are ignored.
-  int64_t epoch_ms = 1795000000000;
-  self->send(m, seen_atom::value,
-             std::vector<pool_seen>{{"a", epoch_ms}, {"c", 70000}, {"nobody", 5}, {"b", b.ts_ms - 1}});
-  run();
-  check_replies(m, {offer_of(a2), offer_of(b)}, {status_of(a2, epoch_ms), status_of(b, b.ts_ms), status_of(c, 70000)});
-  self->send(m, seen_atom::value, std::vector<pool_seen>{{"a", epoch_ms + 1}, {"a", epoch_ms - 9}, {"b", 4294967296}});
-  run();
-  auto decoded = decode_api_reply(spliced_reply(m, api_op::pools));
-  REQUIRE(decoded.ok());
-  CHECK(decoded->pools.at(0).last_seen_ms == epoch_ms + 1);
-  CHECK(decoded->pools.at(1).last_seen_ms == 4294967296);
-  check_replies(m, {offer_of(a2), offer_of(b)},
-                {status_of(a2, epoch_ms + 1), status_of(b, 4294967296), status_of(c, 70000)});
-  // Times of the same width are patched into the kept pools array in place.
-  self->send(m, seen_atom::value, std::vector<pool_seen>{{"a", epoch_ms + 2}, {"c", 70001}});
-  run();
-  check_replies(m, {offer_of(a2), offer_of(b)},
-                {status_of(a2, epoch_ms + 2), status_of(b, 4294967296), status_of(c, 70001)});
-  self->send(m, seen_atom::value, std::vector<pool_seen>{{"b", 4294967297}});
-  self->send(m, seen_atom::value, std::vector<pool_seen>{{"a", epoch_ms + 3}, {"c", 1 << 20}});
-  run();
-  check_replies(m, {offer_of(a2), offer_of(b)},
-                {status_of(a2, epoch_ms + 3), status_of(b, 4294967297), status_of(c, 1 << 20)});
-  // A new run replaces the entries, time included (the announcement's own ts_ms).
-  auto a3 = announcement_of("a", large, large, 1, "r2");
-  self->send(m, announce_atom::value, a3);
-  run();
-  check_replies(m, {offer_of(a3), offer_of(b)},
-                {status_of(a3, a3.ts_ms), status_of(b, 4294967297), status_of(c, 1 << 20)});
-
-  // rm_pool takes the pool's entries out.
-  self->send(m, rm_pool_atom::value, std::string("b"));
-  run();
-  check_replies(m, {offer_of(a3)}, {status_of(a3, a3.ts_ms), status_of(c, 1 << 20)});
-  // A pool added again under the same id starts from its new announcement.
-  auto b2 = announcement_of("b", large, small, 7);
-  self->send(m, add_pool_atom::value, std::string("b"), fake({"b", large, true}), b2);
-  run();
-  check_replies(m, {offer_of(a3), offer_of(b2)}, {status_of(a3, a3.ts_ms), status_of(b2, b2.ts_ms), status_of(c, 1 << 20)});
-  self->send(m, rm_pool_atom::value, std::string("a"));
-  self->send(m, rm_pool_atom::value, std::string("b"));
-  self->send(m, rm_pool_atom::value, std::string("c"));
-  run();
-  check_replies(m, {}, {});
-}
-
-TEST_CASE_METHOD(splice_fixture, "mux: with pools not pushed, the encoded ops encode what the gather yields") {
-  auto m = mux();
-  auto a = announcement_of("a", large, medium, 3);
-  auto silent_a = fake({"a", large, true});
-  self->send(m, add_pool_atom::value, std::string("a"), silent_a, a);
-  run();
-  // set_pools keeps pushed pool "a" (same handle) and adds "d", which is asked.
-  set_pools(m, {silent_a, fake({"d", small})});
-  check_replies(m, {offer_of(a), OfferInfo{"d/1", "d", small}},
-                {status_of(a, a.ts_ms), PoolStatus{"d", small, small, 0, 0}});
-  CHECK(count("d:offers") == 2);  // asked by both offers ops
-  CHECK(count("d:status") == 2);
-  CHECK(count("a:offers") == 0);
-
-  // Seen batches still reach the pushed pool in the mixed case.
-  self->send(m, seen_atom::value, std::vector<pool_seen>{{"a", 1795000000000}});
-  run();
-  check_replies(m, {offer_of(a), OfferInfo{"d/1", "d", small}},
-                {status_of(a, 1795000000000), PoolStatus{"d", small, small, 0, 0}});
-}
-
-TEST_CASE_METHOD(splice_fixture, "mux: with caching on, encoded offers come from the caches") {
-  auto m = mux();
-  auto a = announcement_of("a", large, medium, 1);
-  auto b = announcement_of("b", small, small, 1);
-  self->send(m, add_pool_atom::value, std::string("a"), fake({"a", large, true}), a);
-  self->send(m, add_pool_atom::value, std::string("b"), fake({"b", small, true}), b);
-  run();
-  REQUIRE(ask<caf::ok_atom>(m, caching_atom::value, true).ok());
-  check_replies(m, {offer_of(a), offer_of(b)}, {status_of(a, a.ts_ms), status_of(b, b.ts_ms)});
-  // Within the cache's ttl a newer announcement does not reach offers (the
-  // cache answers, as for the values op), while pools shows it at once.
-  auto a2 = announcement_of("a", large, small, 2);
-  self->send(m, announce_atom::value, a2);
-  run();
-  check_replies(m, {offer_of(a), offer_of(b)}, {status_of(a2, a2.ts_ms), status_of(b, b.ts_ms)});
-  // Caching off: offers are spliced again, from the newest announcement.
-  REQUIRE(ask<caf::ok_atom>(m, caching_atom::value, false).ok());
-  check_replies(m, {offer_of(a2), offer_of(b)}, {status_of(a2, a2.ts_ms), status_of(b, b.ts_ms)});
-}
-
-namespace {
-
-offer_announcement with_allocs(offer_announcement a, int64_t allocs) {
-  a.allocs = allocs;
-  return a;
-}
-
-}  // namespace
-
-TEST_CASE_METHOD(mux_fixture, "mux: at most max_large_gathers large allocs gathers run at once, the rest wait in order") {
+TEST_CASE("mux: at most max_large_gathers large allocs gathers run at once, the rest wait in order") {
   mux_config config;
   config.gather_deadline = milliseconds(1000);
-  config.request_timeout = milliseconds(1500);
+  config.request_timeout_ms = 1500;
   config.large_gather_allocs = 10;
   config.max_large_gathers = 2;
-  auto m = mux(config);
+  broker_mux_fixture f(config);
   // "slow" never answers allocs: each gather holds its slot until the deadline.
-  self->send(m, add_pool_atom::value, std::string("slow"), fake({"slow", large, true}),
-             with_allocs(announcement_of("slow", large, large, 1), 20));
-  run();
+  f.join(announcement_of("slow", large, 1, 20));
   std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> asked;
   for (int i = 0; i < 5; ++i)
-    asked.push_back(self->request(caf::actor_cast<caf::actor>(m), no_deadline, allocs_atom::value, encoded_atom::value,
-                                  std::string()));
-  run();
-  CHECK(count("slow:allocs") == 2);  // two slots; three wait
-  advance(milliseconds(1000));       // the first two give up on "slow"; two more start
-  CHECK(count("slow:allocs") == 4);
+    asked.push_back(f.self->request(caf::actor_cast<caf::actor>(f.m), no_deadline, allocs_atom::value,
+                                    encoded_atom::value, std::string()));
+  f.run();
+  CHECK(f.take_requests().size() == 2);  // two slots; three wait
+  f.advance(milliseconds(1000));         // the first two give up on "slow"; two more start
+  CHECK(f.take_requests().size() == 2);
   for (int i = 0; i < 2; ++i) {
-    auto got = collect<encoded_array>(asked[i]);
+    auto got = f.collect<encoded_array>(asked[i]);
     REQUIRE(got.ok());
     CHECK(got->count == 0);  // "slow" left out, as any pool missing the gather deadline
   }
-  advance(milliseconds(1000));  // the fifth waited 2000 ms > request_timeout: timeout, never asked
-  CHECK(count("slow:allocs") == 4);
-  for (int i = 2; i < 4; ++i) CHECK(collect<encoded_array>(asked[i]).ok());
-  auto late = collect<encoded_array>(asked[4]);
+  f.advance(milliseconds(1000));  // the fifth waited 2000 ms > request timeout: timeout, never asked
+  CHECK(f.take_requests().empty());
+  for (int i = 2; i < 4; ++i) CHECK(f.collect<encoded_array>(asked[i]).ok());
+  auto late = f.collect<encoded_array>(asked[4]);
   REQUIRE_FALSE(late.ok());
   CHECK(late.error().kind == error_kind::timeout);
-  CHECK(self->mailbox().empty());
+  f.advance(milliseconds(1000));  // the proxies' own deadlines pass too
+  CHECK(f.self->mailbox().empty());
 }
 
-TEST_CASE_METHOD(mux_fixture, "mux: small allocs gathers are not held back; a pool filter asks that pool only") {
+TEST_CASE("mux: small allocs gathers are not held back; a pool filter asks that pool only") {
   mux_config config;
-  config.gather_deadline = milliseconds(1000);
   config.large_gather_allocs = 10;
   config.max_large_gathers = 1;
-  auto m = mux(config);
-  self->send(m, add_pool_atom::value, std::string("a"), fake({"a", large, true}),
-             with_allocs(announcement_of("a", large, large, 1), 3));
-  auto b = fake({"b", large});
-  self->send(m, add_pool_atom::value, std::string("b"), b, with_allocs(announcement_of("b", large, large, 1), 1));
-  run();
-  REQUIRE(ask<AllocInspect>(m, accept_atom::value, std::string("b/1"), AllocMeta{small, "bob", {}}).ok());
+  broker_mux_fixture f(config);
+  f.join(announcement_of("a", large, 1, 3));
+  f.join(announcement_of("b", large, 1, 1));
   for (int i = 0; i < 3; ++i)
-    self->request(caf::actor_cast<caf::actor>(m), no_deadline, allocs_atom::value, encoded_atom::value, std::string());
-  run();
-  CHECK(count("a:allocs") == 3);  // 4 allocs announced in all: small, all at once
-  auto only_b = ask<encoded_array>(m, allocs_atom::value, encoded_atom::value, std::string("b"));
-  REQUIRE(only_b.ok());
-  CHECK(count("a:allocs") == 3);
-  auto decoded = decode_alloc_entries(*only_b);
+    f.self->request(caf::actor_cast<caf::actor>(f.m), no_deadline, allocs_atom::value, encoded_atom::value,
+                    std::string());
+  f.run();
+  CHECK(f.take_requests().size() == 6);  // 4 allocs announced in all: small, all at once, to both pools
+  auto only_b = f.self->request(caf::actor_cast<caf::actor>(f.m), no_deadline, allocs_atom::value,
+                                encoded_atom::value, std::string("b"));
+  f.run();
+  auto sent = f.take_requests();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].pool == "b");
+  worker_reply reply;
+  reply.allocs_entries = encode_alloc_entries({alloc_named("b/x1", "bob")});
+  f.answer(sent[0], reply);
+  auto decoded = decode_alloc_entries(f.collect<encoded_array>(only_b).value());
   REQUIRE(decoded.ok());
   REQUIRE(decoded->size() == 1);
   CHECK(decoded->at(0).meta.owner == "bob");
-  CHECK(ask<encoded_array>(m, allocs_atom::value, encoded_atom::value, std::string("nobody")).value().count == 0);
-  advance(milliseconds(1000));
-}
-
-TEST_CASE_METHOD(mux_fixture, "mux: a want or min that rounds to zero everywhere is precondition, never sent on") {
-  auto m = mux();
-  set_pools(m, {fake({"p", large})});
-  for (const auto& nothing : {Resources{}, Resources{{"cpu", 1e-9}}, Resources{{"cpu", 0.0004}, {"mem", 0.0001}}}) {
-    auto accepted = ask<AllocInspect>(m, accept_atom::value, std::string("p/1"), AllocMeta{nothing, "", {}});
-    CHECK(accepted.error().kind == error_kind::precondition);
-    auto allocated = ask<AllocInspect>(m, allocate_atom::value, nothing, int64_t{0}, AllocMeta{});
-    CHECK(allocated.error().kind == error_kind::precondition);
-  }
-  CHECK(count("p:accept:1") == 0);
-  CHECK(count("p:offers") == 0);
+  CHECK(f.ask<encoded_array>(allocs_atom::value, encoded_atom::value, std::string("nobody")).value().count == 0);
+  f.advance(milliseconds(6000));
 }

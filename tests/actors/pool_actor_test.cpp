@@ -71,15 +71,27 @@ struct pool_fixture : test::deterministic_system {
   caf::actor sub;
 
   pool_fixture() {
+    start(nullptr);
+    sub = sys.spawn(recorder, rec);
+    run();
+  }
+  void start(std::shared_ptr<alloc_journal> journal) {
     pool_actor_config config;
     config.id = "w1";
     config.run = "run-1";
     config.resources = machine();
     config.clock = wall_clock::simulated(t0);
     config.manager = manager;
+    config.journal = std::move(journal);
     pool = spawn_pool_actor(sys, config);
-    sub = sys.spawn(recorder, rec);
     run();
+  }
+  // A worker restart: the pool ends (backing untouched) and a new one restores
+  // what `journal` holds, as pool-worker does from its state store.
+  void restart(std::shared_ptr<alloc_journal> journal) {
+    caf::anon_send_exit(pool, caf::exit_reason::kill);
+    run();
+    start(std::move(journal));
   }
   ~pool_fixture() {
     caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
@@ -124,8 +136,16 @@ struct pool_fixture : test::deterministic_system {
   }
   outcome<caf::ok_atom> free(const std::string& id) { return call<caf::ok_atom>(pool, free_atom::value, id); }
   std::vector<OfferInfo> offers() { return call<std::vector<OfferInfo>>(pool, offers_atom::value).value(); }
-  Resources available() { return call<Resources>(pool, available_atom::value).value(); }
-  alloc_actor alloc_handle(const std::string& id) { return call<alloc_actor>(pool, alloc_atom::value, id).value(); }
+  PoolStatus pool_status() { return call<PoolStatus>(pool, status_atom::value).value(); }
+  Resources available() { return pool_status().available; }
+  // An exec op on alloc `id`: this pool runs no execs, so a live alloc's actor
+  // answers internal, while the pool itself answers not_exist for a gone alloc.
+  outcome<exec_answer> exec_list(const std::string& id) {
+    exec_call list;
+    list.op = exec_op::list;
+    list.alloc = id;
+    return call<exec_answer>(pool, exec_atom::value, list);
+  }
 
   // reflow StopIfIdleFor through the actor: (stopped, max time to expiry).
   std::pair<bool, int64_t> idle_stop(int64_t idle_ms) {
@@ -156,7 +176,7 @@ using k = alloc_event_kind;
 TEST_CASE_METHOD(pool_fixture, "pool actor: accept, inspect, keepalive and free through the actor") {
   subscribe();
   REQUIRE(call<std::string>(pool, pool_id_atom::value).value() == "w1");
-  REQUIRE(call<Resources>(pool, resources_atom::value).value() == machine());
+  REQUIRE(pool_status().resources == machine());
   auto current = offers();
   REQUIRE(current.size() == 1);
   REQUIRE(current[0].id == "1");
@@ -190,7 +210,7 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: accept, inspect, keepalive and free 
   REQUIRE(inspect(local(a))->last_keepalive_ms == t0 + 60000);
   REQUIRE(inspect(local(a))->expires_ms == t0 + 6 * 60000);
   REQUIRE(keepalive(local(a), 0).error().kind == error_kind::invalid);
-  REQUIRE(call<bool>(pool, alive_atom::value, a.id).value());
+  REQUIRE(inspect(a.id).ok());  // alive: still in the table
 
   auto status = call<PoolStatus>(pool, status_atom::value).value();
   REQUIRE(status.id == "w1");
@@ -205,7 +225,6 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: accept, inspect, keepalive and free 
   REQUIRE(free(local(a)).error().kind == error_kind::not_exist);
   REQUIRE(inspect(a.id).error().kind == error_kind::not_exist);
   REQUIRE(keepalive(a.id, 60000).error().kind == error_kind::not_exist);
-  REQUIRE_FALSE(call<bool>(pool, alive_atom::value, a.id).value());
   REQUIRE(available().get("cpu") == 7);
   REQUIRE(call<PoolStatus>(pool, status_atom::value)->allocs == 1);
 
@@ -247,13 +266,12 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: an alloc expires and is announced at
 TEST_CASE_METHOD(pool_fixture, "pool actor: keepalive keeps an alloc alive across 10 simulated minutes") {
   subscribe();
   auto a = accept_one(2).value();
-  auto handle = alloc_handle(local(a));
   for (int i = 0; i < 20; ++i) {
     advance(30s);
-    REQUIRE(call<int64_t>(handle, keepalive_atom::value, int64_t{60000}).value() == 60000);
+    REQUIRE(keepalive(local(a), 60000).value() == 60000);
   }
   REQUIRE(event_kinds() == std::vector<k>{k::created});
-  REQUIRE(call<AllocInspect>(handle, inspect_atom::value)->expires_ms == t0 + 10 * 60000 + 60000);
+  REQUIRE(inspect(local(a))->expires_ms == t0 + 10 * 60000 + 60000);
   REQUIRE(available().get("cpu") == 6);
   REQUIRE(rec->offers.size() == 2);  // keepalives of a live alloc change nothing
 
@@ -264,7 +282,7 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: keepalive keeps an alloc alive acros
 
   // An expired alloc that was not collected is revived by keepalive, and the offer shrinks again.
   advance(5s);
-  REQUIRE(call<int64_t>(handle, keepalive_atom::value, int64_t{60000}).value() == 60000);
+  REQUIRE(keepalive(local(a), 60000).value() == 60000);
   REQUIRE(available().get("cpu") == 6);
   REQUIRE(rec->offers.back().available.get("cpu") == 6);
   require_consecutive_seqs();
@@ -277,7 +295,7 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: accept collects expired allocs to ma
   subscribe();
   auto a = accept_one(6).value();
   auto b = accept_one(1).value();
-  auto a_handle = alloc_handle(local(a));
+  REQUIRE(exec_list(local(a)).error().kind == error_kind::internal);  // a's actor, spawned: no execs here
   advance(1min);
   REQUIRE(keepalive(b.id, 5 * 60000).ok());
   advance(1min);  // a expired; b alive
@@ -289,8 +307,8 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: accept collects expired allocs to ma
   REQUIRE(event_kinds() == std::vector<k>{k::created, k::created, k::expired, k::collected, k::created});
   REQUIRE(rec->events[3].alloc.id == a.id);
   REQUIRE(inspect(a.id).error().kind == error_kind::not_exist);
-  REQUIRE(call<AllocInspect>(a_handle, inspect_atom::value).error().kind == error_kind::not_exist);
-  REQUIRE(call<int64_t>(a_handle, keepalive_atom::value, int64_t{1000}).error().kind == error_kind::not_exist);
+  REQUIRE(keepalive(a.id, 1000).error().kind == error_kind::not_exist);
+  REQUIRE(exec_list(a.id).error().kind == error_kind::not_exist);
   REQUIRE(inspect(b.id).ok());
   REQUIRE(available().get("cpu") == 3);
   REQUIRE(rec->offers.back().allocs == 2);
@@ -299,36 +317,36 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: accept collects expired allocs to ma
   (void)c;
 }
 
-TEST_CASE_METHOD(pool_fixture, "pool actor: an alloc actor answers not_exist after its alloc is freed") {
+TEST_CASE_METHOD(pool_fixture, "pool actor: a freed alloc's ops and exec ops answer not_exist") {
   auto a = accept_one(2).value();
-  auto handle = alloc_handle(a.id);
-  REQUIRE(call<AllocInspect>(handle, inspect_atom::value).value() == a);
-  REQUIRE(call<int64_t>(handle, keepalive_atom::value, int64_t{30000}).value() == 30000);
+  REQUIRE(exec_list(a.id).error().kind == error_kind::internal);  // reached a's actor
+  REQUIRE(inspect(a.id).value() == a);
+  REQUIRE(keepalive(a.id, 30000).value() == 30000);
 
   manager->kills_expected = {a.id};
-  REQUIRE(call<caf::ok_atom>(handle, free_atom::value).ok());
+  REQUIRE(free(a.id).ok());
   REQUIRE(manager->killed == std::vector<std::string>{a.id});
-  REQUIRE(call<AllocInspect>(handle, inspect_atom::value).error().kind == error_kind::not_exist);
-  REQUIRE(call<int64_t>(handle, keepalive_atom::value, int64_t{30000}).error().kind == error_kind::not_exist);
-  REQUIRE(call<caf::ok_atom>(handle, free_atom::value).error().kind == error_kind::not_exist);
-  REQUIRE(call<alloc_actor>(pool, alloc_atom::value, a.id).error().kind == error_kind::not_exist);
+  REQUIRE(inspect(a.id).error().kind == error_kind::not_exist);
+  REQUIRE(keepalive(a.id, 30000).error().kind == error_kind::not_exist);
+  REQUIRE(free(a.id).error().kind == error_kind::not_exist);
+  REQUIRE(exec_list(a.id).error().kind == error_kind::not_exist);
   REQUIRE(available() == machine());
 }
 
-TEST_CASE_METHOD(pool_fixture, "pool actor: an alloc actor is spawned only when its handle is first asked for") {
+TEST_CASE_METHOD(pool_fixture, "pool actor: an alloc actor is spawned only by the alloc's first exec op") {
   auto running_before = sys.registry().running();
   auto a = accept_one(1).value();
   auto b = accept_one(1).value();
   REQUIRE(sys.registry().running() == running_before);  // accepts spawn nothing
-  auto handle = alloc_handle(a.id);
+  REQUIRE(exec_list(a.id).error().kind == error_kind::internal);
   REQUIRE(sys.registry().running() == running_before + 1);
-  REQUIRE(alloc_handle(local(a)) == handle);  // one actor per alloc, by URI or local id
+  REQUIRE(exec_list(local(a)).error().kind == error_kind::internal);  // one actor per alloc, by URI or local id
   REQUIRE(sys.registry().running() == running_before + 1);
-  REQUIRE(call<AllocInspect>(handle, inspect_atom::value).value() == a);
+  REQUIRE(inspect(a.id).value() == a);
   // Freeing an alloc that never had an actor works as ever.
   manager->kills_expected = {b.id};
   REQUIRE(free(b.id).ok());
-  REQUIRE(call<alloc_actor>(pool, alloc_atom::value, b.id).error().kind == error_kind::not_exist);
+  REQUIRE(exec_list(b.id).error().kind == error_kind::not_exist);
   REQUIRE(sys.registry().running() == running_before + 1);
 }
 
@@ -377,7 +395,8 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: seq grows by one with each change of
   REQUIRE(free(b.id).ok());  // change 3
   advance(1min);             // a expires: change 4
   REQUIRE(keepalive(a.id, 60000).ok());  // revival: change 5
-  REQUIRE(call<caf::ok_atom>(pool, init_atom::value, machine(), std::vector<AllocInspect>{}).ok());  // change 6
+  manager->kills_expected = {a.id};
+  REQUIRE(free(a.id).ok());  // change 6
   REQUIRE(rec->offers.size() == 7);
   for (size_t i = 0; i < rec->offers.size(); ++i) REQUIRE(rec->offers[i].seq == first.seq + static_cast<int64_t>(i));
   REQUIRE(rec->offers[1].available.get("cpu") == 6);
@@ -413,10 +432,8 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: a failed alloc manager create leaves
   REQUIRE(rec->offers.size() == 1);
 }
 
-TEST_CASE_METHOD(pool_fixture, "pool actor: new, init with restored allocs, and idle stop") {
-  manager->creates_allowed = 1;
-  auto n = call<AllocInspect>(pool, new_atom::value, want(1));
-  REQUIRE(n.ok());
+TEST_CASE_METHOD(pool_fixture, "pool actor: a restart restores the journal's allocs, then idle stop") {
+  auto n = accept_one(1).value();
 
   AllocInspect restored;
   restored.id = "w1/00000000000000aa";
@@ -425,11 +442,12 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: new, init with restored allocs, and 
   restored.meta = want(3);
   restored.created_ms = t0 - 60000;
   restored.expires_ms = t0 + 60000;
-  REQUIRE(call<caf::ok_atom>(pool, init_atom::value, machine(), std::vector<AllocInspect>{restored}).ok());
-  REQUIRE(inspect(n->id).error().kind == error_kind::not_exist);  // init replaces the table
+  auto journal = std::make_shared<memory_journal>();
+  REQUIRE(journal->commit({journal_change::put(restored)}).ok());
+  restart(journal);
+  REQUIRE(inspect(n.id).error().kind == error_kind::not_exist);  // the restarted pool holds what the journal holds
   REQUIRE(inspect("00000000000000aa")->expires_ms == t0 + 60000);
-  auto handle = alloc_handle("00000000000000aa");
-  REQUIRE(call<AllocInspect>(handle, inspect_atom::value)->resources == want(3).want);
+  REQUIRE(inspect(restored.id)->resources == want(3).want);
   REQUIRE(available().get("cpu") == 5);
 
   // Busy: the restored alloc has a minute left.
@@ -447,7 +465,8 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: new, init with restored allocs, and 
   REQUIRE(offers().empty());
   REQUIRE(rec->offers.back().offers.empty());
   REQUIRE(rec->offers.back().allocs == 0);
-  REQUIRE(call<AllocInspect>(handle, inspect_atom::value).error().kind == error_kind::not_exist);
+  REQUIRE(inspect(restored.id).error().kind == error_kind::not_exist);
+  // A stopped pool takes no alloc (no create reaches the manager).
   manager->creates_allowed = 0;
-  REQUIRE(call<AllocInspect>(pool, new_atom::value, want(1)).error().kind == error_kind::unavailable);
+  REQUIRE(accept("1", want(1)).error().kind == error_kind::not_exist);
 }

@@ -93,6 +93,7 @@ struct durable_fixture : test::deterministic_system {
   std::vector<AllocInspect> allocs() { return call<std::vector<AllocInspect>>(allocs_atom::value).value(); }
   outcome<int64_t> keepalive(const std::string& id, int64_t ms) { return call<int64_t>(keepalive_atom::value, id, ms); }
   outcome<caf::ok_atom> free(const std::string& id) { return call<caf::ok_atom>(free_atom::value, id); }
+  Resources available() { return call<PoolStatus>(status_atom::value)->available; }
 };
 
 }  // namespace
@@ -115,12 +116,9 @@ TEST_CASE_METHOD(durable_fixture, "pool durability: a restarted pool has every a
   CHECK(inspect(b.id).value() == b_kept);
   CHECK(inspect(b.id)->meta.labels.at("run") == "b");
   // The restored pool counts them: 8 - 2 - 3 cpus left.
-  CHECK(call<Resources>(available_atom::value)->get("cpu") == 3);
-  // The restored alloc actors serve keepalive.
-  auto handle = call<alloc_actor>(alloc_atom::value, a.id).value();
-  auto rh = self->request(handle, caf::infinite, keepalive_atom::value, int64_t{1000});
-  run();
-  rh.receive([](int64_t granted) { CHECK(granted == 1000); }, [](caf::error&) { FAIL("keepalive after restart"); });
+  CHECK(available().get("cpu") == 3);
+  // The restored allocs take keepalives.
+  CHECK(keepalive(a.id, 1000).value() == 1000);
 }
 
 TEST_CASE_METHOD(durable_fixture, "pool durability: an expired alloc stays expired across a restart, and is collected") {
@@ -131,7 +129,7 @@ TEST_CASE_METHOD(durable_fixture, "pool durability: an expired alloc stays expir
   start(memory);
   auto restored = inspect(a.id).value();
   CHECK(restored.expires_ms == a.expires_ms);  // not renewed by the restart
-  CHECK(call<Resources>(available_atom::value)->get("cpu") == 8);
+  CHECK(available().get("cpu") == 8);
   auto b = accept(want(4));  // needs a's room: a is collected
   REQUIRE(b.ok());
   CHECK(inspect(a.id).error().kind == error_kind::not_exist);

@@ -51,7 +51,7 @@ struct exec_kill_fixture {
     config.run = "run-1";
     config.resources = machine();
     config.manager = make_local_alloc_manager(dir.string());
-    config.execs = exec_runtime{processes, (dir / "allocs").string(), grace_ms};
+    config.execs = exec_runtime{processes, (dir / "allocs").string(), grace_ms, nullptr};
     pool = spawn_pool_actor(sys, config);
   }
   ~exec_kill_fixture() {
@@ -140,8 +140,8 @@ TEST_CASE_METHOD(exec_kill_fixture, "pool actor: a free waits for execs that ign
   creating.receive([&](AllocInspect& alloc) { created = alloc; },
                    [&](caf::error& e) { FAIL("accept: " << to_pool_error(e).to_string()); });
   REQUIRE(created);
-  CHECK(call<bool>(alive_atom::value, stubborn.id).value() == false);
-  CHECK(call<Resources>(available_atom::value).value() == machine().sub(want(1).want).sub(want(1).want));
+  CHECK(call<AllocInspect>(inspect_atom::value, stubborn.id).error().kind == error_kind::not_exist);
+  CHECK(call<PoolStatus>(status_atom::value)->available == machine().sub(want(1).want).sub(want(1).want));
 }
 
 TEST_CASE_METHOD(exec_kill_fixture, "pool actor: collecting an alloc with live execs defers the accept until they are gone") {
@@ -173,7 +173,7 @@ TEST_CASE_METHOD(exec_kill_fixture, "pool actor: collecting an alloc with live e
   CHECK(created->id != expiring.id);
   CHECK(steady_clock::now() - started >= milliseconds(grace_ms));
   CHECK(reaped(pid));  // the new alloc exists only once the collected one's processes are gone
-  CHECK(call<bool>(alive_atom::value, expiring.id).value() == false);
+  CHECK(call<AllocInspect>(inspect_atom::value, expiring.id).error().kind == error_kind::not_exist);
 }
 
 TEST_CASE_METHOD(exec_kill_fixture, "pool actor: an idle stop frees allocs with live execs before its reply") {

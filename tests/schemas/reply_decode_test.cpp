@@ -170,12 +170,12 @@ namespace {
 
 // A pools reply whose entry `broken` is written by `write_broken` instead.
 std::string pools_reply_with(int count, int broken, const std::function<void(packer&)>& write_broken) {
-  return body_of([&](msgpack::sbuffer& buffer, packer& pk) {
+  return body_of([&](msgpack::sbuffer&, packer& pk) {
     pk.pack_map(4);
     pack_string(pk, "v");
     pk.pack_int(1);
     pack_string(pk, "id");
-    codec::pack_raw(buffer, "\x01");
+    codec::pack_raw(pk, "\x01");
     pack_string(pk, "ok");
     pk.pack_true();
     pack_string(pk, "pools");

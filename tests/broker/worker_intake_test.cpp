@@ -2,7 +2,7 @@
 
 #include <thread>
 
-#include "policy/worker_intake.hpp"
+#include "broker/worker_intake.hpp"
 
 using namespace poolbus;
 
@@ -57,7 +57,7 @@ constexpr int64_t t0 = 1764300000000;
 
 }  // namespace
 
-TEST_CASE_METHOD(intake_fixture, "every valid announcement is republished; only changes reach the registry") {
+TEST_CASE_METHOD(intake_fixture, "every valid announcement is republished; only changes reach the mux") {
   announce(announcement("w1", 1, t0), 0);
   announce(announcement("w1", 1, t0 + 1000), 1000);  // heartbeat: same offer
   announce(announcement("w1", 1, t0 + 2000), 2000);
@@ -141,8 +141,8 @@ TEST_CASE_METHOD(intake_fixture, "a sender silent for half the worker timeout is
 TEST_CASE_METHOD(intake_fixture, "forget, from another thread, takes effect at the next flush") {
   announce(announcement("w1", 1, t0), 0);
   intake.on_worker_message("w1", encode_worker_hello({"w1", "run-1", t0}), 0);
-  std::thread registry([this] { intake.forget("w1"); });
-  registry.join();
+  std::thread mux_thread([this] { intake.forget("w1"); });
+  mux_thread.join();
   intake.flush(10);
   announce(announcement("w1", 1, t0 + 20), 20);
   intake.on_worker_message("w1", encode_worker_hello({"w1", "run-1", t0 + 20}), 20);

@@ -1,4 +1,4 @@
-#include "apps/pool-broker/broker_gate.hpp"
+#include "broker/broker_gate.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -112,7 +112,7 @@ bool broker_gate::admit(channel via, const std::vector<std::string>& frames, con
         spdlog::warn("security: dropped an announcement from \"{}\" (not a worker)", user_id);
         return false;
       }
-      if (frames.size() != 2) return true;  // malformed: the registry drops it
+      if (frames.size() != 2) return true;  // malformed: the intake drops it
       const std::string& topic = frames[0];
       auto dot = topic.find('.');
       if (dot == std::string::npos) return true;

@@ -1,6 +1,6 @@
 // worker_intake: what the broker does with worker traffic on its I/O thread,
 // before any actor sees it. It validates every announcement, republishes the
-// valid ones on the offer stream at once, and passes on to the registry only
+// valid ones on the offer stream at once, and passes on to the mux only
 // what it must act on: changed offers, `stopped`, new hellos and replies (an
 // allocs list in a reply is checked entry by entry and passed on as the
 // worker's bytes, never decoded: decode_worker_message_relaying).
@@ -8,7 +8,7 @@
 // collected and handed over in one batch per flush.
 // Invariant: each valid announcement is republished exactly once, in arrival
 // order; nothing malformed reaches the stream or an actor; a sender silent for
-// half the worker timeout (the registry may drop it after a whole one) or
+// half the worker timeout (the mux may drop it after a whole one) or
 // named by forget() is heard afresh next time, never as a repeat.
 #pragma once
 
@@ -33,7 +33,7 @@ struct worker_intake_outputs {
   // repeated (each pool once, with its newest time).
   std::function<void(std::vector<pool_seen>&& announced, std::vector<pool_seen>&& hellos)> seen;
   // At the end of every flush: everything received before now_ms (the I/O
-  // thread's clock) has been handed on. The registry judges liveness by
+  // thread's clock) has been handed on. The mux judges liveness by
   // these times, never by its own clock, so a busy actor thread cannot make
   // a pool look silent. May be empty.
   std::function<void(int64_t now_ms)> flushed;
@@ -57,7 +57,7 @@ class worker_intake {
   int64_t flush_period_ms() const;
 
   // Thread-safe: the next message from `pool` (announcement or hello) is
-  // heard afresh. For the registry, when it hears of a pool it no longer knows.
+  // heard afresh. For the mux, when it hears of a pool it no longer knows.
   void forget(const std::string& pool);
 
  private:

@@ -1,9 +1,10 @@
-#include "policy/worker_intake.hpp"
+#include "broker/worker_intake.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 
+#include "policy/liveness.hpp"
 #include "schemas/exec.hpp"
 
 namespace poolbus {
@@ -47,7 +48,7 @@ std::vector<pool_seen> drain(std::map<std::string, int64_t>& batch) {
 worker_intake::worker_intake(frame_sink& stream, worker_intake_outputs outputs, int64_t worker_timeout_ms)
     : stream_(stream), outputs_(std::move(outputs)), worker_timeout_ms_(worker_timeout_ms) {}
 
-int64_t worker_intake::flush_period_ms() const { return std::clamp<int64_t>(worker_timeout_ms_ / 10, 5, 100); }
+int64_t worker_intake::flush_period_ms() const { return liveness::intake_flush_ms(worker_timeout_ms_); }
 
 void worker_intake::publish(std::string&& topic, std::string&& body) {
   stream_.post({channel::stream, {std::move(topic), std::move(body)}});
@@ -132,9 +133,8 @@ void worker_intake::take_forgotten() {
 void worker_intake::flush(int64_t now_ms) {
   take_forgotten();
   if (!announced_seen_.empty() || !hello_seen_.empty()) outputs_.seen(drain(announced_seen_), drain(hello_seen_));
-  // Half the worker timeout: the registry drops a pool silent for a whole one,
-  // and then needs its next message in full. Swept a few times per period.
-  int64_t silent_after = std::max<int64_t>(1, worker_timeout_ms_ / 2);
+  // Swept a few times per period.
+  int64_t silent_after = liveness::intake_forget_ms(worker_timeout_ms_);
   if (now_ms - last_forget_sweep_ms_ >= silent_after / 4) {
     last_forget_sweep_ms_ = now_ms;
     announcements_.forget_silent(now_ms - silent_after);
