@@ -48,8 +48,7 @@ outcome<void> prepare_exec_dirs(alloc_self self, const std::string& id) {
   }
   if (auto created = st.records->create(id); !created) return created.error();
   if (!users) return {};
-  if (auto through = users->let_through(st.records->alloc_dir() + "/execs", *st.user); !through)
-    return through.error();
+  if (auto through = users->let_through(st.records->alloc_dir() + "/execs", *st.user); !through) return through.error();
   if (auto through = users->let_through(st.records->exec_dir(id), *st.user); !through) return through.error();
   return users->give(st.records->work_dir(id), *st.user);
 }
@@ -72,8 +71,10 @@ void restore_execs(alloc_self self) {
   auto records = st.records->load_all(&skipped);
   if (!records.empty() && st.execs_context.runtime.users) {
     auto user = st.execs_context.runtime.users->prepare(st.records->alloc_dir());
-    if (user) st.user = *user;
-    else spdlog::error("alloc {}: {}", st.uri, user.error().message);
+    if (user)
+      st.user = *user;
+    else
+      spdlog::error("alloc {}: {}", st.uri, user.error().message);
   }
   for (const auto& problem : skipped) spdlog::warn("alloc {}: unreadable exec record {}", st.uri, problem);
   for (auto& record : records) {
@@ -98,9 +99,9 @@ caf::result<exec_answer> put_exec(alloc_self self, const exec_call& call) {
     return self->delegate(existing->second.actor, exec_atom::value, call);
   }
   if (auto fits = st.admission->check_fits(call.config.resources); !fits)
-    return make_error(error_kind::precondition, "exec " + call.exec + " needs " +
-                                                    call.config.resources.to_string() + ", more than alloc " +
-                                                    st.uri + " holds (" + st.admission->capacity().to_string() + ")");
+    return make_error(error_kind::precondition, "exec " + call.exec + " needs " + call.config.resources.to_string() +
+                                                    ", more than alloc " + st.uri + " holds (" +
+                                                    st.admission->capacity().to_string() + ")");
   if (auto prepared = prepare_exec_dirs(self, call.exec); !prepared) return make_error(prepared.error());
   exec_record record;
   record.inspect = exec_lifecycle(call.exec, st.uri, call.config.resources, now_ms(self)).inspect();
@@ -122,8 +123,7 @@ caf::result<exec_answer> serve_exec(alloc_self self, const exec_call& call) {
   if (!st.pool) return gone_error(st);
   if (!st.admission) return make_error(error_kind::internal, "pool of alloc " + st.uri + " runs no execs");
   switch (call.op) {
-    case exec_op::put:
-      return put_exec(self, call);
+    case exec_op::put: return put_exec(self, call);
     case exec_op::list: {
       std::vector<ExecInspect> all;
       for (const auto& [_, entry] : st.execs) all.push_back(entry.last);

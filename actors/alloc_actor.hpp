@@ -30,11 +30,10 @@ namespace poolbus {
 
 // The pool's own handle on an alloc actor: the alloc's exec ops, and the
 // pool's "your alloc is gone" notice.
-using local_alloc_actor = caf::typed_actor<
-    caf::reacts_to<kill_atom>,
-    exec_message,                                        // every exec op of this alloc
-    caf::reacts_to<exec_update_atom, ExecInspect>,       // from its exec actors
-    caf::reacts_to<exec_gone_atom, std::string>>;
+using local_alloc_actor = caf::typed_actor<caf::reacts_to<kill_atom>,
+                                           exec_message,  // every exec op of this alloc
+                                           caf::reacts_to<exec_update_atom, ExecInspect>,  // from its exec actors
+                                           caf::reacts_to<exec_gone_atom, std::string>>;
 
 // What the alloc actor needs for execs (runtime.processes null: no execs here).
 struct alloc_exec_context {
@@ -58,7 +57,7 @@ struct alloc_actor_state {
   std::optional<exec_admission> admission;
   std::shared_ptr<exec_records> records;
   std::shared_ptr<content_repository> repo;
-  std::optional<exec_user> user;  // once its directory is prepared (store/alloc_users)
+  std::optional<exec_user> user;                  // once its directory is prepared (store/alloc_users)
   std::map<std::string, alloc_exec_entry> execs;  // by exec id
   static inline const char* name = "alloc_actor";
 };

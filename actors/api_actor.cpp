@@ -66,8 +66,8 @@ template <class Result, class OnAnswer, class OnError, class... Args>
 void call_mux(api_pointer self, int64_t extra_ms, OnAnswer on_answer, OnError on_error, Args&&... args) {
   auto& st = self->state;
   auto call = st.next_call++;
-  st.deadlines.add(call, deadline_after(now_ms(self), liveness::outer_deadline_ms(st.config.request_timeout_ms),
-                                        extra_ms));
+  st.deadlines.add(call,
+                   deadline_after(now_ms(self), liveness::outer_deadline_ms(st.config.request_timeout_ms), extra_ms));
   st.waiting.emplace(call, on_error);
   arm_sweep(self);
   auto answered = [self, call] {
@@ -116,10 +116,8 @@ bool owner_only(api_op op) {
     case api_op::exec_wait:
     case api_op::exec_logs:
     case api_op::exec_remove:
-    case api_op::repo_get:
-      return true;
-    default:
-      return false;
+    case api_op::repo_get: return true;
+    default: return false;
   }
 }
 
@@ -148,18 +146,22 @@ bool guard_ownership(api_pointer self, reply_route& route, api_request& req) {
         req.caller.clear();
         self->send(self, api_atom::value, std::move(route), std::move(req));
       },
-      [=](const pool_error& error) { reply(self, route, encode_error_reply(req.id_raw, error)); },
-      inspect_atom::value, req.uri);
+      [=](const pool_error& error) { reply(self, route, encode_error_reply(req.id_raw, error)); }, inspect_atom::value,
+      req.uri);
   return true;
 }
 
 std::string pools_reply(const std::string& id, encoded_array& pools) { return encode_pools_reply_spliced(id, pools); }
-std::string offers_reply(const std::string& id, encoded_array& offers) { return encode_offers_reply_spliced(id, offers); }
+std::string offers_reply(const std::string& id, encoded_array& offers) {
+  return encode_offers_reply_spliced(id, offers);
+}
 std::string offer_reply(const std::string& id, OfferInfo& offer) { return encode_offer_reply(id, offer); }
 std::string alloc_reply(const std::string& id, AllocInspect& alloc) { return encode_alloc_reply(id, alloc); }
 // The pools' own encoded entries, spliced: a 20,000-alloc list is never
 // decoded nor encoded again on its way through the broker.
-std::string allocs_reply(const std::string& id, encoded_array& allocs) { return encode_allocs_reply_spliced(id, allocs); }
+std::string allocs_reply(const std::string& id, encoded_array& allocs) {
+  return encode_allocs_reply_spliced(id, allocs);
+}
 std::string keepalive_reply(const std::string& id, int64_t& granted) { return encode_keepalive_reply(id, granted); }
 std::string ok_reply(const std::string& id, caf::ok_atom&) { return encode_ok_reply(id); }
 
@@ -169,31 +171,27 @@ void dispatch(api_pointer self, reply_route& route, api_request& req) {
   const auto& id = req.id_raw;
   if (exec_op_of(req.op)) return ask_mux_exec(self, std::move(route), id, req.exec);
   switch (req.op) {
-    case api_op::ping:
-      return reply(self, std::move(route), encode_ok_reply(id));
+    case api_op::ping: return reply(self, std::move(route), encode_ok_reply(id));
     case api_op::pools:
       return ask_mux<encoded_array>(self, std::move(route), id, pools_reply, pools_atom::value, encoded_atom::value);
     case api_op::offers:
       return ask_mux<encoded_array>(self, std::move(route), id, offers_reply, offers_atom::value, encoded_atom::value);
-    case api_op::offer:
-      return ask_mux<OfferInfo>(self, std::move(route), id, offer_reply, offer_atom::value, req.uri);
+    case api_op::offer: return ask_mux<OfferInfo>(self, std::move(route), id, offer_reply, offer_atom::value, req.uri);
     case api_op::accept:
       return ask_mux<AllocInspect>(self, std::move(route), id, alloc_reply, accept_atom::value, req.uri, req.meta);
     case api_op::allocate:
       return ask_mux<AllocInspect>(self, std::move(route), id, alloc_reply, allocate_atom::value, req.meta.want,
                                    req.width, req.meta);
     case api_op::allocs:
-      return ask_mux<encoded_array>(self, std::move(route), id, allocs_reply, allocs_atom::value,
-                                    encoded_atom::value, req.pool);
+      return ask_mux<encoded_array>(self, std::move(route), id, allocs_reply, allocs_atom::value, encoded_atom::value,
+                                    req.pool);
     case api_op::inspect:
       return ask_mux<AllocInspect>(self, std::move(route), id, alloc_reply, inspect_atom::value, req.uri);
     case api_op::keepalive:
       return ask_mux<int64_t>(self, std::move(route), id, keepalive_reply, keepalive_atom::value, req.uri,
                               req.interval_ms);
-    case api_op::free:
-      return ask_mux<caf::ok_atom>(self, std::move(route), id, ok_reply, free_atom::value, req.uri);
-    default:
-      return reply(self, std::move(route), encode_error_reply(id, {error_kind::invalid, "unknown op"}));
+    case api_op::free: return ask_mux<caf::ok_atom>(self, std::move(route), id, ok_reply, free_atom::value, req.uri);
+    default: return reply(self, std::move(route), encode_error_reply(id, {error_kind::invalid, "unknown op"}));
   }
 }
 

@@ -17,7 +17,7 @@ namespace poolbus {
 
 struct api_actor_config {
   mux_actor mux;
-  frame_sink_ptr sink;              // replies go out on channel::api
+  frame_sink_ptr sink;                                                // replies go out on channel::api
   int64_t request_timeout_ms = liveness::default_request_timeout_ms;  // the broker's deadline for a worker's answer
 };
 

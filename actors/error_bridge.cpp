@@ -13,9 +13,7 @@ caf::error make_error(const pool_error& e) {
   return caf::error{static_cast<uint8_t>(e.kind), pool_category, caf::make_message(e.message)};
 }
 
-caf::error make_error(error_kind kind, std::string message) {
-  return make_error(pool_error{kind, std::move(message)});
-}
+caf::error make_error(error_kind kind, std::string message) { return make_error(pool_error{kind, std::move(message)}); }
 
 pool_error to_pool_error(const caf::error& e) {
   if (!e) return {error_kind::internal, "no error"};
@@ -29,12 +27,9 @@ pool_error to_pool_error(const caf::error& e) {
   }
   if (e.category() == caf::atom("system")) {
     switch (static_cast<caf::sec>(e.code())) {
-      case caf::sec::request_timeout:
-        return {error_kind::timeout, "request timed out"};
-      case caf::sec::request_receiver_down:
-        return {error_kind::unavailable, "the pool stopped answering"};
-      default:
-        return {error_kind::internal, "actor system error " + caf::to_string(static_cast<caf::sec>(e.code()))};
+      case caf::sec::request_timeout: return {error_kind::timeout, "request timed out"};
+      case caf::sec::request_receiver_down: return {error_kind::unavailable, "the pool stopped answering"};
+      default: return {error_kind::internal, "actor system error " + caf::to_string(static_cast<caf::sec>(e.code()))};
     }
   }
   return {error_kind::internal, "unexpected error category"};

@@ -30,7 +30,7 @@ void emit(exec_self self, exec_event_kind kind) {
   spdlog::info("exec {} of {}: {}", exec_id(self), st.life->inspect().alloc, to_string(kind));
   if (st.config.events)
     caf::anon_send(st.config.events, exec_event_atom::value,
-               exec_event{st.config.pool, kind, st.life->inspect(), now_ms(self)});
+                   exec_event{st.config.pool, kind, st.life->inspect(), now_ms(self)});
 }
 
 void answer_waiters(exec_self self) {
@@ -85,8 +85,8 @@ void collect_outputs(exec_self self, const exec_termination& how) {
       if (!stored) {
         bool missing = stored.error().kind == error_kind::not_exist;
         result.error = stored.error().message == "disk" ? "disk"
-                       : missing                      ? stored.error().message
-                                                      : "output " + path + ": " + stored.error().message;
+                       : missing                        ? stored.error().message
+                                                        : "output " + path + ": " + stored.error().message;
         break;
       }
       if (room > 0) room = std::max<int64_t>(1, room - stored->size);
@@ -120,14 +120,12 @@ void start(exec_self self) {
   spec.gid = st.config.user.gid;
   if (!st.config.user.own()) spec.tmp_dir = st.config.records->alloc_dir() + "/tmp";
   spec.log_cap_bytes = st.config.runtime.log_cap_bytes;
-  if (st.config.disk_limit_bytes > 0)
-    spec.log_cap_bytes = std::min(spec.log_cap_bytes, st.config.disk_limit_bytes);
+  if (st.config.disk_limit_bytes > 0) spec.log_cap_bytes = std::min(spec.log_cap_bytes, st.config.disk_limit_bytes);
   spec.disk_root = st.config.records->alloc_dir();
   spec.disk_limit_bytes = st.config.disk_limit_bytes;
   exec_actor me = self;
-  auto pid = st.config.runtime.processes->spawn(spec, [me](const process_exit& exit) {
-    caf::anon_send(me, exec_exit_atom::value, exit);
-  });
+  auto pid = st.config.runtime.processes->spawn(
+      spec, [me](const process_exit& exit) { caf::anon_send(me, exec_exit_atom::value, exit); });
   if (!pid) {
     spdlog::info("exec {} of {}: cannot start: {}", id, spec.group, pid.error().message);
     st.life->fail(pid.error().message, now);
@@ -251,8 +249,10 @@ void on_outputs(exec_self self, exec_outputs& outputs) {
   if (st.gone || !st.collecting) return;
   st.life->finish(*st.collecting, st.exited_ms);
   st.collecting.reset();
-  if (outputs.error.empty()) st.life->set_result(std::move(outputs.files));
-  else st.life->set_output_error(outputs.error);
+  if (outputs.error.empty())
+    st.life->set_result(std::move(outputs.files));
+  else
+    st.life->set_output_error(outputs.error);
   complete(self);
 }
 

@@ -43,12 +43,11 @@ struct exec_outputs {
   }
 };
 
-using exec_actor = exec_handler::extend<
-    caf::reacts_to<exec_start_atom>,                 // admitted: start the process
-    caf::reacts_to<exec_exit_atom, process_exit>,    // from the supervisor's callback
-    caf::reacts_to<exec_timeout_atom>,               // a waiter's deadline may have passed
-    caf::reacts_to<exec_sigkill_atom>,               // the alloc is gone: answer waiters, quit
-    caf::reacts_to<exec_outputs_atom, exec_outputs>>;  // from its output collector
+using exec_actor = exec_handler::extend<caf::reacts_to<exec_start_atom>,               // admitted: start the process
+                                        caf::reacts_to<exec_exit_atom, process_exit>,  // from the supervisor's callback
+                                        caf::reacts_to<exec_timeout_atom>,  // a waiter's deadline may have passed
+                                        caf::reacts_to<exec_sigkill_atom>,  // the alloc is gone: answer waiters, quit
+                                        caf::reacts_to<exec_outputs_atom, exec_outputs>>;  // from its output collector
 
 struct exec_actor_config {
   exec_record record;  // a new exec (waiting) or one restored from disk
@@ -59,8 +58,8 @@ struct exec_actor_config {
   caf::actor events;  // receives (exec_event_atom, exec_event): the pool
   std::string pool;
   wall_clock clock = wall_clock::real();
-  exec_user user;                 // the alloc's (store/alloc_users)
-  int64_t disk_limit_bytes = 0;   // the alloc's disk; 0 = none
+  exec_user user;                // the alloc's (store/alloc_users)
+  int64_t disk_limit_bytes = 0;  // the alloc's disk; 0 = none
 };
 
 struct exec_actor_state {
@@ -68,10 +67,10 @@ struct exec_actor_state {
   std::optional<exec_lifecycle> life;
   uint64_t next_waiter = 1;
   std::map<uint64_t, caf::typed_response_promise<exec_answer>> waiters;  // exec_wait long-polls
-  deadline_table wait_deadlines;  // of the waiters: each one's timeout_ms
+  deadline_table wait_deadlines;                                         // of the waiters: each one's timeout_ms
   std::optional<caf::typed_response_promise<exec_answer>> removal;       // exec_remove of a running exec
-  bool gone = false;  // removed, or its alloc is gone
-  std::optional<exec_termination> collecting;  // exited well; its outputs are being hashed
+  bool gone = false;                                                     // removed, or its alloc is gone
+  std::optional<exec_termination> collecting;                            // exited well; its outputs are being hashed
   int64_t exited_ms = 0;
   std::shared_ptr<std::atomic<bool>> cancel_collection = std::make_shared<std::atomic<bool>>(false);
   static inline const char* name = "exec_actor";

@@ -19,14 +19,14 @@ class process_supervisor;
 class alloc_users;
 
 using exec_atom = caf::atom_constant<caf::atom("exec")>;
-using exec_exit_atom = caf::atom_constant<caf::atom("exec_exit")>;   // process_exit from the supervisor
-using exec_update_atom = caf::atom_constant<caf::atom("exec_upd")>;  // exec actor -> alloc: new ExecInspect
-using exec_event_atom = caf::atom_constant<caf::atom("exec_evt")>;   // exec_event to the pool's subscribers
-using exec_gone_atom = caf::atom_constant<caf::atom("exec_gone")>;   // exec actor -> alloc: removed
-using exec_start_atom = caf::atom_constant<caf::atom("exec_start")>; // alloc -> exec actor: admitted
-using exec_timeout_atom = caf::atom_constant<caf::atom("exec_tmo")>; // exec actor: a wait's deadline
-using exec_sigkill_atom = caf::atom_constant<caf::atom("exec_kill")>;// alloc gone: stop serving
-using exec_outputs_atom = caf::atom_constant<caf::atom("exec_outs")>;// the outputs, hashed off the actor's thread
+using exec_exit_atom = caf::atom_constant<caf::atom("exec_exit")>;     // process_exit from the supervisor
+using exec_update_atom = caf::atom_constant<caf::atom("exec_upd")>;    // exec actor -> alloc: new ExecInspect
+using exec_event_atom = caf::atom_constant<caf::atom("exec_evt")>;     // exec_event to the pool's subscribers
+using exec_gone_atom = caf::atom_constant<caf::atom("exec_gone")>;     // exec actor -> alloc: removed
+using exec_start_atom = caf::atom_constant<caf::atom("exec_start")>;   // alloc -> exec actor: admitted
+using exec_timeout_atom = caf::atom_constant<caf::atom("exec_tmo")>;   // exec actor: a wait's deadline
+using exec_sigkill_atom = caf::atom_constant<caf::atom("exec_kill")>;  // alloc gone: stop serving
+using exec_outputs_atom = caf::atom_constant<caf::atom("exec_outs")>;  // the outputs, hashed off the actor's thread
 
 // The message of an exec op.
 using exec_message = caf::replies_to<exec_atom, exec_call>::with<exec_answer>;
@@ -39,7 +39,7 @@ struct exec_runtime {
   std::shared_ptr<process_supervisor> processes;  // null: the pool runs no execs
   std::string allocs_dir;                         // <state dir>/allocs
   int64_t kill_grace_ms = 2000;
-  std::shared_ptr<alloc_users> users;             // null: the worker's own user
+  std::shared_ptr<alloc_users> users;  // null: the worker's own user
   int64_t log_cap_bytes = 64 << 20;
 };
 

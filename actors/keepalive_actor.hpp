@@ -22,7 +22,7 @@
 namespace poolbus {
 
 struct keepalive_config {
-  keepalive_schedule schedule;  // intervals, KeepaliveTimeout (10 s), retry policy
+  keepalive_schedule schedule;             // intervals, KeepaliveTimeout (10 s), retry policy
   uint64_t seed = std::random_device{}();  // jitter of retry waits
   // Optional jitter source in [0, 1); replaces the seeded generator (tests pin it).
   std::function<double()> uniform01;
@@ -53,8 +53,7 @@ caf::actor spawn_keepalive_actor(caf::actor_system& sys, alloc_actor target, caf
 
 // From inside another actor (e.g. a client that links its keepalives).
 template <class Spawner>
-caf::actor spawn_keepalive_actor(Spawner* spawner, alloc_actor target, caf::actor owner,
-                                 keepalive_config config = {}) {
+caf::actor spawn_keepalive_actor(Spawner* spawner, alloc_actor target, caf::actor owner, keepalive_config config = {}) {
   return spawner->spawn(keepalive_actor, std::move(target), std::move(owner), std::move(config));
 }
 

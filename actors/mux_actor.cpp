@@ -31,7 +31,7 @@ struct mux_state {
   std::unique_ptr<pool_directory> directory;
   std::map<std::string, proxy_actor> proxies;  // one per joined pool, by pool id
   std::unique_ptr<allocate_queue> allocates;
-  std::deque<queued_allocs> large_allocs;      // large allocs gathers waiting for a slot
+  std::deque<queued_allocs> large_allocs;  // large allocs gathers waiting for a slot
   int large_allocs_running = 0;
   static inline const char* name = "mux";
 };
@@ -43,8 +43,7 @@ int64_t now_ms(mux_pointer self) { return self->state.config.clock.now_ms(self->
 // ---------------------------------------------------------------- membership
 
 void publish_pool_event(mux_pointer self, const std::string& pool, pool_event_kind kind) {
-  self->state.config.sink->post(
-      {channel::stream, {pools_topic(pool), encode_pool_event({pool, kind, now_ms(self)})}});
+  self->state.config.sink->post({channel::stream, {pools_topic(pool), encode_pool_event({pool, kind, now_ms(self)})}});
 }
 
 void on_joined(mux_pointer self, const std::string& pool) {

@@ -56,10 +56,10 @@ using mux_actor = caf::typed_actor<
     caf::replies_to<free_atom, std::string>::with<caf::ok_atom>,
     exec_message,  // routed by the alloc URI in exec_call.alloc
     // ---- from the intake, validated
-    caf::reacts_to<announce_atom, offer_announcement>,            // a changed offer
-    caf::reacts_to<announce_atom, pool_event>,                    // a worker's own `stopped`
-    caf::reacts_to<hello_atom, std::string, worker_hello>,        // a hello that is not a repeat
-    caf::reacts_to<wreply_atom, std::string, worker_reply>,       // a reply to a proxied request
+    caf::reacts_to<announce_atom, offer_announcement>,       // a changed offer
+    caf::reacts_to<announce_atom, pool_event>,               // a worker's own `stopped`
+    caf::reacts_to<hello_atom, std::string, worker_hello>,   // a hello that is not a repeat
+    caf::reacts_to<wreply_atom, std::string, worker_reply>,  // a reply to a proxied request
     // heartbeats repeating the last announcement / hello, one batch per flush
     caf::reacts_to<seen_atom, std::vector<pool_seen>, std::vector<pool_seen>>,
     // the intake flushed at now_ms (its clock): pools silent since leave

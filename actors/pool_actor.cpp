@@ -58,10 +58,10 @@ struct pool_state {
   std::vector<caf::actor> subscribers;
   int64_t seq = 0;
   offer_view announced;
-  uint64_t timer_generation = 0;        // a tick with another generation is stale
-  std::optional<int64_t> timer_at_ms;   // when the live timer fires: no later than the next expiry
+  uint64_t timer_generation = 0;       // a tick with another generation is stale
+  std::optional<int64_t> timer_at_ms;  // when the live timer fires: no later than the next expiry
   int64_t started_ms = 0;
-  int64_t last_free_ms = 0;             // 0 = nothing freed yet
+  int64_t last_free_ms = 0;  // 0 = nothing freed yet
   // Group commit: the burst's changes not yet in the journal, and the replies
   // waiting for them (each called with the commit's error, or null once durable).
   std::vector<journal_change> unflushed;
@@ -204,8 +204,8 @@ void publish_and_rearm(pool_self self, int64_t now) {
 // the pool stops rather than acknowledge anything more.
 void stop_on_journal_failure(pool_self self, const pool_error& failure) {
   auto& st = self->state;
-  spdlog::critical("pool {}: state store {} failed: {}; stopping the pool", st.config.id,
-                   st.config.journal->describe(), failure.to_string());
+  spdlog::critical("pool {}: state store {} failed: {}; stopping the pool", st.config.id, st.config.journal->describe(),
+                   failure.to_string());
   if (st.config.on_journal_failure) st.config.on_journal_failure(failure);
   self->quit(make_error(failure));
 }
@@ -213,8 +213,7 @@ void stop_on_journal_failure(pool_self self, const pool_error& failure) {
 // Runs `finish` once `changes` are in the journal (with null), or the commit
 // failed (with its error): with the burst's group commit. Without a journal,
 // or without changes, at once.
-void after_commit(pool_self self, std::vector<journal_change> changes,
-                  std::function<void(const caf::error*)> finish) {
+void after_commit(pool_self self, std::vector<journal_change> changes, std::function<void(const caf::error*)> finish) {
   auto& st = self->state;
   if (!st.config.journal || changes.empty()) {
     finish(nullptr);
@@ -234,9 +233,12 @@ template <class... Ts>
 void deliver_when_durable(pool_self self, caf::typed_response_promise<Ts...> promise,
                           std::vector<journal_change> changes, caf::error refusal, Ts... values) {
   after_commit(self, std::move(changes), [promise, refusal, values...](const caf::error* failed) mutable {
-    if (failed) promise.deliver(*failed);
-    else if (refusal) promise.deliver(refusal);
-    else promise.deliver(values...);
+    if (failed)
+      promise.deliver(*failed);
+    else if (refusal)
+      promise.deliver(refusal);
+    else
+      promise.deliver(values...);
   });
 }
 
@@ -244,8 +246,7 @@ void deliver_when_durable(pool_self self, caf::typed_response_promise<Ts...> pro
 // once `changes` are in the journal. Without a journal, or without changes, it
 // is sent at once.
 template <class... Ts>
-caf::result<Ts...> when_durable(pool_self self, std::vector<journal_change> changes, caf::error refusal,
-                                Ts... values) {
+caf::result<Ts...> when_durable(pool_self self, std::vector<journal_change> changes, caf::error refusal, Ts... values) {
   auto& st = self->state;
   if (!st.config.journal || changes.empty()) {
     if (refusal) return refusal;
@@ -274,7 +275,8 @@ outcome<void> restore_from_journal(pool_self self) {
     spdlog::warn("pool {}: stored alloc {} does not fit {}; destroying it", st.config.id, alloc.id,
                  st.config.resources.to_string());
     auto killed = st.config.manager->kill(alloc);
-    if (!killed) spdlog::error("pool {}: alloc manager kill {}: {}", st.config.id, alloc.id, killed.error().to_string());
+    if (!killed)
+      spdlog::error("pool {}: alloc manager kill {}: {}", st.config.id, alloc.id, killed.error().to_string());
     erased.push_back(journal_change::erase(alloc));
   }
   if (!erased.empty())
@@ -351,10 +353,9 @@ void retire_alloc(pool_self self, const AllocInspect& alloc, alloc_event_kind ki
   bool pending = false;
   if (st.config.execs.processes) {
     auto pool = caf::actor_cast<caf::actor>(self);
-    pending = st.config.execs.processes->terminate_group(alloc.id, st.config.execs.kill_grace_ms,
-                                                         [pool, id = alloc.id] {
-                                                           caf::anon_send(pool, execs_gone_atom::value, id);
-                                                         });
+    pending = st.config.execs.processes->terminate_group(
+        alloc.id, st.config.execs.kill_grace_ms,
+        [pool, id = alloc.id] { caf::anon_send(pool, execs_gone_atom::value, id); });
   }
   if (!pending) {
     then(destroy_retired(self, alloc, kind, now));
@@ -449,8 +450,7 @@ void run_create(pool_self self, std::string offer_id, AllocMeta meta,
   auto planned = st.table->plan_accept(offer_id, meta, now);
   if (!planned) {
     if (spdlog::should_log(spdlog::level::debug))
-      spdlog::debug("pool {}: accept {} refused: {}", st.config.id, meta.want.to_string(),
-                    planned.error().to_string());
+      spdlog::debug("pool {}: accept {} refused: {}", st.config.id, meta.want.to_string(), planned.error().to_string());
     promise.deliver(make_error(planned.error()));
     return;
   }
@@ -465,8 +465,8 @@ void run_create(pool_self self, std::string offer_id, AllocMeta meta,
   }
   auto backed = st.config.manager->create(planned->alloc, initial_lease_ms, allocs_beside(self, *planned));
   if (!backed) {
-    spdlog::error("pool {}: alloc manager {} create {}: {}", st.config.id, st.config.manager->name(),
-                  planned->alloc.id, backed.error().to_string());
+    spdlog::error("pool {}: alloc manager {} create {}: {}", st.config.id, st.config.manager->name(), planned->alloc.id,
+                  backed.error().to_string());
     promise.deliver(make_error(error_kind::internal, "alloc manager " + st.config.manager->name() +
                                                          " could not create " + planned->alloc.id + ": " +
                                                          backed.error().message));
@@ -498,14 +498,16 @@ void on_start(pool_self self, pool_actor_config config) {
   st.table->set_max_allocs(static_cast<size_t>(std::max<int64_t>(0, st.config.max_allocs)));
   st.started_ms = now_ms(self);
   if (st.config.journal) {
-    if (auto restored = restore_from_journal(self); !restored) stop_on_journal_failure(self, restored.error());
+    if (auto restored = restore_from_journal(self); !restored)
+      stop_on_journal_failure(self, restored.error());
     else
       spawn_restored_alloc_actors(self);
   }
   st.announced = current_view(self, st.started_ms);
   rearm_expiry_timer(self, st.started_ms);  // restored leases expire on time, not at the next request
-  spdlog::info("pool {}: started with {} (manager {}, at most {} allocs)", st.config.id, st.config.resources.to_string(),
-               st.config.manager->name(), st.config.max_allocs > 0 ? std::to_string(st.config.max_allocs) : "any");
+  spdlog::info("pool {}: started with {} (manager {}, at most {} allocs)", st.config.id,
+               st.config.resources.to_string(), st.config.manager->name(),
+               st.config.max_allocs > 0 ? std::to_string(st.config.max_allocs) : "any");
 }
 
 void on_subscriber_down(pool_self self, const caf::down_msg& down) {
@@ -645,8 +647,8 @@ void on_flush(pool_self self) {
   auto held = std::exchange(st.held, {});
   auto committed = st.config.journal->commit(changes);
   if (!committed) {
-    auto failure = make_error(error_kind::internal, "state store commit failed (the worker stops): " +
-                                                        committed.error().message);
+    auto failure =
+        make_error(error_kind::internal, "state store commit failed (the worker stops): " + committed.error().message);
     for (auto& finish : held) finish(&failure);
     stop_on_journal_failure(self, committed.error());
     return;

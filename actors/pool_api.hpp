@@ -20,24 +20,22 @@
 
 namespace poolbus {
 
-using pool_actor = caf::typed_actor<
-    caf::replies_to<pool_id_atom>::with<std::string>,
-    caf::replies_to<status_atom>::with<PoolStatus>,
-    caf::replies_to<offers_atom>::with<std::vector<OfferInfo>>,
-    caf::replies_to<offer_atom, std::string>::with<OfferInfo>,
-    caf::replies_to<accept_atom, std::string, AllocMeta>::with<AllocInspect>,
-    caf::replies_to<allocs_atom>::with<std::vector<AllocInspect>>,
-    caf::replies_to<inspect_atom, std::string>::with<AllocInspect>,
-    // interval_ms requested -> interval_ms granted
-    caf::replies_to<keepalive_atom, std::string, int64_t>::with<int64_t>,
-    caf::replies_to<free_atom, std::string>::with<caf::ok_atom>>;
+using pool_actor =
+    caf::typed_actor<caf::replies_to<pool_id_atom>::with<std::string>, caf::replies_to<status_atom>::with<PoolStatus>,
+                     caf::replies_to<offers_atom>::with<std::vector<OfferInfo>>,
+                     caf::replies_to<offer_atom, std::string>::with<OfferInfo>,
+                     caf::replies_to<accept_atom, std::string, AllocMeta>::with<AllocInspect>,
+                     caf::replies_to<allocs_atom>::with<std::vector<AllocInspect>>,
+                     caf::replies_to<inspect_atom, std::string>::with<AllocInspect>,
+                     // interval_ms requested -> interval_ms granted
+                     caf::replies_to<keepalive_atom, std::string, int64_t>::with<int64_t>,
+                     caf::replies_to<free_atom, std::string>::with<caf::ok_atom>>;
 
 // alloc_actor: reflow's `Alloc` for one alloc (keepalive, inspect, free). The
 // keepalive actor drives any handle of this type: the client library's
 // remote alloc (actors/remote_alloc_actor.hpp), or a test's stand-in.
-using alloc_actor = caf::typed_actor<
-    caf::replies_to<keepalive_atom, int64_t>::with<int64_t>,
-    caf::replies_to<inspect_atom>::with<AllocInspect>,
-    caf::replies_to<free_atom>::with<caf::ok_atom>>;
+using alloc_actor =
+    caf::typed_actor<caf::replies_to<keepalive_atom, int64_t>::with<int64_t>,
+                     caf::replies_to<inspect_atom>::with<AllocInspect>, caf::replies_to<free_atom>::with<caf::ok_atom>>;
 
 }  // namespace poolbus

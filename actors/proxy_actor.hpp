@@ -25,18 +25,18 @@
 namespace poolbus {
 
 // Local ids ("1" for the offer, the alloc's own id), as the worker names them.
-using proxy_actor = caf::typed_actor<
-    caf::replies_to<accept_atom, std::string, AllocMeta>::with<AllocInspect>,
-    // The worker's own encoded entries, relayed without decoding them (the
-    // intake checked each one).
-    caf::replies_to<allocs_atom, encoded_atom>::with<encoded_array>,
-    caf::replies_to<inspect_atom, std::string>::with<AllocInspect>,
-    caf::replies_to<keepalive_atom, std::string, int64_t>::with<int64_t>,  // interval asked -> granted
-    caf::replies_to<free_atom, std::string>::with<caf::ok_atom>,
-    exec_message,                                // exec_wait's deadline adds its own timeout_ms
-    caf::reacts_to<wreply_atom, worker_reply>,   // a reply from the worker's DEALER
-    caf::reacts_to<sweep_atom>,                  // internal: expire overdue requests
-    caf::reacts_to<lost_atom>>;                  // the pool left: fail what is pending, quit
+using proxy_actor =
+    caf::typed_actor<caf::replies_to<accept_atom, std::string, AllocMeta>::with<AllocInspect>,
+                     // The worker's own encoded entries, relayed without decoding them (the
+                     // intake checked each one).
+                     caf::replies_to<allocs_atom, encoded_atom>::with<encoded_array>,
+                     caf::replies_to<inspect_atom, std::string>::with<AllocInspect>,
+                     caf::replies_to<keepalive_atom, std::string, int64_t>::with<int64_t>,  // interval asked -> granted
+                     caf::replies_to<free_atom, std::string>::with<caf::ok_atom>,
+                     exec_message,                               // exec_wait's deadline adds its own timeout_ms
+                     caf::reacts_to<wreply_atom, worker_reply>,  // a reply from the worker's DEALER
+                     caf::reacts_to<sweep_atom>,                 // internal: expire overdue requests
+                     caf::reacts_to<lost_atom>>;                 // the pool left: fail what is pending, quit
 
 struct proxy_config {
   std::string pool;

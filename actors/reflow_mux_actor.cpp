@@ -89,7 +89,8 @@ void gather_local_offers(mux_pointer self, std::function<void(std::vector<OfferI
           offers = cache->second.refresh(std::move(offers), now_ms(self));
         return std::optional<std::vector<OfferInfo>>(std::move(offers));
       },
-      std::move(done), [self](const std::string& id) -> std::optional<std::vector<OfferInfo>> {
+      std::move(done),
+      [self](const std::string& id) -> std::optional<std::vector<OfferInfo>> {
         auto& caches = self->state.caches;
         auto cache = caches.find(id);
         if (cache == caches.end() || cache->second.needs_refresh(now_ms(self))) return std::nullopt;
@@ -100,8 +101,7 @@ void gather_local_offers(mux_pointer self, std::function<void(std::vector<OfferI
 void gather_statuses(mux_pointer self, std::function<void(std::vector<PoolStatus>)> done) {
   gather<PoolStatus, PoolStatus>(
       self, status_atom::value,
-      [](const std::string&, PoolStatus& s) { return std::optional<std::vector<PoolStatus>>({s}); },
-      std::move(done));
+      [](const std::string&, PoolStatus& s) { return std::optional<std::vector<PoolStatus>>({s}); }, std::move(done));
 }
 
 // reflow's Mux: a URI naming a pool it does not hold is not_exist.
@@ -115,7 +115,8 @@ void accept_on_pool(mux_pointer self, const std::string& pool_id, const std::str
                     allocate_queue::answer settle) {
   auto& st = self->state;
   auto pool = st.pools.find(pool_id);
-  if (pool == st.pools.end()) return settle(make_pool_error(error_kind::not_exist, "pool " + pool_id + " is not in the mux"));
+  if (pool == st.pools.end())
+    return settle(make_pool_error(error_kind::not_exist, "pool " + pool_id + " is not in the mux"));
   std::optional<offer_cache::accept_ticket> ticket;
   if (auto cache = st.caches.find(pool_id); cache != st.caches.end() && cache->second.find(local_offer)) {
     auto reserved = cache->second.begin_accept(local_offer, meta.want);
@@ -144,8 +145,7 @@ caf::result<T> route(mux_pointer self, const std::string& uri, Convert convert, 
   auto parsed = parse_pool_uri(uri);
   if (!parsed) return make_error(parsed.error());
   auto pool = self->state.pools.find(parsed->pool);
-  if (pool == self->state.pools.end())
-    return unknown_pool(parsed->pool, uri);
+  if (pool == self->state.pools.end()) return unknown_pool(parsed->pool, uri);
   auto promise = self->template make_response_promise<T>();
   auto pool_id = parsed->pool;
   self->request(pool->second, routed_timeout(self), args..., parsed->local)
@@ -158,8 +158,7 @@ caf::result<int64_t> keepalive(mux_pointer self, const std::string& uri, int64_t
   auto parsed = parse_pool_uri(uri);
   if (!parsed) return make_error(parsed.error());
   auto pool = self->state.pools.find(parsed->pool);
-  if (pool == self->state.pools.end())
-    return unknown_pool(parsed->pool, uri);
+  if (pool == self->state.pools.end()) return unknown_pool(parsed->pool, uri);
   auto promise = self->make_response_promise<int64_t>();
   self->request(pool->second, routed_timeout(self), keepalive_atom::value, parsed->local, interval_ms)
       .then([promise](int64_t granted) mutable { promise.deliver(granted); },
@@ -206,8 +205,8 @@ caf::result<caf::ok_atom> set_pools(mux_pointer self, const std::vector<pool_act
     std::vector<std::optional<std::string>> ids;
     std::size_t pending;
   };
-  auto round = std::make_shared<naming_round>(naming_round{std::vector<std::optional<std::string>>(handles.size()),
-                                                           handles.size() + 1});
+  auto round = std::make_shared<naming_round>(
+      naming_round{std::vector<std::optional<std::string>>(handles.size()), handles.size() + 1});
   auto named = [self, promise, generation, round, handles]() mutable {
     if (--round->pending > 0) return;
     if (generation == self->state.membership_generation) apply_membership(self, handles, round->ids);
@@ -270,8 +269,7 @@ caf::result<std::vector<OfferInfo>> all_offers(mux_pointer self) {
 caf::result<AllocInspect> accept(mux_pointer self, const std::string& uri, AllocMeta meta) {
   auto parsed = parse_pool_uri(uri);
   if (!parsed) return make_error(parsed.error());
-  if (!self->state.pools.count(parsed->pool))
-    return unknown_pool(parsed->pool, uri);
+  if (!self->state.pools.count(parsed->pool)) return unknown_pool(parsed->pool, uri);
   if (meta.want.is_zero()) return make_error(nothing_asked("want", meta.want));
   auto promise = self->make_response_promise<AllocInspect>();
   accept_on_pool(self, parsed->pool, parsed->local, std::move(meta),

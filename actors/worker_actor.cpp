@@ -121,8 +121,8 @@ void check_stalled(worker_pointer self) {
   st.silent_ms += st.config.heartbeat_ms;
   if (st.silent_ms < stalled_after_ms || st.stall_reported) return;
   st.stall_reported = true;
-  spdlog::error("pool {}: {} requests to the local pool unanswered, none answered for {} ms (a bug?)",
-                st.config.pool, st.in_flight, st.silent_ms);
+  spdlog::error("pool {}: {} requests to the local pool unanswered, none answered for {} ms (a bug?)", st.config.pool,
+                st.in_flight, st.silent_ms);
 }
 
 // An exec op for the pool. exec_wait is a long-poll: the request waits in the
@@ -130,27 +130,31 @@ void check_stalled(worker_pointer self) {
 // wait's own timeout plus the usual one.
 void serve_exec(worker_pointer self, const worker_request& req) {
   auto deadline = local_deadline + std::chrono::milliseconds(req.exec.op == exec_op::wait ? req.exec.timeout_ms : 0);
-  serve_within<exec_answer>(self, deadline, req.rid,
-                            [](worker_reply& r, exec_answer& answer) { r.exec = std::move(answer); },
-                            exec_atom::value, req.exec);
+  serve_within<exec_answer>(
+      self, deadline, req.rid, [](worker_reply& r, exec_answer& answer) { r.exec = std::move(answer); },
+      exec_atom::value, req.exec);
 }
 
 void handle(worker_pointer self, const worker_request& req) {
   switch (req.op) {
     case worker_op::accept:
-      serve<AllocInspect>(self, req.rid, [](worker_reply& r, AllocInspect& a) { r.alloc = std::move(a); },
-                          accept_atom::value, req.offer_id, req.meta);
+      serve<AllocInspect>(
+          self, req.rid, [](worker_reply& r, AllocInspect& a) { r.alloc = std::move(a); }, accept_atom::value,
+          req.offer_id, req.meta);
       return;
     case worker_op::free:
-      serve<caf::ok_atom>(self, req.rid, [](worker_reply&, caf::ok_atom&) {}, free_atom::value, req.alloc_id);
+      serve<caf::ok_atom>(
+          self, req.rid, [](worker_reply&, caf::ok_atom&) {}, free_atom::value, req.alloc_id);
       return;
     case worker_op::keepalive:
-      serve<int64_t>(self, req.rid, [](worker_reply& r, int64_t& granted) { r.interval_ms = granted; },
-                     keepalive_atom::value, req.alloc_id, req.interval_ms);
+      serve<int64_t>(
+          self, req.rid, [](worker_reply& r, int64_t& granted) { r.interval_ms = granted; }, keepalive_atom::value,
+          req.alloc_id, req.interval_ms);
       return;
     case worker_op::inspect:
-      serve<AllocInspect>(self, req.rid, [](worker_reply& r, AllocInspect& a) { r.alloc = std::move(a); },
-                          inspect_atom::value, req.alloc_id);
+      serve<AllocInspect>(
+          self, req.rid, [](worker_reply& r, AllocInspect& a) { r.alloc = std::move(a); }, inspect_atom::value,
+          req.alloc_id);
       return;
     case worker_op::allocs:
       serve<std::vector<AllocInspect>>(

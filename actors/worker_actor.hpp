@@ -24,9 +24,9 @@ struct worker_actor_config {
   std::string pool;
   std::string run;
   worker_pool_actor pool_actor;
-  frame_sink_ptr sink;          // announce: [topic, body]; broker: [body]
+  frame_sink_ptr sink;  // announce: [topic, body]; broker: [body]
   int64_t heartbeat_ms = liveness::default_heartbeat_ms;
-  int64_t max_idle_ms = 0;      // 0 = never stop idle
+  int64_t max_idle_ms = 0;  // 0 = never stop idle
   wall_clock clock = wall_clock::real();
   std::function<void()> on_idle_stop;  // called once, after `stopped` was announced
 };

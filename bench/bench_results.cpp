@@ -40,14 +40,12 @@ std::string json_string(const std::string& s) {
 }  // namespace
 
 void bench_results::print_table() const {
-  std::printf("%-22s %-34s %12s %12s %8s %-16s %s\n", "scenario", "figure", "value", "raw zmq", "ratio",
-              "target", "");
+  std::printf("%-22s %-34s %12s %12s %8s %-16s %s\n", "scenario", "figure", "value", "raw zmq", "ratio", "target", "");
   for (const auto& r : rows_) {
     std::string figure = r.figure + " (" + r.unit + ")";
     std::printf("%-22s %-34s %12s %12s %8s %-16s %s\n", r.scenario.c_str(), figure.c_str(), number(r.value).c_str(),
-                r.baseline ? number(*r.baseline).c_str() : "-",
-                r.baseline ? (number(r.ratio()) + "x").c_str() : "-", r.target.empty() ? "-" : r.target.c_str(),
-                verdict(r).c_str());
+                r.baseline ? number(*r.baseline).c_str() : "-", r.baseline ? (number(r.ratio()) + "x").c_str() : "-",
+                r.target.empty() ? "-" : r.target.c_str(), verdict(r).c_str());
   }
   std::fflush(stdout);
 }

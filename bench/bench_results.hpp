@@ -17,8 +17,8 @@ double percentile(std::vector<double>& samples, double pct);
 
 struct result_row {
   std::string scenario;
-  std::string figure;   // what is measured, e.g. "p99 latency"
-  std::string unit;     // "us", "ops/s", "%core", ...
+  std::string figure;  // what is measured, e.g. "p99 latency"
+  std::string unit;    // "us", "ops/s", "%core", ...
   double value = 0;
   std::optional<double> baseline;  // the raw ZeroMQ figure, when there is one
   std::string target;              // e.g. "<= 1.5x", ">= 50000", "" = none

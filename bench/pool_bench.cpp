@@ -82,9 +82,19 @@ std::unique_ptr<broker_run> start_broker(const bench_options& opt, zmq::context_
 
 void start_worker(const bench_options& opt, broker_run& run, const std::string& id, const std::string& resources,
                   std::vector<std::string> extra_flags = {}) {
-  std::vector<std::string> argv{opt.bin_dir + "/pool-worker", "--id", id, "--connect", run.endpoints.workers,
-                                "--announce", run.endpoints.announce, "--resources", resources, "--state-dir",
-                                run.state_dir + "/" + id, "--log-level", "warn"};
+  std::vector<std::string> argv{opt.bin_dir + "/pool-worker",
+                                "--id",
+                                id,
+                                "--connect",
+                                run.endpoints.workers,
+                                "--announce",
+                                run.endpoints.announce,
+                                "--resources",
+                                resources,
+                                "--state-dir",
+                                run.state_dir + "/" + id,
+                                "--log-level",
+                                "warn"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   run.workers.push_back(std::make_unique<child_process>(std::move(argv), opt.out + "/logs/" + id + ".log"));
 }
@@ -114,8 +124,8 @@ const char* big_pool = "cpu=100000,mem=1000TiB,disk=1000TiB";
 
 // Keeps `window` accept+free pairs in flight over `pools` for `seconds`;
 // returns pairs completed per second. Each slot: accept -> free -> accept ...
-double accept_free_pairs_per_second(api_driver& api, const std::vector<std::string>& pools, int window,
-                                    double seconds, uint64_t* errors) {
+double accept_free_pairs_per_second(api_driver& api, const std::vector<std::string>& pools, int window, double seconds,
+                                    uint64_t* errors) {
   std::map<uint64_t, bool> in_flight;  // id -> is an accept
   size_t next_pool = 0;
   auto send_accept = [&] {
@@ -211,16 +221,26 @@ void scenario_roundtrip(const bench_options& opt, bench_results& out) {
   out.add({"roundtrip", "p50 free", "us", percentile(frees, 50), {}, "", {}});
   auto os_copy = os_calls;
   out.add_samples("broker call via worker --sync os", os_calls);
-  out.add({"roundtrip (sync=os)", "p50 accept|free call", "us", percentile(os_copy, 50), percentile(raw_copy, 50), "",
-           {}});
-  out.add({"roundtrip (sync=os)", "p99 accept|free call", "us", percentile(os_copy, 99), percentile(raw_copy, 99), "",
-           {}});
+  out.add(
+      {"roundtrip (sync=os)", "p50 accept|free call", "us", percentile(os_copy, 50), percentile(raw_copy, 50), "", {}});
+  out.add(
+      {"roundtrip (sync=os)", "p99 accept|free call", "us", percentile(os_copy, 99), percentile(raw_copy, 99), "", {}});
   auto sim_copy = sim_calls;
   out.add_samples("broker call via simulated worker", sim_calls);
-  out.add({"roundtrip (sim worker)", "p50 accept|free call", "us", percentile(sim_copy, 50), percentile(raw_copy, 50),
-           "", {}});
-  out.add({"roundtrip (sim worker)", "p99 accept|free call", "us", percentile(sim_copy, 99), percentile(raw_copy, 99),
-           "", {}});
+  out.add({"roundtrip (sim worker)",
+           "p50 accept|free call",
+           "us",
+           percentile(sim_copy, 50),
+           percentile(raw_copy, 50),
+           "",
+           {}});
+  out.add({"roundtrip (sim worker)",
+           "p99 accept|free call",
+           "us",
+           percentile(sim_copy, 99),
+           percentile(raw_copy, 99),
+           "",
+           {}});
 }
 
 void scenario_throughput(const bench_options& opt, bench_results& out) {
@@ -296,8 +316,13 @@ void scenario_keepalive(const bench_options& opt, bench_results& out) {
   raw_two_hop raw(1, 40);
   double raw_rate = raw.round_trips_per_second(1, 256, request_bytes, opt.seconds);
   out.add({"keepalive " + std::to_string(live) + " live", "keepalives/s (1 worker)", "1/s", rate, raw_rate, "", {}});
-  out.add({"keepalive " + std::to_string(live) + " live", "broker RSS per live alloc", "B",
-           static_cast<double>(rss_after - rss_before) / live, {}, "", {}});
+  out.add({"keepalive " + std::to_string(live) + " live",
+           "broker RSS per live alloc",
+           "B",
+           static_cast<double>(rss_after - rss_before) / live,
+           {},
+           "",
+           {}});
   if (errors) log("keepalive: %s failed keepalives", std::to_string(errors));
 }
 
@@ -353,8 +378,7 @@ void scenario_propagation(const bench_options& opt, bench_results& out) {
   auto run = start_broker(opt, ctx, "propagation");
   // The bench itself is the worker here (real protocol), so it knows the exact
   // moment of each change.
-  zmq::socket_t dealer(ctx, zmq::socket_type::dealer), pub(ctx, zmq::socket_type::pub),
-      sub(ctx, zmq::socket_type::sub);
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer), pub(ctx, zmq::socket_type::pub), sub(ctx, zmq::socket_type::sub);
   for (auto* s : {&dealer, &pub, &sub}) s->set(zmq::sockopt::linger, 0);
   dealer.set(zmq::sockopt::routing_id, "p0");
   dealer.connect(run->endpoints.workers);
@@ -369,8 +393,7 @@ void scenario_propagation(const bench_options& opt, bench_results& out) {
   a.heartbeat_ms = 1000;
   auto topic = offers_topic("p0");
   auto publish = [&] {
-    a.ts_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
+    a.ts_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
                   .count();
     auto body = encode_offer_announcement(a);
     pub.send(zmq::buffer(topic), zmq::send_flags::sndmore);
@@ -443,8 +466,8 @@ void scenario_scale(const bench_options& opt, bench_results& out) {
     double cpu0 = cpu_seconds(run->process->pid());
     auto t0 = steady::now();
     std::this_thread::sleep_for(std::chrono::duration<double>(window));
-    double cpu_pct = 100 * (cpu_seconds(run->process->pid()) - cpu0) /
-                     std::chrono::duration<double>(steady::now() - t0).count();
+    double cpu_pct =
+        100 * (cpu_seconds(run->process->pid()) - cpu0) / std::chrono::duration<double>(steady::now() - t0).count();
     int64_t rss = rss_bytes(run->process->pid());
     int calls = opt.quick ? 5 : 100;
     // A call's latency as the client sees it, and the part of it spent in
@@ -479,30 +502,50 @@ void scenario_scale(const bench_options& opt, bench_results& out) {
     auto name = "scale " + std::to_string(n) + " pools";
     double raw_p50 = percentile(raw_lat, 50);
     out.add({name, "offers p50 latency", "us", point.offers_p50_us, raw_p50, "", {}});
-    out.add({name, "offers p99 latency", "us", point.offers_p99_us, {}, is_target_size ? "<= 5000 us" : "",
+    out.add({name,
+             "offers p99 latency",
+             "us",
+             point.offers_p99_us,
+             {},
+             is_target_size ? "<= 5000 us" : "",
              is_target_size ? std::optional<bool>(point.offers_p99_us <= 5000) : std::nullopt});
     out.add({name, "pools p50 latency", "us", point.pools_p50_us, raw_p50, "", {}});
-    out.add({name, "pools p99 latency", "us", point.pools_p99_us, {}, is_target_size ? "<= 5000 us" : "",
+    out.add({name,
+             "pools p99 latency",
+             "us",
+             point.pools_p99_us,
+             {},
+             is_target_size ? "<= 5000 us" : "",
              is_target_size ? std::optional<bool>(point.pools_p99_us <= 5000) : std::nullopt});
     for (auto op : {api_op::offers, api_op::pools}) {
       std::string what(to_string(op));
       auto& s = served[op];
       double served_p99 = percentile(s, 99);
       out.add({name, what + " p50 without client decode", "us", percentile(s, 50), raw_p50, "", {}});
-      out.add({name, what + " p99 without client decode", "us", served_p99, {}, is_target_size ? "<= 5000 us" : "",
+      out.add({name,
+               what + " p99 without client decode",
+               "us",
+               served_p99,
+               {},
+               is_target_size ? "<= 5000 us" : "",
                is_target_size ? std::optional<bool>(served_p99 <= 5000) : std::nullopt});
       out.add({name, what + " p50 client decode", "us", percentile(decode[op], 50), {}, "", {}});
     }
-    out.add({name, "broker CPU, 1 heartbeat/s each", "%core", cpu_pct, {}, is_target_size ? "< 25 %core" : "",
+    out.add({name,
+             "broker CPU, 1 heartbeat/s each",
+             "%core",
+             cpu_pct,
+             {},
+             is_target_size ? "< 25 %core" : "",
              is_target_size ? std::optional<bool>(cpu_pct < 25) : std::nullopt});
     out.add({name, "broker RSS", "MiB", point.broker_rss_mb, {}, "", {}});
     out.add({name, "broker RSS per pool", "B", static_cast<double>(rss - rss_empty) / n, {}, "", {}});
   }
 }
 
-const std::vector<std::pair<std::string, std::function<void(const bench_options&, bench_results&)>>> all_scenarios =
-    {{"roundtrip", scenario_roundtrip}, {"throughput", scenario_throughput}, {"keepalive", scenario_keepalive},
-     {"allocate", scenario_allocate},   {"propagation", scenario_propagation}, {"scale", scenario_scale}};
+const std::vector<std::pair<std::string, std::function<void(const bench_options&, bench_results&)>>> all_scenarios = {
+    {"roundtrip", scenario_roundtrip}, {"throughput", scenario_throughput},   {"keepalive", scenario_keepalive},
+    {"allocate", scenario_allocate},   {"propagation", scenario_propagation}, {"scale", scenario_scale}};
 
 }  // namespace
 
@@ -515,8 +558,9 @@ int main(int argc, char** argv) {
   app.add_option("--bin-dir", opt.bin_dir, "where pool-broker and pool-worker are (default: beside pool-bench)");
   app.add_option("--out", opt.out, "directory for results.csv, results.json, latency_samples.csv, scaling.csv");
   app.add_flag("--quick", opt.quick, "tiny counts: a smoke test, not a measurement");
-  app.add_option("--scenario", opt.scenarios, "run only these (repeatable): roundtrip, throughput, keepalive, "
-                                              "allocate, propagation, scale");
+  app.add_option("--scenario", opt.scenarios,
+                 "run only these (repeatable): roundtrip, throughput, keepalive, "
+                 "allocate, propagation, scale");
   app.add_option("--seconds", opt.seconds, "measuring window of each throughput figure (default 5)");
   app.add_option("--sim-workers", sim_count, "(internal) run N simulated workers until SIGTERM");
   app.add_option("--sim-prefix", sim.prefix, "(internal)");
@@ -559,7 +603,6 @@ int main(int argc, char** argv) {
   }
   results.print_table();
   results.write(opt.out);
-  std::printf("results written to %s (results.csv, results.json, latency_samples.csv, scaling.csv)\n",
-              opt.out.c_str());
+  std::printf("results written to %s (results.csv, results.json, latency_samples.csv, scaling.csv)\n", opt.out.c_str());
   return failed ? 1 : 0;
 }

@@ -9,9 +9,7 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-double us_since(steady::time_point t0) {
-  return std::chrono::duration<double, std::micro>(steady::now() - t0).count();
-}
+double us_since(steady::time_point t0) { return std::chrono::duration<double, std::micro>(steady::now() - t0).count(); }
 
 std::vector<zmq::message_t> recv_all(zmq::socket_t& s) {
   std::vector<zmq::message_t> frames;

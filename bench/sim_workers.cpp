@@ -50,8 +50,8 @@ class sim_world {
     pools_.reserve(config_.count);
     auto total = *parse_resources("cpu=64,mem=256GiB,disk=1TiB");
     for (int i = 0; i < config_.count; ++i) {
-      pools_.push_back(sim_pool{config_.prefix + std::to_string(i), zmq::socket_t(ctx, zmq::socket_type::dealer),
-                                total, total});
+      pools_.push_back(
+          sim_pool{config_.prefix + std::to_string(i), zmq::socket_t(ctx, zmq::socket_type::dealer), total, total});
       auto& d = pools_.back().dealer;
       d.set(zmq::sockopt::linger, 0);
       d.set(zmq::sockopt::routing_id, pools_.back().id);

@@ -76,8 +76,7 @@ outcome<void> broker_gate::start_zap(io_thread& io) {
 
 void broker_gate::stop_zap() { zap_.reset(); }
 
-bool broker_gate::admit_pool(const std::string& pool, const std::string& user_id, const char* where,
-                             int64_t now_ms) {
+bool broker_gate::admit_pool(const std::string& pool, const std::string& user_id, const char* where, int64_t now_ms) {
   if (claims_.claim(pool, user_id, now_ms)) return true;
   auto holder = claims_.holder(pool, now_ms);
   // An impostor repeats itself every heartbeat: warn once per worker timeout.
@@ -125,8 +124,7 @@ bool broker_gate::admit(channel via, const std::vector<std::string>& frames, con
       }
       return true;
     }
-    default:
-      return true;
+    default: return true;
   }
 }
 

@@ -20,8 +20,7 @@ bool topic_matches(const std::string& topic, const std::string& expected) {
 
 // Whether an event body decodes and names the pool its topic does; logs why not.
 template <class Decode, class TopicOf>
-bool valid_event(const std::string& topic, const std::string& body, Decode decode, TopicOf topic_of,
-                 const char* what) {
+bool valid_event(const std::string& topic, const std::string& body, Decode decode, TopicOf topic_of, const char* what) {
   auto event = decode(body);
   if (!event) {
     spdlog::warn("dropped a malformed {} on {}: {}", what, topic, event.error().to_string());

@@ -25,8 +25,8 @@
 namespace poolbus {
 
 struct worker_intake_outputs {
-  std::function<void(offer_announcement&&)> offers_changed;  // valid, and not a repeat
-  std::function<void(pool_event&&)> pool_stopped;            // a worker's own `stopped`
+  std::function<void(offer_announcement&&)> offers_changed;           // valid, and not a repeat
+  std::function<void(pool_event&&)> pool_stopped;                     // a worker's own `stopped`
   std::function<void(std::string&& identity, worker_hello&&)> hello;  // valid, and not a repeat
   std::function<void(std::string&& identity, worker_reply&&)> reply;
   // One batch per flush: pools whose announcement, and pools whose hello,
@@ -67,8 +67,8 @@ class worker_intake {
   frame_sink& stream_;
   worker_intake_outputs outputs_;
   int64_t worker_timeout_ms_;
-  repeat_filter announcements_;  // by topic offers.<pool>
-  repeat_filter hellos_;         // by routing id (= pool id)
+  repeat_filter announcements_;                    // by topic offers.<pool>
+  repeat_filter hellos_;                           // by routing id (= pool id)
   std::map<std::string, int64_t> announced_seen_;  // this batch: pool -> newest ts
   std::map<std::string, int64_t> hello_seen_;
   int64_t last_forget_sweep_ms_ = 0;

@@ -18,9 +18,7 @@ using steady = std::chrono::steady_clock;
 
 constexpr int64_t max_reply_bytes = 64 << 20;  // a reply can carry up to 1 MiB of logs; be generous
 
-pool_error no_answer(int64_t timeout_ms) {
-  return timeout_error("broker", timeout_ms);
-}
+pool_error no_answer(int64_t timeout_ms) { return timeout_error("broker", timeout_ms); }
 
 // Milliseconds left until `deadline`, rounded up (so a wait never ends just
 // short of it), never negative.

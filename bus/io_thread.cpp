@@ -68,10 +68,8 @@ error_kind kind_for_errno(int num) {
     case EINVAL:
     case EPROTONOSUPPORT:
     case ENOCOMPATPROTO:
-    case EFAULT:
-      return error_kind::invalid;
-    default:
-      return error_kind::unavailable;
+    case EFAULT: return error_kind::invalid;
+    default: return error_kind::unavailable;
   }
 }
 
@@ -89,7 +87,7 @@ struct io_thread::state {
 
   zmq::context_t context{1};
   std::vector<bus_socket> sockets;
-  std::array<int, channel_slots> socket_of_channel{};  // index into sockets, -1 = none
+  std::array<int, channel_slots> socket_of_channel{};       // index into sockets, -1 = none
   std::array<std::string, channel_slots> bound_of_channel;  // kept after stop() for logs and tests
 
   // Outbound queue: written by any thread, drained by the I/O thread after the
@@ -294,8 +292,7 @@ struct io_thread::state {
       case socket_kind::sub:
         for (const auto& prefix : spec.subscriptions) s.set(zmq::sockopt::subscribe, prefix);
         break;
-      case socket_kind::pub:
-        break;
+      case socket_kind::pub: break;
     }
     if (spec.attach == socket_attach::bind) {
       s.bind(spec.endpoint);
@@ -340,9 +337,8 @@ struct io_thread::state {
 
 io_thread::io_thread(std::vector<socket_spec> specs, inbound_handler on_message)
     : io_thread(std::move(specs), authenticated_handler([handler = std::move(on_message)](
-                                      channel via, std::vector<std::string>&& frames, std::string&&) {
-        handler(via, std::move(frames));
-      })) {}
+                                                            channel via, std::vector<std::string>&& frames,
+                                                            std::string&&) { handler(via, std::move(frames)); })) {}
 
 io_thread::io_thread(std::vector<socket_spec> specs, authenticated_handler on_message)
     : state_(std::make_unique<state>()) {

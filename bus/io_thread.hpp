@@ -23,11 +23,11 @@ enum class socket_attach : uint8_t { bind, connect };
 
 // CURVE for one socket (bus/security.hpp makes the keys). All empty = plaintext.
 struct socket_curve {
-  std::string server_secret;   // bound: be a CURVE server with this Z85 secret key
-  std::string client_public;   // connecting: be a CURVE client with this pair...
+  std::string server_secret;  // bound: be a CURVE server with this Z85 secret key
+  std::string client_public;  // connecting: be a CURVE client with this pair...
   std::string client_secret;
-  std::string server_public;   // ...of the server with this public key
-  std::string zap_domain;      // bound: the domain the ZAP handler judges this socket by
+  std::string server_public;     // ...of the server with this public key
+  std::string zap_domain;        // bound: the domain the ZAP handler judges this socket by
   std::string monitor_endpoint;  // inproc:// endpoint for zmq_socket_monitor (handshake failures), or empty
 
   bool server() const { return !server_secret.empty(); }
@@ -47,9 +47,9 @@ struct socket_spec {
   int reconnect_ivl_ms = 100;              // connecting sockets retry this often
   int sndhwm = 10000;                      // messages queued per peer before sends drop
   int rcvhwm = 10000;
-  int64_t max_message_bytes = 16 << 20;    // a larger inbound frame closes that connection
-  int heartbeat_ivl_ms = 0;                // > 0: ZMTP heartbeats, so a dead peer's pipe goes away...
-  int heartbeat_timeout_ms = 0;            // ...after this long without traffic
+  int64_t max_message_bytes = 16 << 20;  // a larger inbound frame closes that connection
+  int heartbeat_ivl_ms = 0;              // > 0: ZMTP heartbeats, so a dead peer's pipe goes away...
+  int heartbeat_timeout_ms = 0;          // ...after this long without traffic
   socket_curve curve;
 
   static socket_spec bound(channel via, socket_kind kind, std::string endpoint) {
@@ -81,8 +81,7 @@ class io_thread : public frame_sink {
   using inbound_handler = std::function<void(channel, std::vector<std::string>&& frames)>;
   // The same, with the peer's authenticated identity: the ZAP handler's
   // User-Id on a CURVE server socket, empty otherwise.
-  using authenticated_handler =
-      std::function<void(channel, std::vector<std::string>&& frames, std::string&& user_id)>;
+  using authenticated_handler = std::function<void(channel, std::vector<std::string>&& frames, std::string&& user_id)>;
 
   io_thread(std::vector<socket_spec> specs, inbound_handler on_message);
   io_thread(std::vector<socket_spec> specs, authenticated_handler on_message);

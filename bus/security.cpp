@@ -34,8 +34,7 @@ std::string trim(std::string_view s) {
 outcome<std::string> read_key_line(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
-    if (errno == ENOENT)
-      return make_pool_error(error_kind::not_exist, "key file " + path + " does not exist");
+    if (errno == ENOENT) return make_pool_error(error_kind::not_exist, "key file " + path + " does not exist");
     return make_pool_error(error_kind::invalid, "cannot read key file " + path + ": " + std::strerror(errno));
   }
   std::string line;
@@ -97,7 +96,7 @@ bool role_allowed_on(peer_role role, std::string_view domain) {
   if (is_domain(domain, zap_domain::workers) || is_domain(domain, zap_domain::announce))
     return role == peer_role::worker;
   if (is_domain(domain, zap_domain::stream)) return true;  // read-only: any known key may watch
-  return false;  // an unknown domain admits nobody
+  return false;                                            // an unknown domain admits nobody
 }
 
 std::string secret_key_path(const std::string& dir, const std::string& name) {
@@ -118,9 +117,9 @@ bool valid_z85_key(std::string_view key) {
 outcome<curve_keypair> generate_curve_keypair() {
   char pub[41], sec[41];
   if (zmq_curve_keypair(pub, sec) != 0)
-    return make_pool_error(error_kind::internal,
-                           std::string("cannot generate a CURVE key pair (libzmq without CURVE?): ") +
-                               zmq_strerror(zmq_errno()));
+    return make_pool_error(
+        error_kind::internal,
+        std::string("cannot generate a CURVE key pair (libzmq without CURVE?): ") + zmq_strerror(zmq_errno()));
   return curve_keypair{pub, sec};
 }
 
@@ -128,8 +127,8 @@ outcome<std::string> curve_public_of(const std::string& secret_key) {
   if (!valid_z85_key(secret_key)) return make_pool_error(error_kind::invalid, "not a Z85 CURVE secret key");
   char pub[41];
   if (zmq_curve_public(pub, secret_key.c_str()) != 0)
-    return make_pool_error(error_kind::internal, std::string("cannot derive a public key: ") +
-                                                      zmq_strerror(zmq_errno()));
+    return make_pool_error(error_kind::internal,
+                           std::string("cannot derive a public key: ") + zmq_strerror(zmq_errno()));
   return std::string(pub);
 }
 
@@ -143,9 +142,8 @@ outcome<void> write_keypair(const std::string& dir, const std::string& name, con
     ::chmod(dir.c_str(), 0700);
   }
   auto secret = secret_key_path(dir, name), pub = public_key_path(dir, name);
-  auto wrote = write_new_file(secret, "# poolbus CURVE secret key \"" + name + "\": keep it private (0600)\n" +
-                                          pair.secret_key + "\n",
-                              0600);
+  auto wrote = write_new_file(
+      secret, "# poolbus CURVE secret key \"" + name + "\": keep it private (0600)\n" + pair.secret_key + "\n", 0600);
   if (!wrote) return wrote;
   return write_new_file(pub, "# poolbus CURVE public key \"" + name + "\"\n" + pair.public_key + "\n", 0644);
 }
@@ -159,8 +157,9 @@ outcome<curve_keypair> load_secret_key_file(const std::string& path) {
   if (st.st_mode & (S_IRWXG | S_IRWXO)) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return make_pool_error(error_kind::unauthorized, "secret key file " + path + " is accessible by group/others (mode " +
-                                                         mode + "); refusing it: chmod 600 " + path);
+    return make_pool_error(error_kind::unauthorized, "secret key file " + path +
+                                                         " is accessible by group/others (mode " + mode +
+                                                         "); refusing it: chmod 600 " + path);
   }
   auto secret = read_key_line(path);
   if (!secret) return secret.error();
@@ -207,8 +206,7 @@ outcome<authorized_keys> authorized_keys::parse(std::string_view text, const std
     std::istringstream fields(t);
     std::string role_name, key, name, extra;
     fields >> role_name >> key >> name >> extra;
-    if (!extra.empty())
-      return make_pool_error(error_kind::invalid, where + "want \"<role> <public-key> [name]\"");
+    if (!extra.empty()) return make_pool_error(error_kind::invalid, where + "want \"<role> <public-key> [name]\"");
     auto role = peer_role_from_string(role_name);
     if (!role)
       return make_pool_error(error_kind::invalid,
@@ -245,8 +243,10 @@ zap_verdict decide_zap(const authorized_keys& keys, std::string_view domain, std
   const authorized_key* known = keys.find(public_key);
   if (known == nullptr) return {false, {}, "unknown key"};
   if (!role_allowed_on(known->role, domain))
-    return {false, {}, "role " + std::string(to_string(known->role)) + " (" + known->name + ") may not use " +
-                           std::string(domain)};
+    return {
+        false,
+        {},
+        "role " + std::string(to_string(known->role)) + " (" + known->name + ") may not use " + std::string(domain)};
   return {true, known->identity(), {}};
 }
 

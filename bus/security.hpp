@@ -126,7 +126,7 @@ class zap_handler {
   void stop();
 
   uint64_t admitted() const;
-  uint64_t refused() const;          // by ZAP (unknown key, wrong role)
+  uint64_t refused() const;            // by ZAP (unknown key, wrong role)
   uint64_t failed_handshakes() const;  // reported by the monitors (e.g. plaintext peers)
 
   struct state;

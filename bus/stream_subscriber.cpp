@@ -21,8 +21,9 @@ struct stream_subscriber::connection {
   zmq::socket_t socket{context, zmq::socket_type::sub};
 };
 
-outcome<std::unique_ptr<stream_subscriber>> stream_subscriber::connect(
-    const std::string& endpoint, const std::string& topic_prefix, const std::optional<curve_client_keys>& curve) {
+outcome<std::unique_ptr<stream_subscriber>> stream_subscriber::connect(const std::string& endpoint,
+                                                                       const std::string& topic_prefix,
+                                                                       const std::optional<curve_client_keys>& curve) {
   auto conn = std::make_unique<connection>();
   try {
     conn->socket.set(zmq::sockopt::linger, 0);
@@ -59,8 +60,7 @@ outcome<stream_subscriber::topic_and_body> stream_subscriber::next(int64_t timeo
     try {
       if (zmq::poll(&readable, 1, left) == 0) {
         if (steady::now() < deadline) continue;
-        return make_pool_error(error_kind::timeout,
-                               "no stream message within " + std::to_string(timeout_ms) + " ms");
+        return make_pool_error(error_kind::timeout, "no stream message within " + std::to_string(timeout_ms) + " ms");
       }
       std::vector<zmq::message_t> frames;
       if (!zmq::recv_multipart(conn_->socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) continue;

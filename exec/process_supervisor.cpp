@@ -85,8 +85,7 @@ outcome<std::string> resolve_program(const std::string& program, const std::stri
   if (program.find('/') != std::string::npos) {
     std::string full = program.front() == '/' ? program : working_dir + "/" + program;
     if (::access(full.c_str(), X_OK) != 0)
-      return make_pool_error(error_kind::invalid,
-                             "cannot run \"" + program + "\": " + std::strerror(errno));
+      return make_pool_error(error_kind::invalid, "cannot run \"" + program + "\": " + std::strerror(errno));
     return full;
   }
   size_t start = 0;
@@ -205,7 +204,10 @@ process_supervisor::~process_supervisor() {
   std::sort(groups.begin(), groups.end());
   groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
   for (const auto& group : groups) {
-    { std::lock_guard lock(gone_mutex); ++left; }
+    {
+      std::lock_guard lock(gone_mutex);
+      ++left;
+    }
     bool pending = terminate_group(group, 500, [&] {
       std::lock_guard lock(gone_mutex);
       --left;
@@ -240,9 +242,7 @@ process_supervisor::~process_supervisor() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-bool process_supervisor::has_cgroup(const std::string& controller) const {
-  return cgroup_dirs_.count(controller) > 0;
-}
+bool process_supervisor::has_cgroup(const std::string& controller) const { return cgroup_dirs_.count(controller) > 0; }
 
 std::string process_supervisor::describe() const {
   std::string text = pid_namespace_ ? "PID and mount namespace per exec" : "no PID namespace (not root, or refused)";
@@ -269,8 +269,7 @@ outcome<std::vector<std::string>> process_supervisor::make_cgroups(const process
     auto dir = root + "/" + leaf;
     if (::mkdir(dir.c_str(), 0755) != 0) return undo(std::strerror(errno));
     dirs.push_back(dir);
-    if (controller == "pids" && !write_text(dir + "/pids.max", std::to_string(exec_pids_max)))
-      return undo("pids.max");
+    if (controller == "pids" && !write_text(dir + "/pids.max", std::to_string(exec_pids_max))) return undo("pids.max");
     if (controller == "memory" && spec.mem_limit_bytes > 0) {
       if (!write_text(dir + "/memory.limit_in_bytes", std::to_string(spec.mem_limit_bytes)))
         return undo("memory.limit_in_bytes");
@@ -428,8 +427,7 @@ void process_supervisor::terminate(int pid, int64_t grace_ms) {
   wake();
 }
 
-bool process_supervisor::terminate_group(const std::string& group, int64_t grace_ms,
-                                         std::function<void()> on_gone) {
+bool process_supervisor::terminate_group(const std::string& group, int64_t grace_ms, std::function<void()> on_gone) {
   {
     std::lock_guard lock(mutex_);
     auto kill_at = monotonic_ms() + grace_ms;
@@ -473,7 +471,8 @@ std::vector<std::function<void()>> process_supervisor::settle_group_kills(std::v
     bool alive = false;
     std::vector<int> stragglers;  // members left after their leader was reaped
     for (int pgid : kill.pgids) {
-      if (leaders.count(pgid)) alive = true;
+      if (leaders.count(pgid))
+        alive = true;
       else
         for (int pid : live_group_members(pgid)) stragglers.push_back(pid);
     }
@@ -481,14 +480,18 @@ std::vector<std::function<void()>> process_supervisor::settle_group_kills(std::v
     if (alive && now < kill.give_up_at_ms) {
       for (int pid : stragglers) {
         int fd = open_pidfd(pid);
-        if (fd >= 0) member_fds.push_back(fd);
-        else unwatched = true;
+        if (fd >= 0)
+          member_fds.push_back(fd);
+        else
+          unwatched = true;
       }
       waiting.push_back(std::move(kill));
       continue;
     }
-    if (alive) spdlog::error("process supervisor: group {} survived SIGKILL; giving up on it", kill.group);
-    else spdlog::debug("process supervisor: group {} is gone", kill.group);
+    if (alive)
+      spdlog::error("process supervisor: group {} survived SIGKILL; giving up on it", kill.group);
+    else
+      spdlog::debug("process supervisor: group {} is gone", kill.group);
     gone.push_back(std::move(kill.on_gone));
   }
   std::lock_guard lock(mutex_);
@@ -617,8 +620,10 @@ void process_supervisor::monitor_loop() {
       bool limited = false, missing_pidfd = false, disk_watched = sandbox_.floor_bytes > 0;
       int64_t next_kill = 0;
       for (const auto& [pid, p] : processes_) {
-        if (p.pidfd >= 0) fds.push_back({p.pidfd, POLLIN, 0});
-        else missing_pidfd = true;
+        if (p.pidfd >= 0)
+          fds.push_back({p.pidfd, POLLIN, 0});
+        else
+          missing_pidfd = true;
         limited = limited || p.mem_limit_bytes > 0;
         disk_watched = disk_watched || p.disk_limit_bytes > 0;
         if (p.kill_at_ms > 0 && (next_kill == 0 || p.kill_at_ms < next_kill)) next_kill = p.kill_at_ms;
@@ -631,7 +636,8 @@ void process_supervisor::monitor_loop() {
       if (limited || missing_pidfd) timeout_ms = static_cast<int>(rss_sample_ms);
       if (unwatched) timeout_ms = 10;  // a group-kill straggler without a pidfd: look again soon
       if (next_kill > 0)
-        timeout_ms = std::max<int>(0, std::min<int64_t>(timeout_ms < 0 ? 1000 : timeout_ms, next_kill - monotonic_ms()));
+        timeout_ms =
+            std::max<int>(0, std::min<int64_t>(timeout_ms < 0 ? 1000 : timeout_ms, next_kill - monotonic_ms()));
     }
     ::poll(fds.data(), fds.size(), timeout_ms);
     for (int fd : member_fds) ::close(fd);

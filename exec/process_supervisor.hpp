@@ -35,27 +35,27 @@ namespace poolbus {
 
 // How execs are confined, fixed when the worker starts.
 struct sandbox_config {
-  std::string init_path;         // pool-exec-init
-  bool pid_namespace = true;     // wanted; off where the kernel refuses (the probe says why)
-  std::string cgroup_name;       // our subtree in each v1 hierarchy (e.g. "poolbus-w1"); empty: none
+  std::string init_path;      // pool-exec-init
+  bool pid_namespace = true;  // wanted; off where the kernel refuses (the probe says why)
+  std::string cgroup_name;    // our subtree in each v1 hierarchy (e.g. "poolbus-w1"); empty: none
   std::string cgroup_root = "/sys/fs/cgroup";
-  std::string floor_path;        // the worker's state dir: its filesystem keeps floor_bytes free
-  int64_t floor_bytes = 0;       // 0 = no floor
+  std::string floor_path;   // the worker's state dir: its filesystem keeps floor_bytes free
+  int64_t floor_bytes = 0;  // 0 = no floor
 };
 
 struct process_spec {
-  std::vector<std::string> argv;            // argv[0]: a path, or a name looked up in env's PATH
-  std::map<std::string, std::string> env;   // the whole environment (PATH defaulted when absent)
-  std::string working_dir;                  // absolute
-  std::string stdout_path;                  // absolute; created/truncated
+  std::vector<std::string> argv;           // argv[0]: a path, or a name looked up in env's PATH
+  std::map<std::string, std::string> env;  // the whole environment (PATH defaulted when absent)
+  std::string working_dir;                 // absolute
+  std::string stdout_path;                 // absolute; created/truncated
   std::string stderr_path;
-  std::string group;                        // who owns it (an alloc): terminate_group kills by this
-  int64_t mem_limit_bytes = 0;              // 0 = no limit
-  int64_t uid = -1, gid = -1;               // the command's user and group; -1 = the worker's
-  std::string tmp_dir;                      // mounted on /tmp and /var/tmp (with a PID namespace)
-  int64_t log_cap_bytes = 0;                // per log file; 0 = no cap
-  std::string disk_root;                    // the alloc's directory: all it writes counts here
-  int64_t disk_limit_bytes = 0;             // bound on disk_root and on any one file; 0 = none
+  std::string group;             // who owns it (an alloc): terminate_group kills by this
+  int64_t mem_limit_bytes = 0;   // 0 = no limit
+  int64_t uid = -1, gid = -1;    // the command's user and group; -1 = the worker's
+  std::string tmp_dir;           // mounted on /tmp and /var/tmp (with a PID namespace)
+  int64_t log_cap_bytes = 0;     // per log file; 0 = no cap
+  std::string disk_root;         // the alloc's directory: all it writes counts here
+  int64_t disk_limit_bytes = 0;  // bound on disk_root and on any one file; 0 = none
 };
 
 struct process_exit {
@@ -73,8 +73,8 @@ struct process_exit {
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, process_exit& x) {
-    return f(x.pid, x.exited, x.exit_code, x.signal, x.oom, x.disk, x.killed, x.error, x.max_rss_bytes,
-             x.cpu_user_ms, x.cpu_sys_ms);
+    return f(x.pid, x.exited, x.exit_code, x.signal, x.oom, x.disk, x.killed, x.error, x.max_rss_bytes, x.cpu_user_ms,
+             x.cpu_sys_ms);
   }
 };
 
@@ -176,7 +176,7 @@ class process_supervisor {
   bool pid_namespace_ = false;
   std::map<std::string, std::string> cgroup_dirs_;  // controller -> our subtree
   uint64_t next_cgroup_ = 0;
-  std::vector<std::string> stale_cgroups_;          // to rmdir once empty
+  std::vector<std::string> stale_cgroups_;  // to rmdir once empty
   int64_t next_disk_sample_ms_ = 0;
 
   mutable std::mutex mutex_;

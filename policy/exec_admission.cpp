@@ -6,8 +6,8 @@ namespace poolbus {
 
 outcome<void> exec_admission::check_fits(const Resources& want) const {
   if (capacity_.available(want)) return {};
-  return make_pool_error(error_kind::precondition, "exec needs " + want.to_string() + ", more than its alloc's " +
-                                                       capacity_.to_string());
+  return make_pool_error(error_kind::precondition,
+                         "exec needs " + want.to_string() + ", more than its alloc's " + capacity_.to_string());
 }
 
 void exec_admission::enqueue(const std::string& id, const Resources& want) { waiting_.push_back({id, want}); }

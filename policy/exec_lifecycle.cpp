@@ -12,7 +12,8 @@ bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
 outcome<void> validate_output(const std::string& path) {
   if (path.empty()) return invalid("outputs: an empty path");
   if (has_nul(path)) return invalid("outputs: a path holds a NUL byte");
-  if (path.front() == '/') return invalid("outputs: \"" + path + "\" is absolute (paths are relative to the exec's directory)");
+  if (path.front() == '/')
+    return invalid("outputs: \"" + path + "\" is absolute (paths are relative to the exec's directory)");
   size_t start = 0;
   while (start <= path.size()) {
     size_t slash = path.find('/', start);
@@ -73,8 +74,8 @@ exec_lifecycle::exec_lifecycle(std::string id, std::string alloc_uri, Resources 
 
 outcome<void> exec_lifecycle::start(int64_t now_ms) {
   if (state() != exec_state::waiting)
-    return make_pool_error(error_kind::precondition, "exec " + inspect_.id + " is " +
-                                                         std::string(to_string(state())) + ", not waiting");
+    return make_pool_error(error_kind::precondition,
+                           "exec " + inspect_.id + " is " + std::string(to_string(state())) + ", not waiting");
   inspect_.state = exec_state::running;
   inspect_.started_ms = now_ms;
   return {};
@@ -90,8 +91,8 @@ outcome<void> exec_lifecycle::fail(const std::string& error, int64_t now_ms) {
 
 outcome<bool> exec_lifecycle::finish(const exec_termination& how, int64_t now_ms) {
   if (state() != exec_state::running)
-    return make_pool_error(error_kind::precondition, "exec " + inspect_.id + " is " +
-                                                         std::string(to_string(state())) + ", not running");
+    return make_pool_error(error_kind::precondition,
+                           "exec " + inspect_.id + " is " + std::string(to_string(state())) + ", not running");
   inspect_.state = exec_state::complete;
   inspect_.finished_ms = now_ms;
   inspect_.has_profile = true;
@@ -103,9 +104,12 @@ outcome<bool> exec_lifecycle::finish(const exec_termination& how, int64_t now_ms
     inspect_.has_signal = true;
     inspect_.signal = how.signal;
   }
-  if (how.oom) inspect_.error = "oom";
-  else if (how.disk) inspect_.error = "disk";
-  else if (how.killed) inspect_.error = "killed";
+  if (how.oom)
+    inspect_.error = "oom";
+  else if (how.disk)
+    inspect_.error = "disk";
+  else if (how.killed)
+    inspect_.error = "killed";
   return how.exited && how.exit_code == 0 && !how.oom && !how.disk && !how.killed;
 }
 

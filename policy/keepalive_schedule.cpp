@@ -17,20 +17,17 @@ bool keepalive_schedule::retryable(error_kind kind) {
   switch (kind) {
     case error_kind::timeout:
     case error_kind::unavailable:
-    case error_kind::internal:
-      return true;
+    case error_kind::internal: return true;
     case error_kind::invalid:
     case error_kind::not_exist:
     case error_kind::precondition:
     case error_kind::unauthorized:
-    case error_kind::fatal:
-      return false;
+    case error_kind::fatal: return false;
   }
   return false;
 }
 
-std::optional<int64_t> keepalive_schedule::retry_delay_ms(error_kind kind, int failures,
-                                                          double uniform01) const {
+std::optional<int64_t> keepalive_schedule::retry_delay_ms(error_kind kind, int failures, double uniform01) const {
   if (!retryable(kind) || failures < 1) return std::nullopt;
   auto wait = retry.wait_ms(failures - 1, uniform01);
   if (!wait) return std::nullopt;

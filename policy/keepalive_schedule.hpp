@@ -38,9 +38,7 @@ struct keepalive_schedule {
   int64_t renew_delay_ms(int64_t granted_ms) const;
 
   // The same decision from an absolute expiry: the time at which to renew.
-  int64_t renew_at_ms(int64_t now_ms, int64_t expires_ms) const {
-    return now_ms + renew_delay_ms(expires_ms - now_ms);
-  }
+  int64_t renew_at_ms(int64_t now_ms, int64_t expires_ms) const { return now_ms + renew_delay_ms(expires_ms - now_ms); }
 
   // Whether a failed keepalive of this kind is worth retrying. Transient
   // kinds (timeout, unavailable, internal) are; a gone alloc (not_exist,

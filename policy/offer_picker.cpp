@@ -29,9 +29,7 @@ std::vector<OfferInfo> pick_n(const std::vector<OfferInfo>& offers, std::size_t 
   return picked;
 }
 
-Resources allocate_max(const Resources& min, int64_t width) {
-  return min.scale(1.0 + static_cast<double>(width));
-}
+Resources allocate_max(const Resources& min, int64_t width) { return min.scale(1.0 + static_cast<double>(width)); }
 
 Resources plan_want(const Resources& available, const Resources& max) {
   Resources want = max.min(available);
@@ -73,8 +71,8 @@ allocate_plan::step allocate_plan::next_candidate() {
 
 allocate_plan::step allocate_plan::next_round() {
   if (tries_ >= max_allocate_tries)
-    return give_up{{error_kind::unavailable, "allocate: no offer fits " + min_.to_string() + " after " +
-                                                 std::to_string(tries_) + " tries"}};
+    return give_up{{error_kind::unavailable,
+                    "allocate: no offer fits " + min_.to_string() + " after " + std::to_string(tries_) + " tries"}};
   ++tries_;
   candidates_.clear();
   next_ = 0;

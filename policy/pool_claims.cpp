@@ -28,8 +28,7 @@ void pool_claims::forget_expired(int64_t now_ms) {
   // period keeps the map as small as the set of recent pools.
   if (now_ms - last_sweep_ms_ < expiry_ms_) return;
   last_sweep_ms_ = now_ms;
-  for (auto it = held_.begin(); it != held_.end();)
-    it = expired(it->second, now_ms) ? held_.erase(it) : std::next(it);
+  for (auto it = held_.begin(); it != held_.end();) it = expired(it->second, now_ms) ? held_.erase(it) : std::next(it);
 }
 
 }  // namespace poolbus

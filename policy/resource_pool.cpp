@@ -75,8 +75,9 @@ const Resources& resource_pool::expired_sum(int64_t now_ms) const {
   if (now_ms > expired_through_ms_) {
     // Add what expired in (expired_through_ms_, now_ms].
     auto from = expired_through_ms_ == INT64_MIN ? by_expiry_.begin()
-                                                  : by_expiry_.lower_bound({expired_through_ms_ + 1, std::string()});
-    for (auto it = from; it != by_expiry_.end() && it->first <= now_ms; ++it) expired_ = expired_.add(resources_of(*it));
+                                                 : by_expiry_.lower_bound({expired_through_ms_ + 1, std::string()});
+    for (auto it = from; it != by_expiry_.end() && it->first <= now_ms; ++it)
+      expired_ = expired_.add(resources_of(*it));
   } else {
     // Asked about an earlier time (tests do): take back what expired in (now_ms, expired_through_ms_].
     for (auto it = by_expiry_.lower_bound({now_ms + 1, std::string()});
@@ -121,9 +122,10 @@ std::vector<AllocInspect> resource_pool::init(Resources total, std::vector<Alloc
 namespace {
 
 pool_error nothing_wanted(const Resources& want) {
-  return make_pool_error(error_kind::precondition,
-                         "illegal request for an empty resources: want " + want.to_string() +
-                             " is empty or rounds to zero in every resource (resources count in thousandths of a unit)");
+  return make_pool_error(
+      error_kind::precondition,
+      "illegal request for an empty resources: want " + want.to_string() +
+          " is empty or rounds to zero in every resource (resources count in thousandths of a unit)");
 }
 
 }  // namespace
@@ -148,12 +150,13 @@ outcome<resource_pool::created> resource_pool::plan(const AllocMeta& meta, int64
     free = total_.sub(used);
   }
   if (!free.available(meta.want))
-    return make_pool_error(error_kind::not_exist, "offer expired: want " + meta.want.to_string() +
-                                                      " does not fit in " + free.to_string());
+    return make_pool_error(error_kind::not_exist,
+                           "offer expired: want " + meta.want.to_string() + " does not fit in " + free.to_string());
   if (full())
     return make_pool_error(error_kind::unavailable, "pool " + pool_id_ + " holds " + std::to_string(allocs_.size()) +
                                                         " allocs, its maximum (pool-worker --max-allocs " +
-                                                        std::to_string(max_allocs_) + "): free one or try another pool");
+                                                        std::to_string(max_allocs_) +
+                                                        "): free one or try another pool");
 
   auto& alloc = out.alloc;
   alloc = with_uri(AllocInspect{}, fresh_id());
@@ -167,8 +170,7 @@ outcome<resource_pool::created> resource_pool::plan(const AllocMeta& meta, int64
 }
 
 outcome<void> resource_pool::commit(const created& plan) {
-  if (plan_version_ != version_)
-    return make_pool_error(error_kind::internal, "stale plan for alloc " + plan.alloc.id);
+  if (plan_version_ != version_) return make_pool_error(error_kind::internal, "stale plan for alloc " + plan.alloc.id);
   for (const auto& gone : plan.collected)
     if (auto it = allocs_.find(gone.id.substr(pool_id_.size() + 1)); it != allocs_.end()) erase_lease(it);
   insert_lease(plan.alloc.id.substr(pool_id_.size() + 1), lease{plan.alloc});

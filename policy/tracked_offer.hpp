@@ -103,9 +103,9 @@ class offer_cache {
   bool filled_ = false;
   int64_t expires_ms_ = 0;
   int64_t refreshes_ = 0;
-  int64_t generation_ = 0;  // bumped by refresh and invalidate
-  std::vector<tracked_offer> offers_;             // in the pool's order
-  std::map<std::string, tracked_alloc> allocs_;    // by alloc id, from the current offers only
+  int64_t generation_ = 0;                       // bumped by refresh and invalidate
+  std::vector<tracked_offer> offers_;            // in the pool's order
+  std::map<std::string, tracked_alloc> allocs_;  // by alloc id, from the current offers only
 };
 
 }  // namespace poolbus

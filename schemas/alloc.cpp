@@ -21,9 +21,7 @@ std::string local_id_of(const std::string& id) {
 
 bool valid_pool_id(const std::string& id) { return !id.empty() && id.find('/') == std::string::npos; }
 
-std::string make_pool_uri(const std::string& pool, const std::string& local) {
-  return pool + "/" + local;
-}
+std::string make_pool_uri(const std::string& pool, const std::string& local) { return pool + "/" + local; }
 
 std::string taskdb_alloc_id(const std::string& alloc_uri) { return "sha256:" + sha256_hex(alloc_uri); }
 

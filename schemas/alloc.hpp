@@ -43,14 +43,13 @@ struct AllocInspect {
   int64_t expires_ms = 0;
 
   friend bool operator==(const AllocInspect& a, const AllocInspect& b) {
-    return a.id == b.id && a.pool == b.pool && a.taskdb_alloc_id == b.taskdb_alloc_id &&
-           a.resources == b.resources && a.meta == b.meta && a.created_ms == b.created_ms &&
-           a.last_keepalive_ms == b.last_keepalive_ms && a.expires_ms == b.expires_ms;
+    return a.id == b.id && a.pool == b.pool && a.taskdb_alloc_id == b.taskdb_alloc_id && a.resources == b.resources &&
+           a.meta == b.meta && a.created_ms == b.created_ms && a.last_keepalive_ms == b.last_keepalive_ms &&
+           a.expires_ms == b.expires_ms;
   }
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, AllocInspect& x) {
-    return f(x.id, x.pool, x.taskdb_alloc_id, x.resources, x.meta, x.created_ms,
-             x.last_keepalive_ms, x.expires_ms);
+    return f(x.id, x.pool, x.taskdb_alloc_id, x.resources, x.meta, x.created_ms, x.last_keepalive_ms, x.expires_ms);
   }
 };
 
@@ -106,7 +105,7 @@ inline bool alloc_expired(const AllocInspect& a, int64_t now_ms) { return now_ms
 inline int64_t alloc_expired_by_ms(const AllocInspect& a, int64_t now_ms) { return now_ms - a.expires_ms; }
 
 // Lease constants of reflow's pool package, in milliseconds.
-constexpr int64_t initial_lease_ms = 2 * 60 * 1000;         // a new alloc's first lease
+constexpr int64_t initial_lease_ms = 2 * 60 * 1000;           // a new alloc's first lease
 constexpr int64_t max_keepalive_interval_ms = 5 * 60 * 1000;  // MaxKeepaliveInterval
 
 }  // namespace poolbus

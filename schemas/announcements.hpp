@@ -21,12 +21,12 @@ struct offer_announcement {
   std::string pool;
   std::string run;  // worker run id: seq restarts when it changes
   int64_t seq = 0;
-  Resources resources;             // the pool's total
-  Resources available;             // total minus unexpired allocs
-  std::vector<OfferInfo> offers;   // none, or one with id "<pool>/1"
-  int64_t allocs = 0;              // live allocs (collected or freed ones excluded)
+  Resources resources;            // the pool's total
+  Resources available;            // total minus unexpired allocs
+  std::vector<OfferInfo> offers;  // none, or one with id "<pool>/1"
+  int64_t allocs = 0;             // live allocs (collected or freed ones excluded)
   int64_t ts_ms = 0;
-  int64_t heartbeat_ms = 0;        // how often the worker repeats it (0 = unknown)
+  int64_t heartbeat_ms = 0;  // how often the worker repeats it (0 = unknown)
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, offer_announcement& x) {

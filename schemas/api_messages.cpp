@@ -45,8 +45,7 @@ std::string id_of(const msgpack::object& object) {
   if (object.type != msgpack::type::MAP) return nil_id_raw;
   for (uint32_t i = 0; i < object.via.map.size; ++i) {
     const auto& entry = object.via.map.ptr[i];
-    if (entry.key.type == msgpack::type::STR &&
-        std::string_view(entry.key.via.str.ptr, entry.key.via.str.size) == "id")
+    if (entry.key.type == msgpack::type::STR && std::string_view(entry.key.via.str.ptr, entry.key.via.str.size) == "id")
       return codec::repack(entry.val);
   }
   return nil_id_raw;
@@ -74,11 +73,8 @@ api_request read_request(const map_view& view) {
   switch (request.op) {
     case api_op::ping:
     case api_op::pools:
-    case api_op::offers:
-      break;
-    case api_op::offer:
-      request.uri = read_uri(view, "offer");
-      break;
+    case api_op::offers: break;
+    case api_op::offer: request.uri = read_uri(view, "offer"); break;
     case api_op::accept:
       request.uri = read_uri(view, "offer");
       request.meta = view.read("meta", codec::read_alloc_meta);
@@ -90,20 +86,15 @@ api_request read_request(const map_view& view) {
       request.meta.owner = view.optional_string("owner").value_or("");
       if (auto labels = view.read_optional("labels", codec::read_labels)) request.meta.labels = *labels;
       break;
-    case api_op::allocs:
-      request.pool = view.optional_string("pool").value_or("");
-      break;
+    case api_op::allocs: request.pool = view.optional_string("pool").value_or(""); break;
     case api_op::inspect:
-    case api_op::free:
-      request.uri = read_uri(view, "alloc");
-      break;
+    case api_op::free: request.uri = read_uri(view, "alloc"); break;
     case api_op::keepalive:
       request.uri = read_uri(view, "alloc");
       request.interval_ms = view.require_int("interval_ms");
       if (request.interval_ms <= 0) codec::fail("interval_ms", "must be > 0");
       break;
-    default:
-      break;
+    default: break;
   }
   return request;
 }
@@ -137,11 +128,8 @@ void pack_request_fields(Fields& out, const api_request& request) {
   switch (request.op) {
     case api_op::ping:
     case api_op::pools:
-    case api_op::offers:
-      break;
-    case api_op::offer:
-      out.text("offer", request.uri);
-      break;
+    case api_op::offers: break;
+    case api_op::offer: out.text("offer", request.uri); break;
     case api_op::accept:
       out.text("offer", request.uri);
       out.field("meta", [&](packer& pk) { codec::pack_alloc_meta(pk, request.meta); });
@@ -157,9 +145,7 @@ void pack_request_fields(Fields& out, const api_request& request) {
       if (!request.pool.empty()) out.text("pool", request.pool);
       break;
     case api_op::inspect:
-    case api_op::free:
-      out.text("alloc", request.uri);
-      break;
+    case api_op::free: out.text("alloc", request.uri); break;
     case api_op::keepalive:
       out.text("alloc", request.uri);
       out.int64("interval_ms", request.interval_ms);
@@ -212,9 +198,8 @@ std::string encode_api_request(const api_request& request) {
 }
 
 std::string encode_error_reply(std::string_view id_raw, const pool_error& error) {
-  return reply_body(id_raw, false, [&](auto& out) {
-    out.field("error", [&](packer& pk) { codec::pack_pool_error(pk, error); });
-  });
+  return reply_body(id_raw, false,
+                    [&](auto& out) { out.field("error", [&](packer& pk) { codec::pack_pool_error(pk, error); }); });
 }
 
 std::string encode_ok_reply(std::string_view id_raw) {
@@ -330,8 +315,8 @@ OfferInfo read_offer_info_fast(const msgpack::object& object) {
 }
 
 template <class ReadFast, class ReadStrict>
-auto read_list_fast(const msgpack::object& object, const std::string& path, ReadFast read_fast,
-                    ReadStrict read_strict) -> std::vector<decltype(read_fast(object))> {
+auto read_list_fast(const msgpack::object& object, const std::string& path, ReadFast read_fast, ReadStrict read_strict)
+    -> std::vector<decltype(read_fast(object))> {
   try {
     if (object.type == msgpack::type::ARRAY) {
       std::vector<decltype(read_fast(object))> out;

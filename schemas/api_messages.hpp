@@ -23,9 +23,24 @@ constexpr size_t max_request_bytes = 1 << 20;  // 1 MiB: larger bodies are `inva
 extern const std::string nil_id_raw;           // "\xc0"
 
 enum class api_op : uint8_t {
-  ping, pools, offers, offer, accept, allocate, allocs, inspect, keepalive, free,
+  ping,
+  pools,
+  offers,
+  offer,
+  accept,
+  allocate,
+  allocs,
+  inspect,
+  keepalive,
+  free,
   // Execs inside allocs (schemas/exec.hpp): routed by the alloc URI in `exec.alloc` (= uri).
-  exec_put, exec_inspect, execs, exec_wait, exec_logs, exec_remove, repo_get
+  exec_put,
+  exec_inspect,
+  execs,
+  exec_wait,
+  exec_logs,
+  exec_remove,
+  repo_get
 };
 std::string_view to_string(api_op op);
 std::optional<api_op> api_op_from_string(std::string_view name);

@@ -140,8 +140,7 @@ msgpack::object_handle unpack_body(std::string_view body, size_t max_bytes) {
   } catch (const std::exception& e) {
     fail("", std::string("not MessagePack (") + e.what() + ")");
   }
-  if (offset != body.size())
-    fail("", std::to_string(body.size() - offset) + " trailing bytes after the message");
+  if (offset != body.size()) fail("", std::to_string(body.size() - offset) + " trailing bytes after the message");
   return handle;
 }
 
@@ -151,8 +150,7 @@ int64_t read_int(const msgpack::object& object, const std::string& path) {
       if (object.via.u64 > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
         fail(path, "integer out of range");
       return static_cast<int64_t>(object.via.u64);
-    case msgpack::type::NEGATIVE_INTEGER:
-      return object.via.i64;
+    case msgpack::type::NEGATIVE_INTEGER: return object.via.i64;
     case msgpack::type::FLOAT32:
     case msgpack::type::FLOAT64: {
       double v = object.via.f64;
@@ -160,26 +158,18 @@ int64_t read_int(const msgpack::object& object, const std::string& path) {
       if (v < -int64_bound || v >= int64_bound) fail(path, "integer out of range");
       return static_cast<int64_t>(v);
     }
-    default:
-      fail(path, "not an integer");
+    default: fail(path, "not an integer");
   }
 }
 
 double read_number(const msgpack::object& object, const std::string& path) {
   double v = 0;
   switch (object.type) {
-    case msgpack::type::POSITIVE_INTEGER:
-      v = static_cast<double>(object.via.u64);
-      break;
-    case msgpack::type::NEGATIVE_INTEGER:
-      v = static_cast<double>(object.via.i64);
-      break;
+    case msgpack::type::POSITIVE_INTEGER: v = static_cast<double>(object.via.u64); break;
+    case msgpack::type::NEGATIVE_INTEGER: v = static_cast<double>(object.via.i64); break;
     case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64:
-      v = object.via.f64;
-      break;
-    default:
-      fail(path, "not a number");
+    case msgpack::type::FLOAT64: v = object.via.f64; break;
+    default: fail(path, "not a number");
   }
   if (!std::isfinite(v)) fail(path, "not finite");
   return v;
@@ -288,8 +278,7 @@ map_view::map_view(const msgpack::object& object, std::string path) : path_(std:
 
 const msgpack::object* map_view::find(std::string_view key) const {
   for (uint32_t i = 0; i < size_; ++i) {
-    if (view_of(entries_[i].key) == key)
-      return entries_[i].val.type == msgpack::type::NIL ? nullptr : &entries_[i].val;
+    if (view_of(entries_[i].key) == key) return entries_[i].val.type == msgpack::type::NIL ? nullptr : &entries_[i].val;
   }
   return nullptr;
 }
@@ -302,9 +291,7 @@ const msgpack::object& map_view::require(std::string_view key) const {
 
 int64_t map_view::require_int(std::string_view key) const { return read(key, read_int); }
 
-std::optional<int64_t> map_view::optional_int(std::string_view key) const {
-  return read_optional(key, read_int);
-}
+std::optional<int64_t> map_view::optional_int(std::string_view key) const { return read_optional(key, read_int); }
 
 double map_view::require_number(std::string_view key) const { return read(key, read_number); }
 
@@ -357,8 +344,6 @@ outcome<AllocInspect> decode_alloc_inspect(std::string_view body) {
 std::string encode_offer_info(const OfferInfo& o) { return encode_one(o, codec::pack_offer_info); }
 outcome<OfferInfo> decode_offer_info(std::string_view body) { return decode_one(body, codec::read_offer_info); }
 std::string encode_pool_status(const PoolStatus& p) { return encode_one(p, codec::pack_pool_status); }
-outcome<PoolStatus> decode_pool_status(std::string_view body) {
-  return decode_one(body, codec::read_pool_status);
-}
+outcome<PoolStatus> decode_pool_status(std::string_view body) { return decode_one(body, codec::read_pool_status); }
 
 }  // namespace poolbus

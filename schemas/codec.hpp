@@ -82,7 +82,7 @@ std::string join_path(const std::string& path, std::string_view key);
 msgpack::object_handle unpack_body(std::string_view body, size_t max_bytes = max_body_bytes);
 
 // Typed reads of one object; `path` names it in errors.
-int64_t read_int(const msgpack::object& object, const std::string& path);  // whole floats too
+int64_t read_int(const msgpack::object& object, const std::string& path);    // whole floats too
 double read_number(const msgpack::object& object, const std::string& path);  // finite
 std::string read_string(const msgpack::object& object, const std::string& path);
 bool read_bool(const msgpack::object& object, const std::string& path);

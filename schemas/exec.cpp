@@ -227,12 +227,8 @@ template <bool writing>
 void pack_exec_call_fields(map_fields<writing>& out, const exec_call& call) {
   if (call.op != exec_op::list && call.op != exec_op::repo_get) out.text("exec", call.exec);
   switch (call.op) {
-    case exec_op::put:
-      out.field("config", [&](packer& pk) { pack_exec_config(pk, call.config); });
-      break;
-    case exec_op::wait:
-      out.int64("timeout_ms", call.timeout_ms);
-      break;
+    case exec_op::put: out.field("config", [&](packer& pk) { pack_exec_config(pk, call.config); }); break;
+    case exec_op::wait: out.int64("timeout_ms", call.timeout_ms); break;
     case exec_op::logs:
     case exec_op::repo_get:
       if (call.op == exec_op::logs)
@@ -242,8 +238,7 @@ void pack_exec_call_fields(map_fields<writing>& out, const exec_call& call) {
       out.int64("offset", call.offset);
       out.int64("max_bytes", call.max_bytes);
       break;
-    default:
-      break;
+    default: break;
   }
 }
 // For both runs of a map's list (map_writer.hpp): counting and writing.
@@ -259,9 +254,7 @@ void read_exec_call_fields(const map_view& view, exec_call& call) {
     if (call.max_bytes <= 0) fail(view.path_of("max_bytes"), "must be > 0");
   };
   switch (call.op) {
-    case exec_op::put:
-      call.config = view.read("config", read_exec_config);
-      break;
+    case exec_op::put: call.config = view.read("config", read_exec_config); break;
     case exec_op::wait:
       call.timeout_ms = view.require_int("timeout_ms");
       if (call.timeout_ms <= 0) fail(view.path_of("timeout_ms"), "must be > 0");
@@ -279,19 +272,15 @@ void read_exec_call_fields(const map_view& view, exec_call& call) {
       if (!is_hex_digest(call.digest)) fail(view.path_of("digest"), "not \"sha256:<64 lower-case hex digits>\"");
       read_window();
       break;
-    default:
-      break;
+    default: break;
   }
 }
 
 template <bool writing>
 void pack_exec_answer_fields(map_fields<writing>& out, const exec_answer& answer) {
   switch (answer.kind) {
-    case exec_answer::shape::none:
-      break;
-    case exec_answer::shape::one:
-      out.field("exec", [&](packer& pk) { pack_exec_inspect(pk, answer.exec); });
-      break;
+    case exec_answer::shape::none: break;
+    case exec_answer::shape::one: out.field("exec", [&](packer& pk) { pack_exec_inspect(pk, answer.exec); }); break;
     case exec_answer::shape::many:
       out.field("execs", [&](packer& pk) { pack_list(pk, answer.execs, pack_exec_inspect); });
       break;
@@ -344,10 +333,14 @@ outcome<exec_event> decode_exec_event(std::string_view body) {
     exec_event e;
     e.pool = view.require_string("pool");
     std::string event = view.require_string("event");
-    if (event == "started") e.event = exec_event_kind::started;
-    else if (event == "completed") e.event = exec_event_kind::completed;
-    else if (event == "lost") e.event = exec_event_kind::lost;
-    else codec::fail("event", "unknown exec event \"" + event + "\"");
+    if (event == "started")
+      e.event = exec_event_kind::started;
+    else if (event == "completed")
+      e.event = exec_event_kind::completed;
+    else if (event == "lost")
+      e.event = exec_event_kind::lost;
+    else
+      codec::fail("event", "unknown exec event \"" + event + "\"");
     e.exec = view.read("exec", codec::read_exec_inspect);
     e.ts_ms = view.require_int("ts_ms");
     return e;

@@ -96,10 +96,10 @@ struct ExecInspect {
 
   friend bool operator==(const ExecInspect& a, const ExecInspect& b) {
     return a.id == b.id && a.alloc == b.alloc && a.state == b.state && a.has_exit_code == b.has_exit_code &&
-           a.exit_code == b.exit_code && a.has_signal == b.has_signal && a.signal == b.signal &&
-           a.error == b.error && a.created_ms == b.created_ms && a.started_ms == b.started_ms &&
-           a.finished_ms == b.finished_ms && a.resources == b.resources && a.has_profile == b.has_profile &&
-           a.profile == b.profile && a.has_result == b.has_result && a.files == b.files;
+           a.exit_code == b.exit_code && a.has_signal == b.has_signal && a.signal == b.signal && a.error == b.error &&
+           a.created_ms == b.created_ms && a.started_ms == b.started_ms && a.finished_ms == b.finished_ms &&
+           a.resources == b.resources && a.has_profile == b.has_profile && a.profile == b.profile &&
+           a.has_result == b.has_result && a.files == b.files;
   }
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, ExecInspect& x) {
@@ -116,14 +116,14 @@ std::optional<exec_op> exec_op_from_string(std::string_view name);
 
 struct exec_call {
   exec_op op = exec_op::inspect;
-  std::string alloc;    // client API: the alloc URI; worker protocol: the local id
-  std::string exec;     // every op but list and repo_get
-  ExecConfig config;    // put
-  std::string stream = "stdout";  // logs: "stdout" | "stderr"
-  int64_t offset = 0;             // logs, repo_get
+  std::string alloc;                             // client API: the alloc URI; worker protocol: the local id
+  std::string exec;                              // every op but list and repo_get
+  ExecConfig config;                             // put
+  std::string stream = "stdout";                 // logs: "stdout" | "stderr"
+  int64_t offset = 0;                            // logs, repo_get
   int64_t max_bytes = default_exec_chunk_bytes;  // logs, repo_get
-  int64_t timeout_ms = 0;         // wait
-  std::string digest;             // repo_get: "sha256:<hex>"
+  int64_t timeout_ms = 0;                        // wait
+  std::string digest;                            // repo_get: "sha256:<hex>"
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, exec_call& x) {

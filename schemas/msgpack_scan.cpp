@@ -11,12 +11,20 @@ msgpack_cursor::kind msgpack_cursor::next() const {
   if (type <= 0xbf) return kind::str;
   switch (type) {
     case 0xc0: return kind::nil;
-    case 0xc2: case 0xc3: return kind::boolean;
-    case 0xc4: case 0xc5: case 0xc6: return kind::bin;
-    case 0xca: case 0xcb: return kind::floating;
-    case 0xd9: case 0xda: case 0xdb: return kind::str;
-    case 0xdc: case 0xdd: return kind::array;
-    case 0xde: case 0xdf: return kind::map;
+    case 0xc2:
+    case 0xc3: return kind::boolean;
+    case 0xc4:
+    case 0xc5:
+    case 0xc6: return kind::bin;
+    case 0xca:
+    case 0xcb: return kind::floating;
+    case 0xd9:
+    case 0xda:
+    case 0xdb: return kind::str;
+    case 0xdc:
+    case 0xdd: return kind::array;
+    case 0xde:
+    case 0xdf: return kind::map;
     default: break;
   }
   if (type >= 0xcc && type <= 0xd3) return kind::integer;
@@ -31,32 +39,99 @@ bool msgpack_cursor::skip(uint64_t objects) {
     --objects;
     uint8_t type = *at_;
     uint64_t size = 0;
-    if (type <= 0x7f || type >= 0xe0) { ++at_; continue; }                        // fixint
-    if (type <= 0x8f) { ++at_; objects += 2ull * (type & 0x0f); continue; }       // fixmap
-    if (type <= 0x9f) { ++at_; objects += type & 0x0f; continue; }                // fixarray
-    if (type <= 0xbf) { if (!advance(1 + (type & 0x1f))) return false; continue; }  // fixstr
+    if (type <= 0x7f || type >= 0xe0) {
+      ++at_;
+      continue;
+    }  // fixint
+    if (type <= 0x8f) {
+      ++at_;
+      objects += 2ull * (type & 0x0f);
+      continue;
+    }  // fixmap
+    if (type <= 0x9f) {
+      ++at_;
+      objects += type & 0x0f;
+      continue;
+    }  // fixarray
+    if (type <= 0xbf) {
+      if (!advance(1 + (type & 0x1f))) return false;
+      continue;
+    }  // fixstr
     switch (type) {
-      case 0xc0: case 0xc2: case 0xc3: ++at_; continue;                           // nil, false, true
-      case 0xc4: case 0xd9: if (!sized(1, size) || !advance(size)) return false; continue;
-      case 0xc5: case 0xda: if (!sized(2, size) || !advance(size)) return false; continue;
-      case 0xc6: case 0xdb: if (!sized(4, size) || !advance(size)) return false; continue;
-      case 0xc7: if (!sized(1, size) || !advance(size + 1)) return false; continue;  // ext8
-      case 0xc8: if (!sized(2, size) || !advance(size + 1)) return false; continue;
-      case 0xc9: if (!sized(4, size) || !advance(size + 1)) return false; continue;
-      case 0xca: case 0xce: case 0xd2: if (!advance(1 + 4)) return false; continue;
-      case 0xcb: case 0xcf: case 0xd3: if (!advance(1 + 8)) return false; continue;
-      case 0xcc: case 0xd0: if (!advance(1 + 1)) return false; continue;
-      case 0xcd: case 0xd1: if (!advance(1 + 2)) return false; continue;
-      case 0xd4: if (!advance(1 + 2)) return false; continue;                     // fixext 1..16
-      case 0xd5: if (!advance(1 + 3)) return false; continue;
-      case 0xd6: if (!advance(1 + 5)) return false; continue;
-      case 0xd7: if (!advance(1 + 9)) return false; continue;
-      case 0xd8: if (!advance(1 + 17)) return false; continue;
-      case 0xdc: if (!sized(2, size)) return false; objects += size; continue;
-      case 0xdd: if (!sized(4, size)) return false; objects += size; continue;
-      case 0xde: if (!sized(2, size)) return false; objects += 2 * size; continue;
-      case 0xdf: if (!sized(4, size)) return false; objects += 2 * size; continue;
-      default: return false;                                                      // 0xc1: never used
+      case 0xc0:
+      case 0xc2:
+      case 0xc3: ++at_; continue;  // nil, false, true
+      case 0xc4:
+      case 0xd9:
+        if (!sized(1, size) || !advance(size)) return false;
+        continue;
+      case 0xc5:
+      case 0xda:
+        if (!sized(2, size) || !advance(size)) return false;
+        continue;
+      case 0xc6:
+      case 0xdb:
+        if (!sized(4, size) || !advance(size)) return false;
+        continue;
+      case 0xc7:
+        if (!sized(1, size) || !advance(size + 1)) return false;
+        continue;  // ext8
+      case 0xc8:
+        if (!sized(2, size) || !advance(size + 1)) return false;
+        continue;
+      case 0xc9:
+        if (!sized(4, size) || !advance(size + 1)) return false;
+        continue;
+      case 0xca:
+      case 0xce:
+      case 0xd2:
+        if (!advance(1 + 4)) return false;
+        continue;
+      case 0xcb:
+      case 0xcf:
+      case 0xd3:
+        if (!advance(1 + 8)) return false;
+        continue;
+      case 0xcc:
+      case 0xd0:
+        if (!advance(1 + 1)) return false;
+        continue;
+      case 0xcd:
+      case 0xd1:
+        if (!advance(1 + 2)) return false;
+        continue;
+      case 0xd4:
+        if (!advance(1 + 2)) return false;
+        continue;  // fixext 1..16
+      case 0xd5:
+        if (!advance(1 + 3)) return false;
+        continue;
+      case 0xd6:
+        if (!advance(1 + 5)) return false;
+        continue;
+      case 0xd7:
+        if (!advance(1 + 9)) return false;
+        continue;
+      case 0xd8:
+        if (!advance(1 + 17)) return false;
+        continue;
+      case 0xdc:
+        if (!sized(2, size)) return false;
+        objects += size;
+        continue;
+      case 0xdd:
+        if (!sized(4, size)) return false;
+        objects += size;
+        continue;
+      case 0xde:
+        if (!sized(2, size)) return false;
+        objects += 2 * size;
+        continue;
+      case 0xdf:
+        if (!sized(4, size)) return false;
+        objects += 2 * size;
+        continue;
+      default: return false;  // 0xc1: never used
     }
   }
   return true;

@@ -69,8 +69,12 @@ class msgpack_cursor {
     uint64_t raw = 0;
     if (type < 0xcc || type > 0xd3 || !sized(std::size_t{1} << ((type - 0xcc) & 3), raw)) return false;
     switch (type) {
-      case 0xcf: if (raw > static_cast<uint64_t>(INT64_MAX)) return false; [[fallthrough]];
-      case 0xcc: case 0xcd: case 0xce: value = static_cast<int64_t>(raw); return true;
+      case 0xcf:
+        if (raw > static_cast<uint64_t>(INT64_MAX)) return false;
+        [[fallthrough]];
+      case 0xcc:
+      case 0xcd:
+      case 0xce: value = static_cast<int64_t>(raw); return true;
       case 0xd0: value = static_cast<int8_t>(raw); return true;
       case 0xd1: value = static_cast<int16_t>(raw); return true;
       case 0xd2: value = static_cast<int32_t>(raw); return true;
@@ -105,8 +109,7 @@ class msgpack_cursor {
   // MessagePack is prefix-free: an object's bytes fix where it ends, so the
   // next object then *is* one equal to `object`.
   bool skip_same(std::string_view object) {
-    if (object.empty() || left() < object.size() || std::memcmp(at_, object.data(), object.size()) != 0)
-      return false;
+    if (object.empty() || left() < object.size() || std::memcmp(at_, object.data(), object.size()) != 0) return false;
     at_ += object.size();
     return true;
   }

@@ -20,13 +20,10 @@ constexpr std::array<std::pair<error_kind, std::string_view>, 8> kind_names{{
 caller_action action_for(error_kind kind) {
   switch (kind) {
     case error_kind::not_exist:
-    case error_kind::unavailable:
-      return caller_action::retry_elsewhere;
+    case error_kind::unavailable: return caller_action::retry_elsewhere;
     case error_kind::timeout:
-    case error_kind::internal:
-      return caller_action::back_off;
-    default:
-      return caller_action::give_up;
+    case error_kind::internal: return caller_action::back_off;
+    default: return caller_action::give_up;
   }
 }
 

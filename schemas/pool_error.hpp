@@ -11,14 +11,14 @@
 namespace poolbus {
 
 enum class error_kind : uint8_t {
-  invalid = 1,    // malformed request: fix the request, do not retry
-  not_exist,      // no such pool/offer/alloc, or the offer shrank: retry elsewhere
-  precondition,   // request is well-formed but cannot apply (empty want, ...): give up
-  unavailable,    // nothing fits now, or the pool stopped answering: retry elsewhere/later
-  timeout,        // the owner did not answer in time: back off and retry
-  unauthorized,   // the caller may not do this: give up
-  internal,       // a bug or an unexpected failure: back off and retry
-  fatal,          // unrecoverable (e.g. the alloc is gone for good): give up
+  invalid = 1,   // malformed request: fix the request, do not retry
+  not_exist,     // no such pool/offer/alloc, or the offer shrank: retry elsewhere
+  precondition,  // request is well-formed but cannot apply (empty want, ...): give up
+  unavailable,   // nothing fits now, or the pool stopped answering: retry elsewhere/later
+  timeout,       // the owner did not answer in time: back off and retry
+  unauthorized,  // the caller may not do this: give up
+  internal,      // a bug or an unexpected failure: back off and retry
+  fatal,         // unrecoverable (e.g. the alloc is gone for good): give up
 };
 
 // What a caller should do about an error of a kind.
@@ -40,9 +40,7 @@ struct pool_error {
   }
 };
 
-inline pool_error make_pool_error(error_kind kind, std::string message) {
-  return pool_error{kind, std::move(message)};
-}
+inline pool_error make_pool_error(error_kind kind, std::string message) { return pool_error{kind, std::move(message)}; }
 
 // The one `timeout` message: "<who> did not answer within <ms> ms", naming
 // what did not answer (a pool, the broker, the mux).

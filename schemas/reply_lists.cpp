@@ -30,12 +30,9 @@ bool scalar(msgpack_cursor& in) {
     case msgpack_cursor::kind::nil:
     case msgpack_cursor::kind::boolean:
     case msgpack_cursor::kind::integer:
-    case msgpack_cursor::kind::floating:
-      return in.skip(1);
-    case msgpack_cursor::kind::str:
-      return str(in, text);
-    default:
-      return false;
+    case msgpack_cursor::kind::floating: return in.skip(1);
+    case msgpack_cursor::kind::str: return str(in, text);
+    default: return false;
   }
 }
 
@@ -117,11 +114,26 @@ class list_reader {
   // {"id", "resources", "available", "allocs", "last_seen_ms"}, any order.
   bool pool_status(PoolStatus& pool) {
     return exact_fields(31, [&](std::string_view key, bool& read) -> unsigned {
-      if (is(key, "id")) { read = text(pool.id); return 1; }
-      if (is(key, "resources")) { read = resources(pool.resources, totals_memo_); return 2; }
-      if (is(key, "available")) { read = resources(pool.available, available_memo_); return 4; }
-      if (is(key, "allocs")) { read = in_.int64(pool.allocs); return 8; }
-      if (is(key, "last_seen_ms")) { read = in_.int64(pool.last_seen_ms); return 16; }
+      if (is(key, "id")) {
+        read = text(pool.id);
+        return 1;
+      }
+      if (is(key, "resources")) {
+        read = resources(pool.resources, totals_memo_);
+        return 2;
+      }
+      if (is(key, "available")) {
+        read = resources(pool.available, available_memo_);
+        return 4;
+      }
+      if (is(key, "allocs")) {
+        read = in_.int64(pool.allocs);
+        return 8;
+      }
+      if (is(key, "last_seen_ms")) {
+        read = in_.int64(pool.last_seen_ms);
+        return 16;
+      }
       return 0;
     });
   }
@@ -129,9 +141,18 @@ class list_reader {
   // {"id", "pool", "available"}, any order.
   bool offer_info(OfferInfo& offer) {
     return exact_fields(7, [&](std::string_view key, bool& read) -> unsigned {
-      if (is(key, "id")) { read = text(offer.id); return 1; }
-      if (is(key, "pool")) { read = text(offer.pool); return 2; }
-      if (is(key, "available")) { read = resources(offer.available, available_memo_); return 4; }
+      if (is(key, "id")) {
+        read = text(offer.id);
+        return 1;
+      }
+      if (is(key, "pool")) {
+        read = text(offer.pool);
+        return 2;
+      }
+      if (is(key, "available")) {
+        read = resources(offer.available, available_memo_);
+        return 4;
+      }
       return 0;
     });
   }

@@ -11,9 +11,7 @@ Resources::amount to_units(double value) {
   return static_cast<Resources::amount>(std::llround(value * Resources::units_per_one));
 }
 
-double to_value(Resources::amount units) {
-  return static_cast<double>(units) / Resources::units_per_one;
-}
+double to_value(Resources::amount units) { return static_cast<double>(units) / Resources::units_per_one; }
 
 template <class Op>
 Resources combine(const Resources& a, const Resources& b, Op op) {

@@ -72,9 +72,9 @@ outcome<int64_t> parse_duration_ms(std::string_view text) {
 }
 
 outcome<double> parse_size_bytes(std::string_view text) {
-  static const std::pair<std::string_view, double> units[] = {
-      {"B", 1.0},   {"KiB", KiB},  {"MiB", MiB},  {"GiB", GiB},  {"TiB", TiB},
-      {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}};
+  static const std::pair<std::string_view, double> units[] = {{"B", 1.0},   {"KiB", KiB}, {"MiB", MiB},
+                                                              {"GiB", GiB}, {"TiB", TiB}, {"KB", 1e3},
+                                                              {"MB", 1e6},  {"GB", 1e9},  {"TB", 1e12}};
   std::string_view rest = trim(text);
   if (rest.empty()) return bad("size", text, "empty");
   double number = 0;
@@ -105,8 +105,7 @@ outcome<Resources> parse_resources(std::string_view text) {
       value = *size;
     } else {
       std::string_view number_text = value_text;
-      if (!take_number(number_text, &value) || !number_text.empty())
-        return bad("resources", part, "not a number");
+      if (!take_number(number_text, &value) || !number_text.empty()) return bad("resources", part, "not a number");
     }
     if (value > Resources::max_value) return bad("resources", part, "too large");
     values[key] = value;

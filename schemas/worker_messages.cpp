@@ -89,11 +89,8 @@ worker_request read_request(const map_view& view, uint64_t* rid_out) {
       if (request.interval_ms <= 0) codec::fail("interval_ms", "must be > 0");
       break;
     case worker_op::free:
-    case worker_op::inspect:
-      request.alloc_id = read_local_id(view, "alloc");
-      break;
-    default:
-      break;
+    case worker_op::inspect: request.alloc_id = read_local_id(view, "alloc"); break;
+    default: break;
   }
   return request;
 }
@@ -117,8 +114,7 @@ worker_reply read_reply(const map_view& view) {
 worker_hello read_hello(const map_view& view) {
   worker_hello hello;
   hello.pool = view.require_string("pool");
-  if (!valid_pool_id(hello.pool))
-    codec::fail("pool", "a pool id is non-empty and has no '/'");
+  if (!valid_pool_id(hello.pool)) codec::fail("pool", "a pool id is non-empty and has no '/'");
   hello.run = view.optional_string("run").value_or("");
   hello.ts_ms = view.optional_int("ts_ms").value_or(0);
   return hello;
@@ -164,12 +160,9 @@ std::string encode_worker_request(const worker_request& request) {
         out.int64("interval_ms", request.interval_ms);
         break;
       case worker_op::free:
-      case worker_op::inspect:
-        out.text("alloc", request.alloc_id);
-        break;
+      case worker_op::inspect: out.text("alloc", request.alloc_id); break;
       case worker_op::allocs:
-      case worker_op::offers:
-        break;
+      case worker_op::offers: break;
       default:  // exec ops
         out.text("alloc", request.alloc_id);
         codec::pack_exec_call_fields(out, request.exec);
@@ -198,8 +191,7 @@ std::string encode_worker_reply(const worker_reply& reply) {
       out.field("error", [&](packer& pk) { codec::pack_pool_error(pk, reply.error); });
       return;
     }
-    if (has_alloc)
-      out.field("alloc", [&](packer& pk) { codec::pack_alloc_inspect(pk, reply.alloc); });
+    if (has_alloc) out.field("alloc", [&](packer& pk) { codec::pack_alloc_inspect(pk, reply.alloc); });
     if (!reply.allocs.empty() || reply.allocs_entries.count > 0)
       out.field("allocs", [&](packer& pk) { pack_allocs(pk, reply); });
     if (!reply.offers.empty())
@@ -236,7 +228,8 @@ constexpr size_t relay_from_bytes = 16 * 1024;
 // Unpacks and checks each of span.count entries of an allocs list in place,
 // one at a time, within unpack_body's limits for a reply.
 void check_alloc_entries(std::string_view body, const array_field_span& span) {
-  if (span.count > codec::max_reply_container_elements) codec::fail("allocs", "over a size limit (array size overflow)");
+  if (span.count > codec::max_reply_container_elements)
+    codec::fail("allocs", "over a size limit (array size overflow)");
   // An entry sits two levels down (the reply map, its list): it gets the depth left there.
   const msgpack::unpack_limit limits(codec::max_reply_container_elements, codec::max_reply_container_elements,
                                      codec::max_string_bytes, codec::max_bin_bytes, codec::max_string_bytes,

@@ -22,9 +22,20 @@
 namespace poolbus {
 
 enum class worker_op : uint8_t {
-  accept, free, keepalive, inspect, allocs, offers,
+  accept,
+  free,
+  keepalive,
+  inspect,
+  allocs,
+  offers,
   // Execs inside allocs: the same names and fields as the client API, alloc by local id.
-  exec_put, exec_inspect, execs, exec_wait, exec_logs, exec_remove, repo_get
+  exec_put,
+  exec_inspect,
+  execs,
+  exec_wait,
+  exec_logs,
+  exec_remove,
+  repo_get
 };
 std::string_view to_string(worker_op op);
 std::optional<worker_op> worker_op_from_string(std::string_view name);
@@ -50,15 +61,15 @@ outcome<worker_request> decode_worker_request(std::string_view body, uint64_t* r
 struct worker_reply {
   uint64_t rid = 0;
   bool ok = true;
-  pool_error error;                 // when !ok
-  AllocInspect alloc;               // accept, inspect
-  std::vector<AllocInspect> allocs; // allocs
+  pool_error error;                  // when !ok
+  AllocInspect alloc;                // accept, inspect
+  std::vector<AllocInspect> allocs;  // allocs
   // allocs as the worker encoded them, each entry validated but not decoded:
   // what decode_worker_message_relaying gives the broker in place of `allocs`.
   encoded_array allocs_entries;
-  std::vector<OfferInfo> offers;    // offers
-  int64_t interval_ms = 0;          // keepalive
-  exec_answer exec;                 // exec ops
+  std::vector<OfferInfo> offers;  // offers
+  int64_t interval_ms = 0;        // keepalive
+  exec_answer exec;               // exec ops
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, worker_reply& x) {

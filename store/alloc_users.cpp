@@ -58,8 +58,7 @@ std::string alloc_users::describe() const {
   switch (mode_) {
     case mode::worker:
       return "the worker's own user (uid " + std::to_string(::getuid()) + "; allocs are not kept apart)";
-    case mode::shared:
-      return "one shared user (uid " + std::to_string(from_) + "; allocs are not kept apart)";
+    case mode::shared: return "one shared user (uid " + std::to_string(from_) + "; allocs are not kept apart)";
     case mode::range:
       return "a user of its own per alloc (uids " + std::to_string(from_) + "-" + std::to_string(to_) + ")";
   }

@@ -125,7 +125,9 @@ outcome<exec_record> decode_exec_record(std::string_view body) {
 
 outcome<file_chunk> read_file_chunk(const std::string& path, int64_t offset, int64_t max_bytes) {
   // Errors name what was read, never where: the path is the worker's, not the client's.
-  auto read_error = [](int err) { return make_pool_error(error_kind::internal, std::string("read: ") + std::strerror(err)); };
+  auto read_error = [](int err) {
+    return make_pool_error(error_kind::internal, std::string("read: ") + std::strerror(err));
+  };
   if (offset < 0 || max_bytes < 0) return make_pool_error(error_kind::invalid, "read: negative offset or size");
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {

@@ -156,7 +156,7 @@ struct state_store::statement {
 };
 
 outcome<std::unique_ptr<state_store>> state_store::open(const std::string& state_dir, const std::string& pool_id,
-                                                         std::optional<Resources> total, store_sync sync) {
+                                                        std::optional<Resources> total, store_sync sync) {
   fs::path path = fs::path(state_dir) / file_name;
   std::error_code ec;
   bool exists = fs::exists(path, ec);
@@ -257,14 +257,15 @@ outcome<void> state_store::prepare() {
     statements_.push_back(std::move(st));
     return true;
   };
-  bool ok =
-      make("INSERT OR REPLACE INTO allocs (local_id, owner, created_ms, last_keepalive_ms, expires_ms) "
-           "VALUES (?, ?, ?, ?, ?)", upsert_alloc_) &&
-      make("DELETE FROM allocs WHERE local_id = ?", delete_alloc_) &&
-      make("DELETE FROM alloc_resources WHERE local_id = ?", delete_resources_) &&
-      make("DELETE FROM alloc_labels WHERE local_id = ?", delete_labels_) &&
-      make("INSERT INTO alloc_resources (local_id, role, name, units) VALUES (?, ?, ?, ?)", insert_resource_) &&
-      make("INSERT INTO alloc_labels (local_id, key, value) VALUES (?, ?, ?)", insert_label_);
+  bool ok = make(
+                "INSERT OR REPLACE INTO allocs (local_id, owner, created_ms, last_keepalive_ms, expires_ms) "
+                "VALUES (?, ?, ?, ?, ?)",
+                upsert_alloc_) &&
+            make("DELETE FROM allocs WHERE local_id = ?", delete_alloc_) &&
+            make("DELETE FROM alloc_resources WHERE local_id = ?", delete_resources_) &&
+            make("DELETE FROM alloc_labels WHERE local_id = ?", delete_labels_) &&
+            make("INSERT INTO alloc_resources (local_id, role, name, units) VALUES (?, ?, ?, ?)", insert_resource_) &&
+            make("INSERT INTO alloc_labels (local_id, key, value) VALUES (?, ?, ?)", insert_label_);
   if (!ok) return failure("malformed store: preparing statements");
   return {};
 }
@@ -323,9 +324,12 @@ outcome<std::vector<AllocInspect>> state_store::load() {
     auto role = text(stmt, 1);
     auto units = sqlite3_column_int64(stmt, 3);
     if (units < 0) return "negative resource " + text(stmt, 2) + " of " + it->first;
-    if (role == "resources") it->second.resources.set_units(text(stmt, 2), units);
-    else if (role == "want") it->second.meta.want.set_units(text(stmt, 2), units);
-    else return "resource role \"" + role + "\"";
+    if (role == "resources")
+      it->second.resources.set_units(text(stmt, 2), units);
+    else if (role == "want")
+      it->second.meta.want.set_units(text(stmt, 2), units);
+    else
+      return "resource role \"" + role + "\"";
     return "";
   });
   if (!ok) return ok.error();
@@ -359,8 +363,8 @@ outcome<void> state_store::put(const AllocInspect& alloc) {
   upsert_alloc_->integer(4, alloc.last_keepalive_ms);
   upsert_alloc_->integer(5, alloc.expires_ms);
   if (!upsert_alloc_->run()) return failure("writing alloc " + local);
-  for (const auto& [role, resources] : {std::pair<const char*, const Resources*>{"resources", &alloc.resources},
-                                        {"want", &alloc.meta.want}}) {
+  for (const auto& [role, resources] :
+       {std::pair<const char*, const Resources*>{"resources", &alloc.resources}, {"want", &alloc.meta.want}}) {
     for (const auto& [name, units] : resources->amounts()) {
       insert_resource_->text(1, local);
       insert_resource_->text(2, role);

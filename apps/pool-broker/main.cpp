@@ -57,9 +57,7 @@ int64_t steady_ms() {
 void on_broker_message(channel via, std::vector<std::string>&& frames, std::string&& user_id,
                        const broker_actors& actors, frame_sink& sink, worker_intake& intake, int64_t now_ms) {
   switch (via) {
-    case channel::api:
-      on_client_message(std::move(frames), std::move(user_id), actors, sink);
-      return;
+    case channel::api: on_client_message(std::move(frames), std::move(user_id), actors, sink); return;
     case channel::announce:
       if (frames.size() == 2)
         intake.on_announcement(std::move(frames[0]), std::move(frames[1]), now_ms);
@@ -72,8 +70,7 @@ void on_broker_message(channel via, std::vector<std::string>&& frames, std::stri
       else
         spdlog::debug("dropped a worker message of {} frames", frames.size());
       return;
-    default:
-      return;
+    default: return;
   }
 }
 
@@ -156,13 +153,13 @@ int serve(const broker_options& o, broker_gate* gate, shutdown_latch& latch) {
   if (gate) gate->secure(specs);
   std::shared_ptr<worker_intake> intake;  // used on the I/O thread; made once the io_thread exists
   auto io = std::make_shared<io_thread>(
-      std::move(specs), io_thread::authenticated_handler([&actors, &io_ptr, gate, &intake](
-                                                             channel via, std::vector<std::string>&& frames,
-                                                             std::string&& user_id) {
-        auto now_ms = steady_ms();  // one clock read per message, for the gate and the intake
-        if (gate && !gate->admit(via, frames, user_id, now_ms)) return;
-        on_broker_message(via, std::move(frames), std::move(user_id), actors, *io_ptr, *intake, now_ms);
-      }));
+      std::move(specs),
+      io_thread::authenticated_handler(
+          [&actors, &io_ptr, gate, &intake](channel via, std::vector<std::string>&& frames, std::string&& user_id) {
+            auto now_ms = steady_ms();  // one clock read per message, for the gate and the intake
+            if (gate && !gate->admit(via, frames, user_id, now_ms)) return;
+            on_broker_message(via, std::move(frames), std::move(user_id), actors, *io_ptr, *intake, now_ms);
+          }));
   io_ptr = io.get();
   intake = std::make_shared<worker_intake>(*io, to_mux(actors), o.worker_timeout_ms);
   io->set_tick(std::chrono::milliseconds(intake->flush_period_ms()), [&intake] { intake->flush(steady_ms()); });

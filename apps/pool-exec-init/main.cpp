@@ -98,16 +98,26 @@ options parse(int argc, char** argv) {
   for (; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--") break;
-    if (a == "--pidns") o.pidns = true;
-    else if (a == "--probe") o.probe = true;
-    else if (a == "--uid") o.uid = number(value("--uid"), "--uid");
-    else if (a == "--gid") o.gid = number(value("--gid"), "--gid");
-    else if (a == "--fsize") o.fsize = number(value("--fsize"), "--fsize");
-    else if (a == "--log-cap") o.log_cap = number(value("--log-cap"), "--log-cap");
-    else if (a == "--cgroup") o.cgroups.push_back(value("--cgroup"));
-    else if (a == "--tmp") o.tmp = value("--tmp");
-    else if (a == "--env") o.env.push_back(value("--env"));
-    else fail("unknown argument " + a);
+    if (a == "--pidns")
+      o.pidns = true;
+    else if (a == "--probe")
+      o.probe = true;
+    else if (a == "--uid")
+      o.uid = number(value("--uid"), "--uid");
+    else if (a == "--gid")
+      o.gid = number(value("--gid"), "--gid");
+    else if (a == "--fsize")
+      o.fsize = number(value("--fsize"), "--fsize");
+    else if (a == "--log-cap")
+      o.log_cap = number(value("--log-cap"), "--log-cap");
+    else if (a == "--cgroup")
+      o.cgroups.push_back(value("--cgroup"));
+    else if (a == "--tmp")
+      o.tmp = value("--tmp");
+    else if (a == "--env")
+      o.env.push_back(value("--env"));
+    else
+      fail("unknown argument " + a);
   }
   if (o.probe) return o;
   if (i + 2 >= argc) fail("usage: pool-exec-init [options] -- PROGRAM ARGV0 [ARG...]");
@@ -134,8 +144,7 @@ void set_up_mounts(const options& o) {
   int tmp = o.tmp.empty() ? -1 : ::open(o.tmp.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (!o.tmp.empty() && tmp < 0) fail(errno_text("open the alloc's tmp"));
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) fail(errno_text("make / private"));
-  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
-    fail(errno_text("mount /proc"));
+  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) fail(errno_text("mount /proc"));
   if (tmp < 0) return;
   auto source = "/proc/self/fd/" + std::to_string(tmp);
   for (const char* target : {"/tmp", "/var/tmp"}) {

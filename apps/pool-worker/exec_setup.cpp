@@ -55,8 +55,9 @@ outcome<std::shared_ptr<alloc_users>> make_users(const exec_flags& flags, const 
   if (!root) {
     if (!flags.uids.empty() || !flags.user.empty())
       return make_pool_error(error_kind::invalid, "--exec-uids and --exec-user need a worker running as root");
-    spdlog::warn("execs: not root, so every exec runs as this worker's own user and can read its state dir and "
-                 "other allocs' files (docs/security.md)");
+    spdlog::warn(
+        "execs: not root, so every exec runs as this worker's own user and can read its state dir and "
+        "other allocs' files (docs/security.md)");
     return alloc_users::worker_user();
   }
   if (!flags.uids.empty() && !flags.user.empty())
@@ -118,7 +119,8 @@ outcome<exec_runtime> make_exec_runtime(const exec_flags& flags, const std::stri
   sandbox_config sandbox;
   sandbox.init_path = exec_init_path();
   if (::access(sandbox.init_path.c_str(), X_OK) != 0)
-    return make_pool_error(error_kind::internal, "cannot run " + sandbox.init_path + " (it belongs beside pool-worker)");
+    return make_pool_error(error_kind::internal,
+                           "cannot run " + sandbox.init_path + " (it belongs beside pool-worker)");
   if (::geteuid() == 0) sandbox.cgroup_name = "poolbus-" + pool_id;
   sandbox.floor_path = state_dir;
   sandbox.floor_bytes = flags.floor_bytes;

@@ -85,8 +85,10 @@ CLI::Option* add_worker_flags(CLI::App& app, worker_options& o) {
   app.add_option("--state-dir", o.state_dir, "where allocs live (default ~/.local/state/poolbus/ID)");
   add_duration_flag(app, "--heartbeat", o.heartbeat_ms, "how often to re-announce (default 1s)");
   add_duration_flag(app, "--max-idle", o.max_idle_ms, "stop after idling this long (default never)");
-  app.add_option("--max-allocs", o.max_allocs, "the most allocs the pool holds at once; an accept beyond it "
-                                               "answers unavailable (default 10000)")->check(CLI::PositiveNumber);
+  app.add_option("--max-allocs", o.max_allocs,
+                 "the most allocs the pool holds at once; an accept beyond it "
+                 "answers unavailable (default 10000)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--sync", o.sync,
                  "when an acknowledged change is durable: full (default) = on disk (fdatasync) before the reply; "
                  "os = in the OS page cache before the reply: survives a crash or SIGKILL of the worker, not a "
@@ -151,8 +153,8 @@ int serve(const worker_options& o, std::shared_ptr<state_store> store, const exe
     latch.trigger(1);
   };
   auto pool = spawn_pool_actor(sys, pool_actor_config{o.id, run, o.resources, wall_clock::real(),
-                                                       make_local_alloc_manager(o.state_dir, execs.users), store,
-                                                       on_store_failure, execs, o.max_allocs});
+                                                      make_local_alloc_manager(o.state_dir, execs.users), store,
+                                                      on_store_failure, execs, o.max_allocs});
   worker = spawn_worker_actor(sys, worker_actor_config{o.id, run, pool, io, o.heartbeat_ms, o.max_idle_ms,
                                                        wall_clock::real(), [&latch] { latch.trigger(0); }});
   int exit_code = 1;

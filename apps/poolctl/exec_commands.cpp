@@ -57,8 +57,8 @@ exec_call make_call(exec_op op, const std::string& alloc, const std::string& exe
 }
 
 // Writes what is new on one stream since *offset; sets *eof once complete and all read.
-outcome<void> drain(pool_client& client, const std::string& alloc, const std::string& exec,
-                    const std::string& stream, int64_t* offset, bool* eof, std::ostream& out) {
+outcome<void> drain(pool_client& client, const std::string& alloc, const std::string& exec, const std::string& stream,
+                    int64_t* offset, bool* eof, std::ostream& out) {
   while (!*eof) {
     auto call = make_call(exec_op::logs, alloc, exec);
     call.stream = stream;
@@ -139,9 +139,12 @@ int run_execs_command(const exec_command_context& ctx, const std::string& alloc_
   auto listed = call_exec(**client, call);
   if (!listed) return fail(listed.error());
   std::cout << std::left << std::setw(24) << "EXEC" << std::setw(10) << "STATE" << std::setw(8) << "EXIT"
-            << std::setw(12) << "DURATION" << std::setw(12) << "MAX RSS" << "ERROR\n";
+            << std::setw(12) << "DURATION" << std::setw(12) << "MAX RSS"
+            << "ERROR\n";
   for (const auto& e : listed->execs) {
-    std::string exit = e.has_exit_code ? std::to_string(e.exit_code) : e.has_signal ? "sig " + std::to_string(e.signal) : "-";
+    std::string exit = e.has_exit_code ? std::to_string(e.exit_code)
+                       : e.has_signal  ? "sig " + std::to_string(e.signal)
+                                       : "-";
     std::string duration = e.started_ms && e.finished_ms ? format_duration(e.finished_ms - e.started_ms) : "-";
     std::string rss = e.has_profile ? format_size(static_cast<double>(e.profile.max_rss_bytes)) : "-";
     std::cout << std::left << std::setw(24) << e.id << std::setw(10) << to_string(e.state) << std::setw(8) << exit
@@ -196,8 +199,8 @@ int run_run_command(const exec_command_context& ctx, const run_command_request& 
       free_if_owned();
       return fail(keepalive_client.error());
     }
-    auto remote = spawn_remote_alloc_actor(sys, alloc.id,
-                                           std::make_shared<client_transport>(std::move(*keepalive_client)));
+    auto remote =
+        spawn_remote_alloc_actor(sys, alloc.id, std::make_shared<client_transport>(std::move(*keepalive_client)));
     {
       caf::scoped_actor owner{sys};
       keepalive_config config;
@@ -245,8 +248,9 @@ void add_exec_commands(CLI::App& app, exec_commands& c) {
   c.logs->add_option("EXEC", c.exec_id, "exec id")->required();
   c.logs->add_flag("--stderr", c.logs_stderr, "stderr instead of stdout");
   c.logs->add_flag("--follow,-f", c.logs_follow, "keep printing until the exec completes");
-  c.run_cmd = app.add_subcommand("run", "run a command in an alloc: run (URI | --min RES) [--id ID] "
-                                        "[--output PATH]... -- CMD [ARG...]");
+  c.run_cmd = app.add_subcommand("run",
+                                 "run a command in an alloc: run (URI | --min RES) [--id ID] "
+                                 "[--output PATH]... -- CMD [ARG...]");
   c.run_cmd->add_option("URI", c.run.alloc_uri, "alloc URI (else --min)");
   c.run_min = add_resources_flag(*c.run_cmd, "--min", c.run.min, "allocate at least this, free after");
   c.run_cmd->add_option("--id", c.run.exec_id, "exec id (default: a fresh one)");

@@ -33,7 +33,7 @@ int run_logs_command(const exec_command_context& ctx, const std::string& alloc_u
 struct run_command_request {
   std::string alloc_uri;  // run here, or (empty) allocate `min` and free after
   Resources min;
-  std::string exec_id;    // empty: a fresh random id
+  std::string exec_id;  // empty: a fresh random id
   std::vector<std::string> outputs;
   std::vector<std::string> cmd;
 };

@@ -51,8 +51,8 @@ int run_hold(const hold_request& request, shutdown_latch& latch) {
       std::cerr << "poolctl: " << keepalive_client.error().to_string() << "\n";
       return 1;
     }
-    auto remote = spawn_remote_alloc_actor(sys, alloc->id,
-                                           std::make_shared<client_transport>(std::move(*keepalive_client)));
+    auto remote =
+        spawn_remote_alloc_actor(sys, alloc->id, std::make_shared<client_transport>(std::move(*keepalive_client)));
     bool lost = false;
     {
       caf::scoped_actor owner{sys};

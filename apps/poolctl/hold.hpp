@@ -15,7 +15,7 @@ struct hold_request {
   std::string api;
   std::string offer_uri;  // accept this offer (with want, or all it offers when want is empty)...
   Resources want;
-  Resources min;          // ...or allocate with min/width when offer_uri is empty
+  Resources min;  // ...or allocate with min/width when offer_uri is empty
   int64_t width = 0;
   std::string owner;
   int64_t timeout_ms = 10000;

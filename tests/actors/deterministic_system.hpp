@@ -13,8 +13,7 @@ struct deterministic_system {
   caf::actor_system sys;
   caf::scheduler::test_coordinator& sched;
 
-  deterministic_system()
-      : sys(testing(cfg)), sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {}
+  deterministic_system() : sys(testing(cfg)), sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {}
 
  private:
   static caf::actor_system_config& testing(caf::actor_system_config& c) {

@@ -36,8 +36,10 @@ struct det_fixture : test::deterministic_system {
       auto& pending = sched.clock().schedule();
       if (pending.empty() || pending.begin()->first > end) break;
       auto next = pending.begin()->first;
-      if (next > sched.clock().now()) sched.clock().advance_time(next - sched.clock().now());
-      else sched.clock().trigger_timeout();
+      if (next > sched.clock().now())
+        sched.clock().advance_time(next - sched.clock().now());
+      else
+        sched.clock().trigger_timeout();
       run();
     }
     if (end > sched.clock().now()) sched.clock().advance_time(end - sched.clock().now());
@@ -95,10 +97,8 @@ alloc_actor::behavior_type fake_alloc(alloc_actor::stateful_pointer<fake_alloc_s
           lg.script.pop_front();
         }
         switch (reply.what) {
-          case keepalive_reply::mode::grant:
-            return reply.granted_ms;
-          case keepalive_reply::mode::fail:
-            return make_error(reply.kind, "scripted failure");
+          case keepalive_reply::mode::grant: return reply.granted_ms;
+          case keepalive_reply::mode::fail: return make_error(reply.kind, "scripted failure");
           case keepalive_reply::mode::never_answer: {
             auto rp = self->make_response_promise<int64_t>();
             self->state.unanswered.push_back(rp);
@@ -206,15 +206,16 @@ TEST_CASE_METHOD(keepalive_fixture, "keepalive: a grant longer than 5 min is sti
 }
 
 TEST_CASE_METHOD(keepalive_fixture, "keepalive: the renewal follows each grant, even when grants change") {
-  log->grant(60'000);       // -> renew at 30 s
-  log->grant(5 * 60'000);   // -> renew 270 s later, at 300 s
-  log->grant(2 * 60'000);   // -> renew 90 s later, at 390 s
+  log->grant(60'000);      // -> renew at 30 s
+  log->grant(5 * 60'000);  // -> renew 270 s later, at 300 s
+  log->grant(2 * 60'000);  // -> renew 90 s later, at 390 s
   start(pinned_jitter(0.5));
   advance(seconds(391));
   REQUIRE(offsets_ms() == std::vector<int64_t>{0, 30'000, 300'000, 390'000});
 }
 
-TEST_CASE_METHOD(keepalive_fixture, "keepalive: retries non-fatal failures after 2 s, 3 s, 4.5 s, then renews on schedule") {
+TEST_CASE_METHOD(keepalive_fixture,
+                 "keepalive: retries non-fatal failures after 2 s, 3 s, 4.5 s, then renews on schedule") {
   log->grant(5 * 60'000);
   log->fail(1, error_kind::unavailable);
   log->fail(1, error_kind::timeout);
@@ -281,7 +282,8 @@ TEST_CASE_METHOD(keepalive_fixture, "keepalive: gives up after the 5 retries and
   REQUIRE(log->keepalive_at_ms.size() == 6);  // the loop ended
 }
 
-TEST_CASE_METHOD(keepalive_fixture, "keepalive: not_exist stops at once, without a retry, and the owner gets the kind") {
+TEST_CASE_METHOD(keepalive_fixture,
+                 "keepalive: not_exist stops at once, without a retry, and the owner gets the kind") {
   log->grant(5 * 60'000);
   log->fail(1, error_kind::not_exist);
   start(pinned_jitter(0.5));

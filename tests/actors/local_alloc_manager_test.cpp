@@ -46,7 +46,7 @@ TEST_CASE("local alloc manager: <state_dir>/allocs/<id> comes with its first wri
   REQUIRE(manager->kill(a).ok());  // nothing to remove: fine
 
   REQUIRE(manager->create(a, 120000, {}).ok());
-  fs::create_directories(dir / "execs" / "e-1");  // as its first exec makes it
+  fs::create_directories(dir / "execs" / "e-1");                         // as its first exec makes it
   std::ofstream(dir / "execs" / "e-1" / "output.txt") << "exec output";  // contents go with the alloc
   REQUIRE(manager->kill(a).ok());
   REQUIRE_FALSE(fs::exists(dir));

@@ -165,7 +165,8 @@ TEST_CASE_METHOD(broker_mux_fixture, "mux: pools join on announcement and hello,
   for (int64_t now = 10'100; now <= 13'500; now += 100) {
     self->send(m, sweep_atom::value, now);
     if (now % 1000 == 0)
-      self->send(m, seen_atom::value, std::vector<pool_seen>{{"a", now}, {"c", now}}, std::vector<pool_seen>{{"a", now}});
+      self->send(m, seen_atom::value, std::vector<pool_seen>{{"a", now}, {"c", now}},
+                 std::vector<pool_seen>{{"a", now}});
     run();
   }
   CHECK(pool_events() == std::vector<std::string>{"a:joined", "c:joined"});  // "b" left unjoined: no event
@@ -332,8 +333,8 @@ TEST_CASE("mux: small allocs gathers are not held back; a pool filter asks that 
                     std::string());
   f.run();
   CHECK(f.take_requests().size() == 6);  // 4 allocs announced in all: small, all at once, to both pools
-  auto only_b = f.self->request(caf::actor_cast<caf::actor>(f.m), no_deadline, allocs_atom::value,
-                                encoded_atom::value, std::string("b"));
+  auto only_b = f.self->request(caf::actor_cast<caf::actor>(f.m), no_deadline, allocs_atom::value, encoded_atom::value,
+                                std::string("b"));
   f.run();
   auto sent = f.take_requests();
   REQUIRE(sent.size() == 1);

@@ -115,8 +115,7 @@ struct pool_fixture : test::deterministic_system {
     std::optional<outcome<T>> out;
     auto rh = self->request(dest, caf::infinite, std::forward<Ts>(xs)...);
     run();
-    rh.receive([&](T& value) { out.emplace(std::move(value)); },
-               [&](caf::error& e) { out.emplace(to_pool_error(e)); });
+    rh.receive([&](T& value) { out.emplace(std::move(value)); }, [&](caf::error& e) { out.emplace(to_pool_error(e)); });
     REQUIRE(out.has_value());
     return std::move(*out);
   }
@@ -353,8 +352,8 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: an alloc actor is spawned only by th
 TEST_CASE_METHOD(pool_fixture, "pool actor: 50 concurrent accepts of one offer never oversubscribe") {
   manager->creates_allowed = 8;  // exactly as many as fit; a ninth create fails the test
   std::vector<decltype(self->request(pool, caf::infinite, accept_atom::value, std::string{}, AllocMeta{}))> pending;
-  for (int i = 0; i < 50; ++i) pending.push_back(self->request(pool, caf::infinite, accept_atom::value,
-                                                               std::string{"1"}, want(1)));
+  for (int i = 0; i < 50; ++i)
+    pending.push_back(self->request(pool, caf::infinite, accept_atom::value, std::string{"1"}, want(1)));
   run();
   int granted = 0, refused = 0;
   Resources granted_sum;
@@ -387,13 +386,13 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: seq grows by one with each change of
   REQUIRE(first.resources == machine());
   REQUIRE(first.allocs == 0);
 
-  auto a = accept_one(2).value();  // change 1
-  auto b = accept_one(2).value();  // change 2
+  auto a = accept_one(2).value();        // change 1
+  auto b = accept_one(2).value();        // change 2
   REQUIRE(keepalive(a.id, 60000).ok());  // a live alloc's keepalive: no change
   REQUIRE(rec->offers.size() == 3);
   manager->kills_expected = {b.id};
-  REQUIRE(free(b.id).ok());  // change 3
-  advance(1min);             // a expires: change 4
+  REQUIRE(free(b.id).ok());              // change 3
+  advance(1min);                         // a expires: change 4
   REQUIRE(keepalive(a.id, 60000).ok());  // revival: change 5
   manager->kills_expected = {a.id};
   REQUIRE(free(a.id).ok());  // change 6

@@ -88,7 +88,9 @@ struct durable_fixture : test::deterministic_system {
     REQUIRE(out.has_value());
     return std::move(*out);
   }
-  outcome<AllocInspect> accept(const AllocMeta& meta) { return call<AllocInspect>(accept_atom::value, std::string("1"), meta); }
+  outcome<AllocInspect> accept(const AllocMeta& meta) {
+    return call<AllocInspect>(accept_atom::value, std::string("1"), meta);
+  }
   outcome<AllocInspect> inspect(const std::string& id) { return call<AllocInspect>(inspect_atom::value, id); }
   std::vector<AllocInspect> allocs() { return call<std::vector<AllocInspect>>(allocs_atom::value).value(); }
   outcome<int64_t> keepalive(const std::string& id, int64_t ms) { return call<int64_t>(keepalive_atom::value, id, ms); }
@@ -121,7 +123,8 @@ TEST_CASE_METHOD(durable_fixture, "pool durability: a restarted pool has every a
   CHECK(keepalive(a.id, 1000).value() == 1000);
 }
 
-TEST_CASE_METHOD(durable_fixture, "pool durability: an expired alloc stays expired across a restart, and is collected") {
+TEST_CASE_METHOD(durable_fixture,
+                 "pool durability: an expired alloc stays expired across a restart, and is collected") {
   start(memory);
   auto a = accept(want(6)).value();
   stop();
@@ -138,7 +141,8 @@ TEST_CASE_METHOD(durable_fixture, "pool durability: an expired alloc stays expir
   CHECK(stored[0].id == b->id);
 }
 
-TEST_CASE_METHOD(durable_fixture, "pool durability: keepalive, free and idle stop reach the journal before their replies") {
+TEST_CASE_METHOD(durable_fixture,
+                 "pool durability: keepalive, free and idle stop reach the journal before their replies") {
   start(memory);
   auto a = accept(want(1)).value();
   auto b = accept(want(1)).value();
@@ -158,7 +162,8 @@ TEST_CASE_METHOD(durable_fixture, "pool durability: keepalive, free and idle sto
   std::optional<std::pair<bool, int64_t>> verdict;
   auto rh = self->request(pool, caf::infinite, idle_stop_atom::value, int64_t{30000});
   run();
-  rh.receive([&](bool stopped, int64_t left) { verdict.emplace(stopped, left); }, [](caf::error&) { FAIL("idle stop"); });
+  rh.receive([&](bool stopped, int64_t left) { verdict.emplace(stopped, left); },
+             [](caf::error&) { FAIL("idle stop"); });
   REQUIRE(verdict);
   CHECK(verdict->first);
   CHECK(memory->load()->empty());

@@ -98,7 +98,8 @@ struct exec_kill_fixture {
 
 }  // namespace
 
-TEST_CASE_METHOD(exec_kill_fixture, "pool actor: a free waits for execs that ignore SIGTERM without blocking the pool") {
+TEST_CASE_METHOD(exec_kill_fixture,
+                 "pool actor: a free waits for execs that ignore SIGTERM without blocking the pool") {
   auto stubborn = accept(2);
   auto other = accept(1);
   int pid = start_stubborn(stubborn, "a");
@@ -144,7 +145,8 @@ TEST_CASE_METHOD(exec_kill_fixture, "pool actor: a free waits for execs that ign
   CHECK(call<PoolStatus>(status_atom::value)->available == machine().sub(want(1).want).sub(want(1).want));
 }
 
-TEST_CASE_METHOD(exec_kill_fixture, "pool actor: collecting an alloc with live execs defers the accept until they are gone") {
+TEST_CASE_METHOD(exec_kill_fixture,
+                 "pool actor: collecting an alloc with live execs defers the accept until they are gone") {
   auto expiring = accept(8);  // the whole machine
   int pid = start_stubborn(expiring, "b");
   // A 1 ms lease: it expires at once and the next accept collects it.
@@ -188,8 +190,10 @@ TEST_CASE_METHOD(exec_kill_fixture, "pool actor: an idle stop frees allocs with 
     self->request(pool, std::chrono::seconds(10), idle_stop_atom::value, int64_t{1})
         .receive([&](bool s, int64_t) { stopped = s; },
                  [&](caf::error& e) { FAIL("idle stop: " << to_pool_error(e).to_string()); });
-    if (*stopped) CHECK(reaped(pid));  // its reply came after the processes were gone
-    else std::this_thread::sleep_for(milliseconds(2));
+    if (*stopped)
+      CHECK(reaped(pid));  // its reply came after the processes were gone
+    else
+      std::this_thread::sleep_for(milliseconds(2));
   }
   REQUIRE(stopped.value_or(false));
 }

@@ -96,8 +96,7 @@ struct fake_pool_state {
   static inline const char* name = "fake_pool";
 };
 
-pool_actor::behavior_type fake_pool(pool_actor::stateful_pointer<fake_pool_state> self, fake_spec spec,
-                                    journal log) {
+pool_actor::behavior_type fake_pool(pool_actor::stateful_pointer<fake_pool_state> self, fake_spec spec, journal log) {
   self->state.spec = spec;
   self->state.total = spec.available;
   auto id = spec.id;
@@ -318,7 +317,7 @@ TEST_CASE_METHOD(mux_fixture, "reflow mux: offers, accept, allocs, pools and sta
 
   auto alloc = ask<AllocInspect>(m, accept_atom::value, std::string("p1/1"), AllocMeta{small, "bob", {}});
   REQUIRE(alloc.ok());
-  CHECK(alloc->id == "p1/a1");  // already a URI from the pool: left alone
+  CHECK(alloc->id == "p1/a1");       // already a URI from the pool: left alone
   CHECK(count("p1:accept:1") == 1);  // the pool got its local offer id
   auto refused = ask<AllocInspect>(m, accept_atom::value, std::string("p2/1"), AllocMeta{large, "bob", {}});
   CHECK(refused.error().kind == error_kind::not_exist);
@@ -522,14 +521,15 @@ TEST_CASE_METHOD(mux_fixture, "reflow mux: a routed request gets the mux's own t
   auto pool = sys.spawn(holding_pool, std::string("h"));
   spawned.push_back(caf::actor_cast<caf::actor>(pool));
   set_pools(m, {pool});
-  auto rh = self->request(caf::actor_cast<caf::actor>(m), no_deadline, keepalive_atom::value, std::string("h/x"),
-                          int64_t{7});
+  auto rh =
+      self->request(caf::actor_cast<caf::actor>(m), no_deadline, keepalive_atom::value, std::string("h/x"), int64_t{7});
   run();
   advance(milliseconds(150));
   CHECK(collect<int64_t>(rh).error().kind == error_kind::timeout);
 }
 
-TEST_CASE_METHOD(mux_fixture, "reflow mux: a want or min that rounds to zero everywhere is precondition, never sent on") {
+TEST_CASE_METHOD(mux_fixture,
+                 "reflow mux: a want or min that rounds to zero everywhere is precondition, never sent on") {
   auto m = mux();
   set_pools(m, {fake({"p", large})});
   for (const auto& nothing : {Resources{}, Resources{{"cpu", 1e-9}}, Resources{{"cpu", 0.0004}, {"mem", 0.0001}}}) {

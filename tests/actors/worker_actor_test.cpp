@@ -101,7 +101,8 @@ TEST_CASE_METHOD(worker_fixture, "worker actor: each request gets one reply with
   CHECK(refused.error.kind == error_kind::not_exist);
 }
 
-TEST_CASE_METHOD(worker_fixture, "worker actor: a pool answer that comes after 30 s is still the reply, not a timeout") {
+TEST_CASE_METHOD(worker_fixture,
+                 "worker actor: a pool answer that comes after 30 s is still the reply, not a timeout") {
   caf::anon_send(worker, wrequest_atom::value, accept(11));
   // The worker actor takes the request and asks the pool; the pool has not run yet.
   REQUIRE(sched.try_run_once());

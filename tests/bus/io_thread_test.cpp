@@ -33,7 +33,8 @@ socket_spec router_spec(channel via = channel::api, std::string endpoint = "tcp:
 class echo_server {
  public:
   echo_server()
-      : bus_({router_spec()}, [this](channel via, std::vector<std::string>&& frames) { inbox_.push(via, std::move(frames)); }) {
+      : bus_({router_spec()},
+             [this](channel via, std::vector<std::string>&& frames) { inbox_.push(via, std::move(frames)); }) {
     auto started = bus_.start();
     REQUIRE(started.ok());
     echo_ = std::thread([this] {
@@ -155,7 +156,8 @@ TEST_CASE("io_thread: PUB to SUB through two io_threads, filtered by topic prefi
   sub.endpoint = publisher.bound_endpoint(channel::stream);
   sub.subscriptions = {"offers."};
   frame_inbox inbox;
-  io_thread subscriber({sub}, [&](channel via, std::vector<std::string>&& frames) { inbox.push(via, std::move(frames)); });
+  io_thread subscriber({sub},
+                       [&](channel via, std::vector<std::string>&& frames) { inbox.push(via, std::move(frames)); });
   REQUIRE(subscriber.start().ok());
 
   // A SUB misses what was published before it joined, so publish until one
@@ -175,7 +177,8 @@ TEST_CASE("io_thread: PUB to SUB through two io_threads, filtered by topic prefi
 
 TEST_CASE("io_thread: posting to a peer that left neither blocks nor stalls other peers", "[bus]") {
   frame_inbox inbox;
-  io_thread bus({router_spec()}, [&](channel via, std::vector<std::string>&& frames) { inbox.push(via, std::move(frames)); });
+  io_thread bus({router_spec()},
+                [&](channel via, std::vector<std::string>&& frames) { inbox.push(via, std::move(frames)); });
   REQUIRE(bus.start().ok());
   zmq::context_t context;
 

@@ -181,18 +181,18 @@ namespace {
 class curve_router {
  public:
   curve_router(const curve_keypair& server, authorized_keys keys)
-      : bus_({spec(server)}, io_thread::authenticated_handler([this](channel, std::vector<std::string>&& frames,
-                                                                     std::string&& user_id) {
-          {
-            std::lock_guard<std::mutex> guard(mutex_);
-            senders_.push_back(user_id);
-          }
-          auto request = split_router_message(std::move(frames));
-          if (request.well_formed)
-            bus_.post(make_reply(channel::api, std::move(request.route), encode_ok_reply(reply_id_raw(request.body))));
-        })) {
-    auto zap = zap_handler::start(bus_.zmq_context(), std::move(keys),
-                                  {{"inproc://test-monitor-api", "api"}});
+      : bus_({spec(server)}, io_thread::authenticated_handler(
+                                 [this](channel, std::vector<std::string>&& frames, std::string&& user_id) {
+                                   {
+                                     std::lock_guard<std::mutex> guard(mutex_);
+                                     senders_.push_back(user_id);
+                                   }
+                                   auto request = split_router_message(std::move(frames));
+                                   if (request.well_formed)
+                                     bus_.post(make_reply(channel::api, std::move(request.route),
+                                                          encode_ok_reply(reply_id_raw(request.body))));
+                                 })) {
+    auto zap = zap_handler::start(bus_.zmq_context(), std::move(keys), {{"inproc://test-monitor-api", "api"}});
     REQUIRE(zap.ok());
     zap_ = std::move(*zap);
     REQUIRE(bus_.start().ok());

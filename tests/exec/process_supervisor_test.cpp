@@ -26,8 +26,9 @@ namespace {
 
 // A scratch dir and a supervisor; exits land in `exits` (by pid).
 struct supervised {
-  fs::path dir = fs::temp_directory_path() / ("poolbus-ps-" + std::to_string(::getpid()) + "-" +
-                                              std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  fs::path dir =
+      fs::temp_directory_path() / ("poolbus-ps-" + std::to_string(::getpid()) + "-" +
+                                   std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
   process_supervisor supervisor{testing::test_sandbox()};
   std::mutex mutex;
   std::condition_variable changed;
@@ -280,7 +281,7 @@ TEST_CASE("process supervisor: the command runs as the spec's user, sees only it
   std::getline(lines, groups);
   std::getline(lines, visible);
   CHECK(uid == "881500");
-  CHECK(groups == "881500");  // no supplementary group of the worker's
+  CHECK(groups == "881500");       // no supplementary group of the worker's
   CHECK(std::stoi(visible) <= 5);  // init, sh, ls, grep: nothing of the host
   CHECK(out.size() < 100 + 64);
   CHECK(out.find("log capped at 100 bytes") != std::string::npos);

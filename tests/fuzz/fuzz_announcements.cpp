@@ -24,8 +24,7 @@ void check_decoder(std::string_view body, Encode encode, Decode decode, const ch
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto body = fuzz::bytes_of(data, size);
-  check_decoder<offer_announcement>(body, encode_offer_announcement, decode_offer_announcement,
-                                    "offer_announcement");
+  check_decoder<offer_announcement>(body, encode_offer_announcement, decode_offer_announcement, "offer_announcement");
   check_decoder<alloc_event>(body, encode_alloc_event, decode_alloc_event, "alloc_event");
   check_decoder<pool_event>(body, encode_pool_event, decode_pool_event, "pool_event");
   auto ts = find_int_field(body, "ts_ms");

@@ -41,10 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
              "pools round trip");
   FUZZ_CHECK(decode_ok(encode_offers_reply(id_raw, reply->offers), "offers").offers == reply->offers,
              "offers round trip");
-  FUZZ_CHECK(decode_ok(encode_offer_reply(id_raw, reply->offer), "offer").offer == reply->offer,
-             "offer round trip");
-  FUZZ_CHECK(decode_ok(encode_alloc_reply(id_raw, reply->alloc), "alloc").alloc == reply->alloc,
-             "alloc round trip");
+  FUZZ_CHECK(decode_ok(encode_offer_reply(id_raw, reply->offer), "offer").offer == reply->offer, "offer round trip");
+  FUZZ_CHECK(decode_ok(encode_alloc_reply(id_raw, reply->alloc), "alloc").alloc == reply->alloc, "alloc round trip");
   FUZZ_CHECK(decode_ok(encode_allocs_reply(id_raw, reply->allocs), "allocs").allocs == reply->allocs,
              "allocs round trip");
   auto keepalive = decode_ok(encode_keepalive_reply(id_raw, reply->interval_ms), "keepalive");

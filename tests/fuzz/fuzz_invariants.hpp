@@ -13,13 +13,13 @@
 #include "schemas/api_messages.hpp"
 #include "schemas/worker_messages.hpp"
 
-#define FUZZ_CHECK(condition, what)                                                    \
-  do {                                                                                 \
-    if (!(condition)) {                                                                \
-      std::fprintf(stderr, "fuzz invariant broken at %s:%d: %s (%s)\n", __FILE__,      \
-                   __LINE__, #condition, std::string(what).c_str());                   \
-      std::abort();                                                                    \
-    }                                                                                  \
+#define FUZZ_CHECK(condition, what)                                                                     \
+  do {                                                                                                  \
+    if (!(condition)) {                                                                                 \
+      std::fprintf(stderr, "fuzz invariant broken at %s:%d: %s (%s)\n", __FILE__, __LINE__, #condition, \
+                   std::string(what).c_str());                                                          \
+      std::abort();                                                                                     \
+    }                                                                                                   \
   } while (0)
 
 namespace poolbus::fuzz {
@@ -52,8 +52,8 @@ inline bool same(const api_request& a, const api_request& b) {
 }
 
 inline bool same(const worker_request& a, const worker_request& b) {
-  return a.rid == b.rid && a.op == b.op && a.offer_id == b.offer_id && a.alloc_id == b.alloc_id &&
-         a.meta == b.meta && a.interval_ms == b.interval_ms;
+  return a.rid == b.rid && a.op == b.op && a.offer_id == b.offer_id && a.alloc_id == b.alloc_id && a.meta == b.meta &&
+         a.interval_ms == b.interval_ms;
 }
 
 inline bool same(const worker_reply& a, const worker_reply& b) {

@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(request->offer_id.find('/') == std::string::npos && request->alloc_id.find('/') == std::string::npos,
              "local ids have no '/'");
   fuzz::check_round_trip(
-      *request, encode_worker_request,
-      [](std::string_view body) { return decode_worker_request(body, nullptr); }, "worker_request");
+      *request, encode_worker_request, [](std::string_view body) { return decode_worker_request(body, nullptr); },
+      "worker_request");
   return 0;
 }

@@ -96,8 +96,7 @@ TEST_CASE("keepalive schedule: all retries fit before the lease lapses (sum of w
     worst += *wait;
   // With the maximum jitter the retries alone need 31.65 s; reflow's bound holds for the nominal waits.
   int64_t nominal = 0;
-  for (int failures = 1; auto wait = s.retry_delay_ms(error_kind::timeout, failures, 0.5); ++failures)
-    nominal += *wait;
+  for (int failures = 1; auto wait = s.retry_delay_ms(error_kind::timeout, failures, 0.5); ++failures) nominal += *wait;
   REQUIRE(nominal == 26375);
   REQUIRE(nominal < s.renew_before_expiry_ms);
   REQUIRE(worst > nominal);

@@ -120,9 +120,7 @@ TEST_CASE("plan_want: min(max, available), or the whole offer when a dimension w
     Resources max{{"cpu", 1}, {"mem", 1 * GiB}};
     CHECK(plan_want(no_disk, max) == no_disk);
   }
-  SECTION("max larger than the offer in every dimension: the whole offer") {
-    CHECK(plan_want(small, large) == small);
-  }
+  SECTION("max larger than the offer in every dimension: the whole offer") { CHECK(plan_want(small, large) == small); }
 }
 
 namespace {
@@ -191,7 +189,7 @@ TEST_CASE("allocate_plan: accepts the best offer with the template's owner and l
   allocate_plan plan(small, 0, AllocMeta{{}, "alice", {{"run", "r1"}}}, 1);
   auto result = run_allocate(pools, plan);
   REQUIRE(result.ok);
-  CHECK(result.offer.pool == "c");  // small is exactly max
+  CHECK(result.offer.pool == "c");   // small is exactly max
   CHECK(result.meta.want == small);  // small offer: taking max leaves nothing, so the whole offer
   CHECK(result.meta.owner == "alice");
   CHECK(result.meta.labels == Labels{{"run", "r1"}});

@@ -37,7 +37,9 @@ OfferInfo offer_of(const offer_announcement& a) { return OfferInfo{a.pool + "/1"
 
 struct directory_fixture {
   pool_directory dir{worker_timeout_ms};
-  const std::string id_raw = "\xa2" "id";
+  const std::string id_raw =
+      "\xa2"
+      "id";
 
   // Joins `a.pool`: its announcement, then its hello.
   void join(offer_announcement a) {
@@ -64,7 +66,8 @@ TEST_CASE_METHOD(directory_fixture, "pool_directory: a pool joins once it has an
   // And the other way round.
   CHECK_FALSE(dir.on_announcement(announcement_of("b", small, small, 1)));
   CHECK(dir.joined("b") == nullptr);
-  check_replies({offer_of(announcement_of("a", large, large, 1))}, {status_of(announcement_of("a", large, large, 1), 1001)});
+  check_replies({offer_of(announcement_of("a", large, large, 1))},
+                {status_of(announcement_of("a", large, large, 1), 1001)});
   CHECK(dir.on_hello("b"));
   CHECK_FALSE(dir.on_hello("b"));  // joins once
   CHECK(dir.joined_count() == 2);
@@ -92,7 +95,7 @@ TEST_CASE_METHOD(directory_fixture, "pool_directory: an announcement never goes 
 
 TEST_CASE_METHOD(directory_fixture, "pool_directory: silent pools leave at the worker timeout, by the intake's clock") {
   dir.on_announcement(announcement_of("early", small, small, 1));  // before any flush
-  CHECK(dir.on_flushed(10'000).silent.empty());                   // the first flush: heard just now
+  CHECK(dir.on_flushed(10'000).silent.empty());                    // the first flush: heard just now
   join(announcement_of("a", large, large, 1));
   dir.on_announcement(announcement_of("never-routable", small, small, 1));
   for (int64_t now = 10'100; now <= 13'000; now += 100) {
@@ -148,7 +151,8 @@ TEST_CASE_METHOD(directory_fixture, "pool_directory: heartbeat batches move the 
   CHECK(dir.joined("a")->latest.ts_ms == 2000);
 }
 
-TEST_CASE_METHOD(directory_fixture, "pool_directory: spliced offers and pools are the encoder's bytes, whatever changes") {
+TEST_CASE_METHOD(directory_fixture,
+                 "pool_directory: spliced offers and pools are the encoder's bytes, whatever changes") {
   check_replies({}, {});
   auto a = announcement_of("a", large, medium, 1);
   a.allocs = 2;
@@ -189,14 +193,16 @@ TEST_CASE_METHOD(directory_fixture, "pool_directory: spliced offers and pools ar
   // A new run replaces the entries, time included (the announcement's own ts_ms).
   auto a3 = announcement_of("a", large, large, 1, "r2");
   dir.on_announcement(offer_announcement(a3));
-  check_replies({offer_of(a3), offer_of(b)}, {status_of(a3, a3.ts_ms), status_of(b, 4294967297), status_of(c, 1 << 20)});
+  check_replies({offer_of(a3), offer_of(b)},
+                {status_of(a3, a3.ts_ms), status_of(b, 4294967297), status_of(c, 1 << 20)});
 
   // A pool that stops takes its entries out; joining again starts from its new announcement.
   dir.on_stopped("b");
   check_replies({offer_of(a3)}, {status_of(a3, a3.ts_ms), status_of(c, 1 << 20)});
   auto b2 = announcement_of("b", large, small, 7);
   join(b2);
-  check_replies({offer_of(a3), offer_of(b2)}, {status_of(a3, a3.ts_ms), status_of(b2, b2.ts_ms), status_of(c, 1 << 20)});
+  check_replies({offer_of(a3), offer_of(b2)},
+                {status_of(a3, a3.ts_ms), status_of(b2, b2.ts_ms), status_of(c, 1 << 20)});
   dir.on_stopped("a");
   dir.on_stopped("b");
   dir.on_stopped("c");

@@ -46,9 +46,18 @@ TEST_CASE("any other change is not a repeat") {
 
 TEST_CASE("a body without a time repeats only when identical") {
   repeat_filter filter;
-  filter.remember("k", "\x81\xa1" "a\x01", 0);
-  CHECK(filter.repeat_ts("k", "\x81\xa1" "a\x01", 1));
-  CHECK_FALSE(filter.repeat_ts("k", "\x81\xa1" "a\x02", 1));
+  filter.remember("k",
+                  "\x81\xa1"
+                  "a\x01",
+                  0);
+  CHECK(filter.repeat_ts("k",
+                         "\x81\xa1"
+                         "a\x01",
+                         1));
+  CHECK_FALSE(filter.repeat_ts("k",
+                               "\x81\xa1"
+                               "a\x02",
+                               1));
 }
 
 TEST_CASE("forget and forget_silent make the next message fresh") {

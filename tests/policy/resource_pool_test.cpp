@@ -338,7 +338,7 @@ TEST_CASE("resource pool: idle means every alloc expired for at least d, never s
   const int64_t d = 10 * minute;
   resource_pool pool("w1", machine(), 1);
   REQUIRE_FALSE(pool.stop_if_idle_for(d, t0 + d - 1, t0, 0).stopped);  // just started
-  auto a = pool.create(want(1), t0 + d)->alloc;                       // expires t0 + d + 2 min
+  auto a = pool.create(want(1), t0 + d)->alloc;                        // expires t0 + d + 2 min
 
   auto v = pool.stop_if_idle_for(d, a.expires_ms + d - 1, t0, 0);
   REQUIRE_FALSE(v.stopped);  // expired, but not for d yet
@@ -391,9 +391,7 @@ TEST_CASE("resource pool: random accept/keepalive/free/expiry never oversubscrib
     auto allocs = pool.allocs();
     switch (op(rng)) {
       case 0:
-      case 1:
-        (void)pool.accept("1", want(cpu(rng), cpu(rng), cpu(rng)), now);
-        break;
+      case 1: (void)pool.accept("1", want(cpu(rng), cpu(rng), cpu(rng)), now); break;
       case 2:
         if (!allocs.empty()) (void)pool.keepalive(local(allocs[rng() % allocs.size()]), cpu(rng) * minute, now);
         break;
@@ -493,8 +491,7 @@ TEST_CASE("resource pool: incremental sums and expiry index agree with a full sc
     std::vector<std::string> expected;
     for (const auto& a : pool.allocs()) {
       auto it = reported.find(local(a));
-      if (alloc_expired(a, clock) && (it == reported.end() || it->second != a.expires_ms))
-        expected.push_back(local(a));
+      if (alloc_expired(a, clock) && (it == reported.end() || it->second != a.expires_ms)) expected.push_back(local(a));
     }
     std::vector<std::string> got;
     for (const auto& a : pool.newly_expired(clock)) {

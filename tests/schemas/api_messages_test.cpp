@@ -144,8 +144,7 @@ TEST_CASE("api: malformed bodies are invalid") {
   CHECK_THAT(invalid_message(std::string("\xdd\xff\xff\xff\xff", 5)), Catch::Contains("size limit"));
   CHECK_THAT(invalid_message(std::string("\x81\xa1x", 3) + std::string(100, '\x91') + std::string("\xc0", 1)),
              Catch::Contains("size limit"));
-  CHECK(invalid_message(codec::pack_body([](msgpack::sbuffer&, packer& pk) { pk.pack_map(0); })) ==
-        "op: missing");
+  CHECK(invalid_message(codec::pack_body([](msgpack::sbuffer&, packer& pk) { pk.pack_map(0); })) == "op: missing");
   CHECK(invalid_message(codec::pack_body([](msgpack::sbuffer&, packer& pk) {
           pk.pack_map(1);
           pack_string(pk, "op");
@@ -253,8 +252,7 @@ TEST_CASE("api: per-op arguments are required and checked") {
   CHECK(invalid_message(keepalive_with([](packer& pk) { pk.pack_int(0); })) == "interval_ms: must be > 0");
   CHECK(invalid_message(keepalive_with([](packer& pk) { pk.pack_int(-5); })) == "interval_ms: must be > 0");
   CHECK(invalid_message(keepalive_with([](packer& pk) { pk.pack_nil(); })) == "interval_ms: missing");
-  CHECK(decode_api_request(keepalive_with([](packer& pk) { pk.pack_double(30000.0); }), nullptr)->interval_ms ==
-        30000);
+  CHECK(decode_api_request(keepalive_with([](packer& pk) { pk.pack_double(30000.0); }), nullptr)->interval_ms == 30000);
   CHECK(invalid_message(request_body("keepalive", 1, [](packer& pk) {
           pack_string(pk, "alloc");
           pack_string(pk, "w1/a1");
@@ -331,7 +329,8 @@ TEST_CASE("api: replies carry v, id, ok and protocol.md's result keys") {
   auto keys_of = [](const std::string& body) {
     auto handle = msgpack::unpack(body.data(), body.size());
     std::vector<std::string> keys;
-    for (uint32_t i = 0; i < handle.get().via.map.size; ++i) keys.push_back(handle.get().via.map.ptr[i].key.as<std::string>());
+    for (uint32_t i = 0; i < handle.get().via.map.size; ++i)
+      keys.push_back(handle.get().via.map.ptr[i].key.as<std::string>());
     return keys;
   };
   using keys = std::vector<std::string>;
@@ -379,9 +378,8 @@ TEST_CASE("api: every reply round-trips through decode_api_reply") {
   CHECK(keepalive_reply->interval_ms == 300000);
   CHECK(keepalive_reply->id_raw == id);
 
-  for (error_kind kind : {error_kind::invalid, error_kind::not_exist, error_kind::precondition,
-                          error_kind::unavailable, error_kind::timeout, error_kind::unauthorized,
-                          error_kind::internal}) {
+  for (error_kind kind : {error_kind::invalid, error_kind::not_exist, error_kind::precondition, error_kind::unavailable,
+                          error_kind::timeout, error_kind::unauthorized, error_kind::internal}) {
     auto error_reply = decode_api_reply(encode_error_reply(id, {kind, "why"}));
     REQUIRE_FALSE(error_reply.ok());
     CHECK(error_reply.error() == pool_error{kind, "why"});
@@ -412,7 +410,8 @@ TEST_CASE("api: a malformed reply is internal") {
 TEST_CASE("api: a reply may list more than a request's container limit (10,001 pools)") {
   std::vector<PoolStatus> pools;
   for (int i = 0; i <= 10000; ++i)
-    pools.push_back(PoolStatus{"w" + std::to_string(i), Resources{{"cpu", 4}}, Resources{{"cpu", 2}}, 1, 1764300000000});
+    pools.push_back(
+        PoolStatus{"w" + std::to_string(i), Resources{{"cpu", 4}}, Resources{{"cpu", 2}}, 1, 1764300000000});
   auto body = encode_pools_reply("\x07", pools);
   auto reply = decode_api_reply(body);
   REQUIRE(reply);

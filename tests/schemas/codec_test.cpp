@@ -252,8 +252,9 @@ TEST_CASE("codec: offer info and pool status round-trip") {
 }
 
 TEST_CASE("codec: pool_error reads kind and message, rejects unknown kinds") {
-  std::string body = codec::pack_body(
-      [](msgpack::sbuffer&, packer& pk) { codec::pack_pool_error(pk, {error_kind::not_exist, "gone"}); });
+  std::string body = codec::pack_body([](msgpack::sbuffer&, packer& pk) {
+    codec::pack_pool_error(pk, {error_kind::not_exist, "gone"});
+  });
   auto handle = msgpack::unpack(body.data(), body.size());
   CHECK(codec::read_pool_error(handle.get(), "error") == pool_error{error_kind::not_exist, "gone"});
 
@@ -282,14 +283,17 @@ TEST_CASE("codec: unpack_body rejects what is not exactly one bounded message") 
   };
   rejects("", "empty");
   rejects(std::string("\xc1", 1), "not MessagePack");  // never-used byte
-  rejects("\x81\xa3""cpu", "not MessagePack");           // truncated
+  rejects(
+      "\x81\xa3"
+      "cpu",
+      "not MessagePack");  // truncated
   rejects(encode_resources({{"cpu", 1}}) + "x", "1 trailing bytes");
-  rejects(std::string("\xdd\xff\xff\xff\xff", 5), "size limit");              // array32 of 4G elements
-  rejects(std::string("\xdf\xff\xff\xff\xff", 5), "size limit");              // map32 of 4G entries
+  rejects(std::string("\xdd\xff\xff\xff\xff", 5), "size limit");  // array32 of 4G elements
+  rejects(std::string("\xdf\xff\xff\xff\xff", 5), "size limit");  // map32 of 4G entries
   // str32/bin32 of 4 GiB: the body is read in place, so the parser waits for it.
   rejects(std::string("\xdb\xff\xff\xff\xff", 5), "truncated");
   rejects(std::string("\xc6\xff\xff\xff\xff", 5), "truncated");
-  rejects(std::string(200, '\x91') + std::string("\xc0", 1), "size limit");   // 200 nested arrays
+  rejects(std::string(200, '\x91') + std::string("\xc0", 1), "size limit");  // 200 nested arrays
   std::string big_string = codec::pack_body(
       [](msgpack::sbuffer&, packer& pk) { pack_string(pk, std::string(codec::max_string_bytes + 1, 'x')); });
   rejects(big_string, "size limit");

@@ -34,7 +34,9 @@ encoded_array spliced_statuses(const std::vector<PoolStatus>& pools) {
 
 TEST_CASE("encoded entries: spliced offers replies equal encode_offers_reply") {
   std::vector<OfferInfo> offers{{"a/1", "a", big}, {"b/1", "b", tiny}, {"c/1", "c", Resources{}}};
-  for (std::string id_raw : {nil_id_raw, std::string("\x07"), std::string("\xa3" "abc")}) {
+  for (std::string id_raw : {nil_id_raw, std::string("\x07"),
+                             std::string("\xa3"
+                                         "abc")}) {
     encoded_array array;
     for (const auto& o : offers) append_offer_entry(array.bytes, o);
     array.count = static_cast<int64_t>(offers.size());
@@ -51,10 +53,10 @@ TEST_CASE("encoded entries: spliced offers replies equal encode_offers_reply") {
 
 TEST_CASE("encoded entries: a status head plus any last_seen_ms is the encoder's entry") {
   // Every width msgpack picks for an int: fixint, uint8/16/32/64, negative forms.
-  for (int64_t seen : {int64_t{0}, int64_t{1}, int64_t{127}, int64_t{128}, int64_t{255}, int64_t{256},
-                       int64_t{65535}, int64_t{65536}, int64_t{4294967295}, int64_t{4294967296},
-                       int64_t{1795000000000}, INT64_MAX, int64_t{-1}, int64_t{-32}, int64_t{-33},
-                       int64_t{-129}, int64_t{-40000}, int64_t{-3000000000}, INT64_MIN}) {
+  for (int64_t seen :
+       {int64_t{0}, int64_t{1}, int64_t{127}, int64_t{128}, int64_t{255}, int64_t{256}, int64_t{65535}, int64_t{65536},
+        int64_t{4294967295}, int64_t{4294967296}, int64_t{1795000000000}, INT64_MAX, int64_t{-1}, int64_t{-32},
+        int64_t{-33}, int64_t{-129}, int64_t{-40000}, int64_t{-3000000000}, INT64_MIN}) {
     INFO("last_seen_ms " << seen);
     auto pools = statuses_with(seen);
     CHECK(encode_pools_reply_spliced("\xc0", spliced_statuses(pools)) == encode_pools_reply("\xc0", pools));
@@ -97,6 +99,5 @@ TEST_CASE("encoded entries: last_seen_ms is patched in place only at the same wi
   CHECK(slot.width == 3);
   REQUIRE(patch_last_seen(small_bytes, slot, 65535));
   pools[0].last_seen_ms = 65535;
-  CHECK(encode_pools_reply_spliced("\xc0", encoded_array{1, small_bytes}) ==
-        encode_pools_reply("\xc0", {pools[0]}));
+  CHECK(encode_pools_reply_spliced("\xc0", encoded_array{1, small_bytes}) == encode_pools_reply("\xc0", {pools[0]}));
 }

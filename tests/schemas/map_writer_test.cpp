@@ -82,12 +82,20 @@ TEST_CASE("map_writer: encode_api_request writes the hand-packed bytes (allocate
   request.width = 3;
   std::string expected = hand_packed([](auto& pk) {
     pk.pack_map(6);
-    pk.pack(std::string("v")); pk.pack(1);
-    pk.pack(std::string("id")); pk.pack(5);
-    pk.pack(std::string("op")); pk.pack(std::string("allocate"));
-    pk.pack(std::string("min")); pk.pack_map(1); pk.pack(std::string("cpu")); pk.pack_double(2.5);
-    pk.pack(std::string("width")); pk.pack(3);
-    pk.pack(std::string("owner")); pk.pack(std::string("me"));
+    pk.pack(std::string("v"));
+    pk.pack(1);
+    pk.pack(std::string("id"));
+    pk.pack(5);
+    pk.pack(std::string("op"));
+    pk.pack(std::string("allocate"));
+    pk.pack(std::string("min"));
+    pk.pack_map(1);
+    pk.pack(std::string("cpu"));
+    pk.pack_double(2.5);
+    pk.pack(std::string("width"));
+    pk.pack(3);
+    pk.pack(std::string("owner"));
+    pk.pack(std::string("me"));
   });
   CHECK(encode_api_request(request) == expected);
 }
@@ -104,14 +112,22 @@ TEST_CASE("map_writer: encode_worker_request writes the hand-packed bytes (exec_
   request.exec.max_bytes = 4096;
   std::string expected = hand_packed([](auto& pk) {
     pk.pack_map(8);
-    pk.pack(std::string("v")); pk.pack(1);
-    pk.pack(std::string("rid")); pk.pack(9);
-    pk.pack(std::string("op")); pk.pack(std::string("exec_logs"));
-    pk.pack(std::string("alloc")); pk.pack(std::string("a1"));
-    pk.pack(std::string("exec")); pk.pack(std::string("e1"));
-    pk.pack(std::string("stream")); pk.pack(std::string("stderr"));
-    pk.pack(std::string("offset")); pk.pack(10);
-    pk.pack(std::string("max_bytes")); pk.pack(4096);
+    pk.pack(std::string("v"));
+    pk.pack(1);
+    pk.pack(std::string("rid"));
+    pk.pack(9);
+    pk.pack(std::string("op"));
+    pk.pack(std::string("exec_logs"));
+    pk.pack(std::string("alloc"));
+    pk.pack(std::string("a1"));
+    pk.pack(std::string("exec"));
+    pk.pack(std::string("e1"));
+    pk.pack(std::string("stream"));
+    pk.pack(std::string("stderr"));
+    pk.pack(std::string("offset"));
+    pk.pack(10);
+    pk.pack(std::string("max_bytes"));
+    pk.pack(4096);
   });
   CHECK(encode_worker_request(request) == expected);
 }
@@ -123,14 +139,23 @@ TEST_CASE("map_writer: encode_worker_reply writes the hand-packed bytes (a chunk
   chunk.exec = exec_answer::chunk("xy", 2, true);
   std::string expected_chunk = hand_packed([](auto& pk) {
     pk.pack_map(8);
-    pk.pack(std::string("v")); pk.pack(1);
-    pk.pack(std::string("type")); pk.pack(std::string("reply"));
-    pk.pack(std::string("rid")); pk.pack(7);
-    pk.pack(std::string("ok")); pk.pack_true();
-    pk.pack(std::string("interval_ms")); pk.pack(60000);
-    pk.pack(std::string("data")); pk.pack_bin(2); pk.pack_bin_body("xy", 2);
-    pk.pack(std::string("offset")); pk.pack(2);
-    pk.pack(std::string("eof")); pk.pack_true();
+    pk.pack(std::string("v"));
+    pk.pack(1);
+    pk.pack(std::string("type"));
+    pk.pack(std::string("reply"));
+    pk.pack(std::string("rid"));
+    pk.pack(7);
+    pk.pack(std::string("ok"));
+    pk.pack_true();
+    pk.pack(std::string("interval_ms"));
+    pk.pack(60000);
+    pk.pack(std::string("data"));
+    pk.pack_bin(2);
+    pk.pack_bin_body("xy", 2);
+    pk.pack(std::string("offset"));
+    pk.pack(2);
+    pk.pack(std::string("eof"));
+    pk.pack_true();
   });
   CHECK(encode_worker_reply(chunk) == expected_chunk);
 
@@ -141,13 +166,20 @@ TEST_CASE("map_writer: encode_worker_reply writes the hand-packed bytes (a chunk
   failed.interval_ms = 60000;  // results of an error reply are not written
   std::string expected_error = hand_packed([](auto& pk) {
     pk.pack_map(5);
-    pk.pack(std::string("v")); pk.pack(1);
-    pk.pack(std::string("type")); pk.pack(std::string("reply"));
-    pk.pack(std::string("rid")); pk.pack(7);
-    pk.pack(std::string("ok")); pk.pack_false();
-    pk.pack(std::string("error")); pk.pack_map(2);
-    pk.pack(std::string("kind")); pk.pack(std::string("invalid"));
-    pk.pack(std::string("message")); pk.pack(std::string("bad"));
+    pk.pack(std::string("v"));
+    pk.pack(1);
+    pk.pack(std::string("type"));
+    pk.pack(std::string("reply"));
+    pk.pack(std::string("rid"));
+    pk.pack(7);
+    pk.pack(std::string("ok"));
+    pk.pack_false();
+    pk.pack(std::string("error"));
+    pk.pack_map(2);
+    pk.pack(std::string("kind"));
+    pk.pack(std::string("invalid"));
+    pk.pack(std::string("message"));
+    pk.pack(std::string("bad"));
   });
   CHECK(encode_worker_reply(failed) == expected_error);
 }

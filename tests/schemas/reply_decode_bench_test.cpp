@@ -22,8 +22,8 @@ std::vector<PoolStatus> bench_pools(int count) {
   for (int i = 0; i < count; ++i) {
     Resources total{{"cpu", 8}, {"mem", 8 * GiB}, {"disk", 8 * GiB}};
     Resources available{{"cpu", 8 - 0.5 * (i % 3)}, {"mem", 8 * GiB - i}, {"disk", 8 * GiB}};
-    pools.push_back({"s" + std::to_string(i / 2500) + "-" + std::to_string(i), total, available, i % 4,
-                     1790000000000 + i});
+    pools.push_back(
+        {"s" + std::to_string(i / 2500) + "-" + std::to_string(i), total, available, i % 4, 1790000000000 + i});
   }
   return pools;
 }

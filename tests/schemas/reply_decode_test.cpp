@@ -67,11 +67,20 @@ void nest_arrays(packer& pk, int depth) {
 TEST_CASE("reply decode: reply_id_raw answers what unpacking the whole body does") {
   std::vector<std::pair<std::string, std::string>> cases;  // name, body
   std::vector<OfferInfo> offers(3, OfferInfo{"p/1", "p", Resources{{"cpu", 1}}});
-  cases.push_back({"offers reply", encode_offers_reply("\xa3" "abc", offers)});
+  cases.push_back({"offers reply", encode_offers_reply("\xa3"
+                                                       "abc",
+                                                       offers)});
   cases.push_back({"error reply", encode_error_reply("\x05", {error_kind::not_exist, "no"})});
   cases.push_back({"nil id", encode_ok_reply(nil_id_raw)});
-  cases.push_back({"not a map", body_of([](msgpack::sbuffer&, packer& pk) { pk.pack_array(1); pk.pack_int(1); })});
-  cases.push_back({"no id", body_of([](msgpack::sbuffer&, packer& pk) { pk.pack_map(1); pack_string(pk, "ok"); pk.pack_true(); })});
+  cases.push_back({"not a map", body_of([](msgpack::sbuffer&, packer& pk) {
+                     pk.pack_array(1);
+                     pk.pack_int(1);
+                   })});
+  cases.push_back({"no id", body_of([](msgpack::sbuffer&, packer& pk) {
+                     pk.pack_map(1);
+                     pack_string(pk, "ok");
+                     pk.pack_true();
+                   })});
   cases.push_back({"id as bin key", body_of([](msgpack::sbuffer&, packer& pk) {
                      pk.pack_map(2);
                      pk.pack_bin(2);
@@ -111,9 +120,18 @@ TEST_CASE("reply decode: reply_id_raw answers what unpacking the whole body does
                      pk.pack_int(3);
                    })});
   // Limits: the id comes after the offending value, or before it.
-  cases.push_back({"depth 31 after head", reply_with(1, [](packer& pk) { pack_string(pk, "x"); nest_arrays(pk, 31); })});
-  cases.push_back({"depth 32 after head", reply_with(1, [](packer& pk) { pack_string(pk, "x"); nest_arrays(pk, 32); })});
-  cases.push_back({"depth 33 after head", reply_with(1, [](packer& pk) { pack_string(pk, "x"); nest_arrays(pk, 33); })});
+  cases.push_back({"depth 31 after head", reply_with(1, [](packer& pk) {
+                     pack_string(pk, "x");
+                     nest_arrays(pk, 31);
+                   })});
+  cases.push_back({"depth 32 after head", reply_with(1, [](packer& pk) {
+                     pack_string(pk, "x");
+                     nest_arrays(pk, 32);
+                   })});
+  cases.push_back({"depth 33 after head", reply_with(1, [](packer& pk) {
+                     pack_string(pk, "x");
+                     nest_arrays(pk, 33);
+                   })});
   cases.push_back({"10000 elements", reply_with(1, [](packer& pk) {
                      pack_string(pk, "x");
                      pk.pack_array(10000);
@@ -134,7 +152,10 @@ TEST_CASE("reply decode: reply_id_raw answers what unpacking the whole body does
                    })});
   for (size_t size : {codec::max_string_bytes, codec::max_string_bytes + 1}) {
     std::string text(size, 'x');
-    cases.push_back({"str " + std::to_string(size), reply_with(1, [&](packer& pk) { pack_string(pk, "x"); pack_string(pk, text); })});
+    cases.push_back({"str " + std::to_string(size), reply_with(1, [&](packer& pk) {
+                       pack_string(pk, "x");
+                       pack_string(pk, text);
+                     })});
     cases.push_back({"ext " + std::to_string(size), reply_with(1, [&](packer& pk) {
                        pack_string(pk, "x");
                        pk.pack_ext(text.size(), 1);
@@ -161,9 +182,17 @@ TEST_CASE("reply decode: reply_id_raw answers what unpacking the whole body does
     CHECK(reply_id_raw(body) == strict_reply_id_raw(body));
   }
   // And the cases do reach both answers.
-  CHECK(reply_id_raw(cases[0].second) == "\xa3" "abc");
-  CHECK(reply_id_raw(reply_with(1, [](packer& pk) { pack_string(pk, "x"); nest_arrays(pk, 33); })) == nil_id_raw);
-  CHECK(reply_id_raw(reply_with(1, [](packer& pk) { pack_string(pk, "x"); nest_arrays(pk, 31); })) == "\x07");
+  CHECK(reply_id_raw(cases[0].second) ==
+        "\xa3"
+        "abc");
+  CHECK(reply_id_raw(reply_with(1, [](packer& pk) {
+          pack_string(pk, "x");
+          nest_arrays(pk, 33);
+        })) == nil_id_raw);
+  CHECK(reply_id_raw(reply_with(1, [](packer& pk) {
+          pack_string(pk, "x");
+          nest_arrays(pk, 31);
+        })) == "\x07");
 }
 
 namespace {
@@ -185,7 +214,8 @@ std::string pools_reply_with(int count, int broken, const std::function<void(pac
         write_broken(pk);
         continue;
       }
-      codec::pack_pool_status(pk, PoolStatus{"p" + std::to_string(i), Resources{{"cpu", 2}}, Resources{{"cpu", 1}}, i, 100});
+      codec::pack_pool_status(
+          pk, PoolStatus{"p" + std::to_string(i), Resources{{"cpu", 2}}, Resources{{"cpu", 1}}, i, 100});
     }
   });
 }
@@ -232,9 +262,13 @@ TEST_CASE("reply decode: list entries read fast yield the strict readers' values
 
   // Errors: each names the entry and field, exactly as the strict readers do.
   std::vector<std::function<void(packer&)>> broken{
-      [](packer& pk) { pk.pack_int(1); },                                  // not a map
-      [](packer& pk) { pk.pack_map(1); pk.pack_int(1); pk.pack_int(1); },  // a key is not a string
-      [](packer& pk) { pk.pack_map(0); },                                  // id missing
+      [](packer& pk) { pk.pack_int(1); },  // not a map
+      [](packer& pk) {
+        pk.pack_map(1);
+        pk.pack_int(1);
+        pk.pack_int(1);
+      },                                   // a key is not a string
+      [](packer& pk) { pk.pack_map(0); },  // id missing
       [](packer& pk) {
         codec::pack_pool_status(pk, PoolStatus{"x", Resources{}, Resources{}, 0, 0});
       },  // (valid: control)
@@ -255,12 +289,36 @@ TEST_CASE("reply decode: list entries read fast yield the strict readers' values
     };
   };
   broken.push_back(with_resources([](packer& pk) { pk.pack_array(0); }));
-  broken.push_back(with_resources([](packer& pk) { pk.pack_map(1); pack_string(pk, "mem"); pk.pack_int(-1); }));
-  broken.push_back(with_resources([](packer& pk) { pk.pack_map(1); pack_string(pk, "mem"); pk.pack_double(1e300); }));
-  broken.push_back(with_resources([](packer& pk) { pk.pack_map(1); pack_string(pk, "mem"); pk.pack_double(std::nan("")); }));
-  broken.push_back(with_resources([](packer& pk) { pk.pack_map(1); pack_string(pk, ""); pk.pack_int(1); }));
-  broken.push_back(with_resources([](packer& pk) { pk.pack_map(1); pk.pack_int(5); pk.pack_int(1); }));
-  broken.push_back(with_resources([](packer& pk) { pk.pack_map(1); pack_string(pk, "mem"); pack_string(pk, "1"); }));
+  broken.push_back(with_resources([](packer& pk) {
+    pk.pack_map(1);
+    pack_string(pk, "mem");
+    pk.pack_int(-1);
+  }));
+  broken.push_back(with_resources([](packer& pk) {
+    pk.pack_map(1);
+    pack_string(pk, "mem");
+    pk.pack_double(1e300);
+  }));
+  broken.push_back(with_resources([](packer& pk) {
+    pk.pack_map(1);
+    pack_string(pk, "mem");
+    pk.pack_double(std::nan(""));
+  }));
+  broken.push_back(with_resources([](packer& pk) {
+    pk.pack_map(1);
+    pack_string(pk, "");
+    pk.pack_int(1);
+  }));
+  broken.push_back(with_resources([](packer& pk) {
+    pk.pack_map(1);
+    pk.pack_int(5);
+    pk.pack_int(1);
+  }));
+  broken.push_back(with_resources([](packer& pk) {
+    pk.pack_map(1);
+    pack_string(pk, "mem");
+    pack_string(pk, "1");
+  }));
   broken.push_back(with_resources([](packer& pk) { pk.pack_nil(); }));
   for (size_t i = 0; i < broken.size(); ++i) {
     INFO("case " << i);
@@ -320,13 +378,15 @@ outcome<api_reply> strict_decode_api_reply(std::string_view body) {
       return true;
     }
     auto list_of = [](auto read_one) {
-      return [read_one](const msgpack::object& o, const std::string& path) { return codec::read_list(o, path, read_one); };
+      return
+          [read_one](const msgpack::object& o, const std::string& path) { return codec::read_list(o, path, read_one); };
     };
     if (auto pools = view.read_optional("pools", list_of(codec::read_pool_status))) reply.pools = std::move(*pools);
     if (auto offers = view.read_optional("offers", list_of(codec::read_offer_info))) reply.offers = std::move(*offers);
     if (auto offer = view.read_optional("offer", codec::read_offer_info)) reply.offer = std::move(*offer);
     if (auto alloc = view.read_optional("alloc", codec::read_alloc_inspect)) reply.alloc = std::move(*alloc);
-    if (auto allocs = view.read_optional("allocs", list_of(codec::read_alloc_inspect))) reply.allocs = std::move(*allocs);
+    if (auto allocs = view.read_optional("allocs", list_of(codec::read_alloc_inspect)))
+      reply.allocs = std::move(*allocs);
     reply.interval_ms = view.optional_int("interval_ms").value_or(0);
     codec::read_exec_answer_fields(view, reply.exec);
     return true;
@@ -356,8 +416,8 @@ bool same_outcome(const outcome<api_reply>& a, const outcome<api_reply>& b) {
     if (!same_pool(a->pools[i], b->pools[i])) return false;
   for (size_t i = 0; i < a->offers.size(); ++i)
     if (!same_offer(a->offers[i], b->offers[i])) return false;
-  return a->offer == b->offer && a->alloc == b->alloc && a->allocs == b->allocs &&
-         a->interval_ms == b->interval_ms && a->exec.kind == b->exec.kind;
+  return a->offer == b->offer && a->alloc == b->alloc && a->allocs == b->allocs && a->interval_ms == b->interval_ms &&
+         a->exec.kind == b->exec.kind;
 }
 
 std::string describe(const outcome<api_reply>& r) {
@@ -415,9 +475,7 @@ std::string body_from(const writer& write) {
   return body_of([&](msgpack::sbuffer&, packer& pk) { write(pk); });
 }
 
-fields resource_fields(int i) {
-  return {{"cpu", f64(8 - 0.5 * i)}, {"disk", f64(8 * GiB)}, {"mem", f64(8 * GiB - i)}};
-}
+fields resource_fields(int i) { return {{"cpu", f64(8 - 0.5 * i)}, {"disk", f64(8 * GiB)}, {"mem", f64(8 * GiB - i)}}; }
 fields pool_fields(int i) {
   return {{"id", str("p" + std::to_string(i))},
           {"resources", map_of(resource_fields(0))},
@@ -499,9 +557,11 @@ TEST_CASE("reply lists: encoder replies are read from the bytes, as the strict d
                      1790000000000 + i});
     offers.push_back({pools.back().id + "/1", pools.back().id, pools.back().available});
   }
-  for (const std::string& id : {std::string("\xcd\x12\x34"), nil_id_raw, std::string("\xa3" "abc")}) {
-    for (const auto& body : {encode_pools_reply(id, pools), encode_offers_reply(id, offers),
-                             encode_pools_reply(id, {}), encode_offers_reply(id, {})}) {
+  for (const std::string& id : {std::string("\xcd\x12\x34"), nil_id_raw,
+                                std::string("\xa3"
+                                            "abc")}) {
+    for (const auto& body : {encode_pools_reply(id, pools), encode_offers_reply(id, offers), encode_pools_reply(id, {}),
+                             encode_offers_reply(id, {})}) {
       REQUIRE(read_list_reply(body).has_value());  // the fast path does read them
       CHECK(list_reply_id(body) == id);
       check_like_strict(body);
@@ -580,8 +640,7 @@ TEST_CASE("reply lists: amounts convert exactly as the strict reader converts th
     auto strict = strict_decode_api_reply(body);
     auto listed = read_list_reply(body);
     // Only odd forms (ints, float32) may leave the amounts to the strict path.
-    if (strict.ok() && body.find('\xca') == std::string::npos && name.rfind("int", 0) != 0)
-      CHECK(listed.has_value());
+    if (strict.ok() && body.find('\xca') == std::string::npos && name.rfind("int", 0) != 0) CHECK(listed.has_value());
   }
   // Rounding to thousandths, through both paths.
   auto entry = offer_fields(1);
@@ -590,7 +649,8 @@ TEST_CASE("reply lists: amounts convert exactly as the strict reader converts th
   REQUIRE(listed);
   CHECK(listed->offers[1].available.units("cpu") == 1);
   CHECK(listed->offers[1].available.units("mem") == 0);
-  CHECK(listed->offers[1].available.units("disk") == strict_decode_api_reply(list_reply("offers", entry))->offers[1].available.units("disk"));
+  CHECK(listed->offers[1].available.units("disk") ==
+        strict_decode_api_reply(list_reply("offers", entry))->offers[1].available.units("disk"));
 }
 
 TEST_CASE("reply lists: duplicate, unknown, missing and non-string keys answer as the strict decode does") {
@@ -734,7 +794,7 @@ TEST_CASE("reply lists: random corruptions of real replies answer as the strict 
     for (int e = 0; e < edits; ++e) {
       size_t at = random() % body.size();
       switch (random() % 4) {
-        case 0: body[at] = static_cast<char>(random()); break;                         // any byte
+        case 0: body[at] = static_cast<char>(random()); break;                          // any byte
         case 1: body[at] = static_cast<char>(body[at] ^ (1 << (random() % 8))); break;  // one bit
         case 2: body.erase(at, 1 + random() % 4); break;
         default: body.insert(at, 1, static_cast<char>(random())); break;

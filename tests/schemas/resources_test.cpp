@@ -45,7 +45,8 @@ TEST_CASE("resources: reflow min/max keep keys only the receiver has") {
 }
 
 TEST_CASE("resources: reflow equal treats missing keys as zero") {
-  CHECK_FALSE(Resources({{"mem", 10}, {"cpu", 5}, {"disk", 1}}).equal(Resources({{"mem", 5}, {"cpu", 2}, {"disk", 3}})));
+  CHECK_FALSE(
+      Resources({{"mem", 10}, {"cpu", 5}, {"disk", 1}}).equal(Resources({{"mem", 5}, {"cpu", 2}, {"disk", 3}})));
   CHECK(Resources({{"mem", 0}, {"cpu", 0}}).equal(Resources{}));
   CHECK(Resources{}.equal(Resources({{"mem", 0}, {"cpu", 0}})));
   CHECK(Resources{}.equal(Resources{}));

@@ -110,51 +110,57 @@ TEST_CASE("worker: malformed requests are invalid, keeping a readable rid") {
     CHECK(decoded.error().kind == error_kind::invalid);
     CHECK(decoded.error().message == message);
   };
-  expect_invalid(map_body(1, [](packer& pk) {
-                   pack_string(pk, "op");
-                   pack_string(pk, "free");
-                 }),
+  expect_invalid(map_body(1,
+                          [](packer& pk) {
+                            pack_string(pk, "op");
+                            pack_string(pk, "free");
+                          }),
                  "rid: missing");
-  expect_invalid(map_body(2, [](packer& pk) {
-                   pack_string(pk, "rid");
-                   pk.pack_int(-1);
-                   pack_string(pk, "op");
-                   pack_string(pk, "free");
-                 }),
+  expect_invalid(map_body(2,
+                          [](packer& pk) {
+                            pack_string(pk, "rid");
+                            pk.pack_int(-1);
+                            pack_string(pk, "op");
+                            pack_string(pk, "free");
+                          }),
                  "rid: negative");
-  expect_invalid(map_body(2, [](packer& pk) {
-                   pack_string(pk, "rid");
-                   pk.pack_int(1);
-                   pack_string(pk, "op");
-                   pack_string(pk, "explode");
-                 }),
+  expect_invalid(map_body(2,
+                          [](packer& pk) {
+                            pack_string(pk, "rid");
+                            pk.pack_int(1);
+                            pack_string(pk, "op");
+                            pack_string(pk, "explode");
+                          }),
                  "op: unknown op \"explode\"");
-  expect_invalid(map_body(3, [](packer& pk) {
-                   pack_string(pk, "v");
-                   pk.pack_int(2);
-                   pack_string(pk, "rid");
-                   pk.pack_int(1);
-                   pack_string(pk, "op");
-                   pack_string(pk, "offers");
-                 }),
+  expect_invalid(map_body(3,
+                          [](packer& pk) {
+                            pack_string(pk, "v");
+                            pk.pack_int(2);
+                            pack_string(pk, "rid");
+                            pk.pack_int(1);
+                            pack_string(pk, "op");
+                            pack_string(pk, "offers");
+                          }),
                  "v: unsupported v 2 (only 1 is spoken)");
-  expect_invalid(map_body(4, [](packer& pk) {
-                   pack_string(pk, "rid");
-                   pk.pack_int(1);
-                   pack_string(pk, "op");
-                   pack_string(pk, "keepalive");
-                   pack_string(pk, "alloc");
-                   pack_string(pk, "a1");
-                   pack_string(pk, "interval_ms");
-                   pk.pack_int(0);
-                 }),
+  expect_invalid(map_body(4,
+                          [](packer& pk) {
+                            pack_string(pk, "rid");
+                            pk.pack_int(1);
+                            pack_string(pk, "op");
+                            pack_string(pk, "keepalive");
+                            pack_string(pk, "alloc");
+                            pack_string(pk, "a1");
+                            pack_string(pk, "interval_ms");
+                            pk.pack_int(0);
+                          }),
                  "interval_ms: must be > 0");
-  expect_invalid(map_body(2, [](packer& pk) {
-                   pack_string(pk, "rid");
-                   pk.pack_int(1);
-                   pack_string(pk, "op");
-                   pack_string(pk, "accept");
-                 }),
+  expect_invalid(map_body(2,
+                          [](packer& pk) {
+                            pack_string(pk, "rid");
+                            pk.pack_int(1);
+                            pack_string(pk, "op");
+                            pack_string(pk, "accept");
+                          }),
                  "offer: missing");
   expect_invalid(std::string("\xdd\xff\xff\xff\xff", 5), "body: over a size limit (array size overflow)");
 }
@@ -250,8 +256,8 @@ TEST_CASE("worker: offer announcements round-trip with protocol.md's keys plus r
 
   auto handle = msgpack::unpack(body.data(), body.size());
   codec::map_view view(handle.get(), "");
-  for (const char* key : {"v", "pool", "seq", "resources", "available", "offers", "allocs", "ts_ms", "run",
-                          "heartbeat_ms"})
+  for (const char* key :
+       {"v", "pool", "seq", "resources", "available", "offers", "allocs", "ts_ms", "run", "heartbeat_ms"})
     CHECK(view.find(key) != nullptr);
   CHECK(handle.get().via.map.size == 10);
 

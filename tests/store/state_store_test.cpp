@@ -171,9 +171,7 @@ TEST_CASE("state store: a truncated file is reported and left as is") {
 
 TEST_CASE("state store: another SQLite database or another schema version is refused") {
   temp_dir dir;
-  {
-    auto store = must_open(dir, "w1");
-  }
+  { auto store = must_open(dir, "w1"); }
   auto whole = bytes_of(dir.db());
   SECTION("application id") {
     // Header offset 68: application_id (big endian). Zero it: a foreign SQLite file.
