@@ -371,14 +371,17 @@ outcome<int> process_supervisor::spawn(const process_spec& spec, exit_callback o
   posix_spawn_file_actions_addclosefrom_np(&actions, 4);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  // Own process group (killed as a whole); no signal blocked or ignored, whatever
-  // the worker's threads block (they block SIGTERM/SIGINT/SIGPIPE for the latch).
+  // Own process group (killed as a whole); every signal at its default, whatever
+  // the worker's threads block (SIGTERM/SIGINT/SIGPIPE for the latch). The
+  // signals the init forwards start blocked: one sent before its handlers are
+  // in place waits for them (pool-exec-init unblocks them).
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none, all;
-  sigemptyset(&none);
+  sigset_t held, all;
+  sigemptyset(&held);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) sigaddset(&held, sig);
   sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigmask(&attr, &held);
   posix_spawnattr_setsigdefault(&attr, &all);
 
   pid_t pid = 0;

@@ -172,10 +172,11 @@ void set_up_mounts(const options& o) {
   }
   if (o.uid >= 0 && ::setuid(static_cast<uid_t>(o.uid)) != 0) fail(errno_text("setuid"));
   ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  // Default actions first: a signal held pending since the start acts on unblock.
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGCHLD}) ::signal(sig, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGCHLD}) ::signal(sig, SIG_DFL);
   ::execve(o.program.c_str(), o.argv.data(), o.env.data());
   fail(errno_text("cannot run \"" + o.program + "\""));
 }
@@ -186,12 +187,31 @@ void forward(int sig) {
   if (forward_to != 0) ::kill(forward_to, sig);
 }
 
+constexpr int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+sigset_t forwarded_set() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : forwarded) sigaddset(&set, sig);
+  return set;
+}
+
+// Held from the start until forward_signals: a SIGTERM that comes before the
+// handlers (or, to a namespace's PID 1, before it has one) waits instead of
+// being lost; PID 1 ignores a default-action signal from its parent namespace.
+void hold_signals() {
+  auto set = forwarded_set();
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+}
+
 void forward_signals() {
   struct sigaction sa {};
   sa.sa_handler = forward;
   sigemptyset(&sa.sa_mask);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) ::sigaction(sig, &sa, nullptr);
+  for (int sig : forwarded) ::sigaction(sig, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  auto set = forwarded_set();
+  ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 // The namespace's init (PID 1): runs the command, reaps everything, and when the
@@ -330,6 +350,7 @@ int probe() {
 
 int main(int argc, char** argv) {
   auto o = parse(argc, argv);
+  hold_signals();
   if (o.probe) return probe();
   join_cgroups(o);
   int out[2], err[2];

@@ -131,6 +131,19 @@ TEST_CASE("process supervisor: killed by a signal, even with SIGTERM blocked in 
   CHECK(exit->killed);
 }
 
+TEST_CASE("process supervisor: a SIGTERM sent the moment an exec starts is never lost") {
+  // The init holds the forwarded signals until its handlers (and, in a PID
+  // namespace, its PID 1's) are in place: none may fall into that gap.
+  supervised s;
+  for (int i = 0; i < 20; ++i) {
+    auto pid = s.start(s.spec({"sleep", "30"}));
+    s.supervisor.terminate(pid, 10000);
+    auto exit = s.wait_exit(pid, std::chrono::seconds(5));  // the SIGKILL would come only after 10 s
+    REQUIRE(exit);
+    CHECK(exit->signal == SIGTERM);
+  }
+}
+
 TEST_CASE("process supervisor: a missing program is a clear invalid error") {
   supervised s;
   auto pid = s.supervisor.spawn(s.spec({"no-such-program-here"}), [](const process_exit&) {});
