@@ -128,6 +128,12 @@ bool owner_only(api_op op) {
 // the request was taken over here.
 bool guard_ownership(api_pointer self, reply_route& route, api_request& req) {
   if (req.caller.empty()) return false;
+  if (req.op == api_op::drain && role_of_identity(req.caller) != "admin") {
+    spdlog::warn("security: {} may not drain {} (admins only)", req.caller, req.pool);
+    reply(self, std::move(route),
+          encode_error_reply(req.id_raw, {error_kind::unauthorized, "only an admin may drain a pool"}));
+    return true;
+  }
   if (req.op == api_op::accept || req.op == api_op::allocate) {
     req.meta.owner = req.caller;  // overrides whatever owner the client sent
     return false;
@@ -163,6 +169,26 @@ std::string allocs_reply(const std::string& id, encoded_array& allocs) {
   return encode_allocs_reply_spliced(id, allocs);
 }
 std::string keepalive_reply(const std::string& id, int64_t& granted) { return encode_keepalive_reply(id, granted); }
+std::string queue_reply(const std::string& id, std::vector<queue_entry>& queue) {
+  return encode_queue_reply(id, queue);
+}
+std::string quotas_reply(const std::string& id, std::vector<quota_usage>& quotas) {
+  return encode_quotas_reply(id, quotas);
+}
+std::string pool_reply(const std::string& id, PoolStatus& pool) { return encode_pool_reply(id, pool); }
+
+// allocate: `alloc` alone as reflow's reply, `allocs` too when `count` was
+// given. A wait adds its wait_ms to the outer deadline.
+void ask_mux_allocate(api_pointer self, reply_route route, std::string id_raw, api_request& req) {
+  bool gang = req.place.gang;
+  call_mux<std::vector<AllocInspect>>(
+      self, std::clamp<int64_t>(req.place.wait_ms, 0, max_wait_ms),
+      [=](std::vector<AllocInspect>& allocs) {
+        reply(self, route, gang ? encode_gang_reply(id_raw, allocs) : encode_alloc_reply(id_raw, allocs.front()));
+      },
+      [=](const pool_error& error) { reply(self, route, encode_error_reply(id_raw, error)); }, allocate_atom::value,
+      std::move(req.place), std::move(req.meta));
+}
 std::string ok_reply(const std::string& id, caf::ok_atom&) { return encode_ok_reply(id); }
 
 // One client request, decoded: to the mux, and its answer back along `route`.
@@ -179,9 +205,13 @@ void dispatch(api_pointer self, reply_route& route, api_request& req) {
     case api_op::offer: return ask_mux<OfferInfo>(self, std::move(route), id, offer_reply, offer_atom::value, req.uri);
     case api_op::accept:
       return ask_mux<AllocInspect>(self, std::move(route), id, alloc_reply, accept_atom::value, req.uri, req.meta);
-    case api_op::allocate:
-      return ask_mux<AllocInspect>(self, std::move(route), id, alloc_reply, allocate_atom::value, req.meta.want,
-                                   req.width, req.meta);
+    case api_op::allocate: return ask_mux_allocate(self, std::move(route), id, req);
+    case api_op::queue:
+      return ask_mux<std::vector<queue_entry>>(self, std::move(route), id, queue_reply, queue_atom::value);
+    case api_op::quotas:
+      return ask_mux<std::vector<quota_usage>>(self, std::move(route), id, quotas_reply, quotas_atom::value);
+    case api_op::drain:
+      return ask_mux<PoolStatus>(self, std::move(route), id, pool_reply, drain_atom::value, req.pool, req.drain);
     case api_op::allocs:
       return ask_mux<encoded_array>(self, std::move(route), id, allocs_reply, allocs_atom::value, encoded_atom::value,
                                     req.pool);

@@ -37,6 +37,11 @@ using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 using seen_atom = caf::atom_constant<caf::atom("seen")>;
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
+// The broker's waiting queue, quotas and drains (the second wave's ops).
+using queue_atom = caf::atom_constant<caf::atom("queue")>;
+using quotas_atom = caf::atom_constant<caf::atom("quotas")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
 // A list answered as its encoded entries (schemas/encoded_entries.hpp).
 using encoded_atom = caf::atom_constant<caf::atom("encoded")>;
 

@@ -8,11 +8,15 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "actors/error_bridge.hpp"
 #include "actors/proxy_actor.hpp"
 #include "policy/allocate_queue.hpp"
+#include "policy/demand_queue.hpp"
+#include "policy/offer_picker.hpp"
 #include "policy/pool_directory.hpp"
+#include "policy/quota_ledger.hpp"
 
 namespace poolbus {
 namespace {
@@ -31,6 +35,16 @@ struct mux_state {
   std::unique_ptr<pool_directory> directory;
   std::map<std::string, proxy_actor> proxies;  // one per joined pool, by pool id
   std::unique_ptr<allocate_queue> allocates;
+  std::unique_ptr<quota_ledger> quotas;
+  // Requests waiting for capacity, and what changed since they were last
+  // tried: the pools whose offer changed (each queued request is checked
+  // against those only), or everything (a quota freed, a request queued).
+  demand_queue demand;
+  std::set<std::string> changed_pools;
+  bool changed_all = false;
+  uint64_t capacity_version = 1;  // moves with every capacity change
+  bool placing_queued = false;    // a queued request is being placed
+  std::optional<int64_t> expiry_armed_ms;
   std::deque<queued_allocs> large_allocs;  // large allocs gathers waiting for a slot
   int large_allocs_running = 0;
   static inline const char* name = "mux";
@@ -68,13 +82,36 @@ void on_departed(mux_pointer self, const pool_departure& gone, pool_event_kind w
   if (why == pool_event_kind::left) publish_pool_event(self, gone.pool, why);
 }
 
+void drive_queue(mux_pointer self);
+
+// Something that may let a queued request fit: `pool`'s offer changed ("" = anything).
+void on_capacity(mux_pointer self, const std::string& pool) {
+  auto& st = self->state;
+  if (st.demand.empty()) return;
+  ++st.capacity_version;
+  if (pool.empty())
+    st.changed_all = true;
+  else
+    st.changed_pools.insert(pool);
+  drive_queue(self);
+}
+
 void on_announcement(mux_pointer self, offer_announcement& a) {
   auto pool = a.pool;
-  if (self->state.directory->on_announcement(std::move(a))) on_joined(self, pool);
+  bool draining = a.draining;
+  auto effect = self->state.directory->on_announcement(std::move(a));
+  if (effect.joined) on_joined(self, pool);
+  if (effect.drain_changed && self->state.directory->joined(pool)) {
+    spdlog::info("pool {} {}", pool, draining ? "is draining" : "is no longer draining");
+    publish_pool_event(self, pool, draining ? pool_event_kind::draining : pool_event_kind::undrained);
+  }
+  if (effect.superseded) on_capacity(self, pool);
 }
 
 void on_hello(mux_pointer self, const std::string& identity) {
-  if (self->state.directory->on_hello(identity)) on_joined(self, identity);
+  if (!self->state.directory->on_hello(identity)) return;
+  on_joined(self, identity);
+  on_capacity(self, identity);
 }
 
 void on_reply(mux_pointer self, const std::string& identity, worker_reply& reply) {
@@ -124,11 +161,16 @@ caf::result<T> delegate_to_pool(mux_pointer self, const std::string& uri, Atom a
   return self->delegate(target->first, atom, target->second, std::forward<Args>(args)...);
 }
 
+void accept_quoted(mux_pointer self, const std::string& pool, const std::string& local, AllocMeta meta,
+                   std::function<void(outcome<AllocInspect>)> done);
+
 caf::result<OfferInfo> offer(mux_pointer self, const std::string& uri) {
   auto target = proxy_for(self, uri);
   if (!target) return make_error(target.error());
   auto pool = parse_pool_uri(uri)->pool;
-  const auto& offers = self->state.directory->joined(pool)->latest.offers;
+  const auto& latest = self->state.directory->joined(pool)->latest;
+  if (latest.draining) return make_error(error_kind::unavailable, "pool " + pool + " is draining");
+  const auto& offers = latest.offers;
   // A pool extends at most one offer, local id "1" (protocol.md).
   if (target->second != "1" || offers.empty())
     return make_error(error_kind::not_exist, "pool " + pool + " has no offer " + target->second);
@@ -139,7 +181,40 @@ caf::result<AllocInspect> accept(mux_pointer self, const std::string& uri, Alloc
   auto target = proxy_for(self, uri);
   if (!target) return make_error(target.error());
   if (meta.want.is_zero()) return make_error(nothing_asked("want", meta.want));
-  return self->delegate(target->first, accept_atom::value, target->second, std::move(meta));
+  auto pool = parse_pool_uri(uri)->pool;
+  if (self->state.directory->joined(pool)->latest.draining)
+    return make_error(error_kind::unavailable, "pool " + pool + " is draining");
+  if (!self->state.quotas->enabled())
+    return self->delegate(target->first, accept_atom::value, target->second, std::move(meta));
+  auto promise = self->make_response_promise<AllocInspect>();
+  accept_quoted(self, pool, target->second, std::move(meta),
+                [promise](outcome<AllocInspect> result) mutable { deliver(promise, std::move(result)); });
+  return promise;
+}
+
+// The worker keeps the drain (its state store); the directory holds it at
+// once, so `pools` and `offers` agree with the reply.
+caf::result<PoolStatus> drain(mux_pointer self, const std::string& pool, bool on) {
+  auto proxy = self->state.proxies.find(pool);
+  if (proxy == self->state.proxies.end())
+    return make_error(error_kind::not_exist, "drain: no pool " + pool + " is connected");
+  auto promise = self->make_response_promise<PoolStatus>();
+  self->request(proxy->second, caf::infinite, drain_atom::value, on)
+      .then(
+          [self, pool, on, promise](caf::ok_atom) mutable {
+            if (self->state.directory->on_drained(pool, on)) {
+              spdlog::info("pool {} {}", pool, on ? "is draining" : "is no longer draining");
+              publish_pool_event(self, pool, on ? pool_event_kind::draining : pool_event_kind::undrained);
+              if (!on) on_capacity(self, pool);
+            }
+            auto status = self->state.directory->status(pool);
+            if (status)
+              promise.deliver(std::move(*status));
+            else
+              promise.deliver(make_error(error_kind::unavailable, "pool " + pool + " left"));
+          },
+          [promise](caf::error& err) mutable { promise.deliver(std::move(err)); });
+  return promise;
 }
 
 caf::result<exec_answer> exec(mux_pointer self, exec_call& call) {
@@ -149,29 +224,196 @@ caf::result<exec_answer> exec(mux_pointer self, exec_call& call) {
   return self->delegate(target->first, exec_atom::value, std::move(call));
 }
 
+// ---------------------------------------------------------------- quotas
+
+// Sends an accept to the joined pool's proxy and answers `done` once. With
+// quotas on, the owner's quota is reserved first (an accept that would
+// exceed it is refused here) and settled with the worker's answer.
+void accept_quoted(mux_pointer self, const std::string& pool, const std::string& local, AllocMeta meta,
+                   std::function<void(outcome<AllocInspect>)> done) {
+  auto& st = self->state;
+  auto proxy = st.proxies.find(pool);
+  if (proxy == st.proxies.end())
+    return done(pool_error{error_kind::not_exist, "pool " + pool + " left"});  // the next candidate is tried
+  auto reservation = st.quotas->reserve(meta.owner, meta.want, now_ms(self));
+  if (!reservation) {
+    auto owner = meta.owner.empty() ? std::string("\"\"") : meta.owner;
+    return done(pool_error{error_kind::precondition, "quota: " + meta.want.to_string() +
+                                                         " more would exceed the quota of " + owner + " " +
+                                                         st.quotas->quota_of(meta.owner)->to_string()});
+  }
+  self->request(proxy->second, caf::infinite, accept_atom::value, local, std::move(meta))
+      .then(
+          [self, done, id = *reservation](AllocInspect& alloc) {
+            self->state.quotas->settle(id, &alloc);
+            done(std::move(alloc));
+          },
+          [self, done, id = *reservation](caf::error& err) {
+            self->state.quotas->settle(id, nullptr);
+            done(to_pool_error(err));
+          });
+}
+
+caf::result<int64_t> keepalive(mux_pointer self, const std::string& uri, int64_t interval_ms) {
+  if (!self->state.quotas->enabled()) return delegate_to_pool<int64_t>(self, uri, keepalive_atom::value, interval_ms);
+  auto target = proxy_for(self, uri);
+  if (!target) return make_error(target.error());
+  auto promise = self->make_response_promise<int64_t>();
+  self->request(target->first, caf::infinite, keepalive_atom::value, target->second, interval_ms)
+      .then(
+          [self, uri, promise](int64_t granted) mutable {
+            self->state.quotas->on_keepalive(uri, now_ms(self) + granted);
+            promise.deliver(granted);
+          },
+          [promise](caf::error& err) mutable { promise.deliver(std::move(err)); });
+  return promise;
+}
+
+caf::result<caf::ok_atom> free_alloc(mux_pointer self, const std::string& uri) {
+  if (!self->state.quotas->enabled()) return delegate_to_pool<caf::ok_atom>(self, uri, free_atom::value);
+  auto target = proxy_for(self, uri);
+  if (!target) return make_error(target.error());
+  auto promise = self->make_response_promise<caf::ok_atom>();
+  self->request(target->first, caf::infinite, free_atom::value, target->second)
+      .then(
+          [self, uri, promise](caf::ok_atom ok) mutable {
+            self->state.quotas->on_freed(uri);
+            on_capacity(self, "");  // the owner's quota has room again, wherever it fits
+            promise.deliver(ok);
+          },
+          [promise](caf::error& err) mutable { promise.deliver(std::move(err)); });
+  return promise;
+}
+
 // ---------------------------------------------------------------- allocate
 
 std::unique_ptr<allocate_queue> make_allocate_queue(mux_pointer self) {
   allocate_queue::hooks io;
-  io.gather_offers = [self](std::function<void(std::vector<OfferInfo>)> done) {
-    done(self->state.directory->local_offers());
+  io.gather_offers = [self](const placement& want, std::function<void(std::vector<OfferInfo>)> done) {
+    done(self->state.directory->local_offers(want.constraints));
   };
-  io.accept = [self](const OfferInfo& offer, AllocMeta meta, allocate_queue::answer done) {
-    auto proxy = self->state.proxies.find(offer.pool);
-    if (proxy == self->state.proxies.end())
-      return done(pool_error{error_kind::not_exist, "pool " + offer.pool + " left"});  // the next candidate is tried
-    self->request(proxy->second, caf::infinite, accept_atom::value, offer.id, std::move(meta))
-        .then([done](AllocInspect& alloc) { done(std::move(alloc)); },
-              [done](caf::error& err) { done(to_pool_error(err)); });
+  io.accept = [self](const OfferInfo& offer, AllocMeta meta, allocate_queue::accept_answer done) {
+    accept_quoted(self, offer.pool, offer.id, std::move(meta), std::move(done));
+  };
+  io.release = [self](const AllocInspect& alloc, std::function<void()> done) {
+    auto target = proxy_for(self, alloc.id);
+    if (!target) return done();  // its pool left: the alloc went with it
+    self->request(target->first, caf::infinite, free_atom::value, target->second)
+        .then(
+            [self, uri = alloc.id, done](caf::ok_atom) {
+              self->state.quotas->on_freed(uri);
+              done();
+            },
+            [uri = alloc.id, done](caf::error& err) {
+              spdlog::warn("allocate: could not free {} of a gang that gave up: {}", uri,
+                           to_pool_error(err).to_string());
+              done();
+            });
   };
   return std::make_unique<allocate_queue>(std::move(io), self->state.config.seed);
 }
 
-caf::result<AllocInspect> allocate(mux_pointer self, Resources& min, int64_t width, AllocMeta& meta_template) {
-  if (auto refused = allocate_queue::refusal(min, width)) return make_error(*refused);
-  auto promise = self->make_response_promise<AllocInspect>();
-  self->state.allocates->push(std::move(min), width, std::move(meta_template),
-                              [promise](outcome<AllocInspect> result) mutable { deliver(promise, std::move(result)); });
+void publish_demand(mux_pointer self, demand_event_kind kind, const queue_entry& entry,
+                    const std::vector<AllocInspect>& allocs = {}) {
+  demand_event event{kind, entry, {}, now_ms(self)};
+  for (const auto& a : allocs) event.allocs.push_back(a.id);
+  self->state.config.sink->post({channel::stream, {std::string(demand_topic), encode_demand_event(event)}});
+}
+
+void arm_expiry(mux_pointer self) {
+  auto& st = self->state;
+  auto next = st.demand.next_deadline_ms();
+  if (!next || (st.expiry_armed_ms && *st.expiry_armed_ms <= *next)) return;
+  st.expiry_armed_ms = next;
+  self->delayed_send(self, std::chrono::milliseconds(std::max<int64_t>(*next - now_ms(self), 0)), expire_atom::value);
+}
+
+// A request that could not be placed at once and may wait: to the queue.
+void enqueue(mux_pointer self, placement want, AllocMeta meta, demand_queue::answer done) {
+  auto& st = self->state;
+  const auto& entry = st.demand.push(std::move(want), std::move(meta), std::move(done), now_ms(self));
+  spdlog::debug("allocate {} queued (priority {}, {} waiting)", entry.id, entry.priority, st.demand.size());
+  publish_demand(self, demand_event_kind::queued, entry);
+  arm_expiry(self);
+}
+
+void on_expire(mux_pointer self) {
+  auto& st = self->state;
+  st.expiry_armed_ms.reset();
+  auto now = now_ms(self);
+  for (auto& r : st.demand.take_expired(now)) {
+    publish_demand(self, demand_event_kind::expired, r.entry);
+    r.done(pool_error{error_kind::unavailable, "allocate: nothing fit " + r.want.min.to_string() + " x" +
+                                                   std::to_string(r.want.count) + " within its wait of " +
+                                                   std::to_string(now - r.entry.queued_ms) + " ms"});
+  }
+  arm_expiry(self);
+}
+
+// Whether a queued request may fit now, judged on what changed since it
+// last failed: only the changed pools for a single alloc; the whole
+// directory for a gang or after a change of everything.
+bool may_fit_now(mux_pointer self, const demand_queue::request& r) {
+  auto& st = self->state;
+  if (r.failed_at_version == st.capacity_version) return false;
+  if (!st.quotas->has_room(r.meta.owner, r.want.min, r.want.count, now_ms(self))) return false;
+  const auto& want = r.want;
+  if (st.changed_all || want.count > 1)
+    return gang_could_fit(st.directory->local_offers(want.constraints), want.min, want.count, want.spread);
+  for (const auto& pool : st.changed_pools) {
+    auto offer = st.directory->local_offer(pool, want.constraints);
+    if (offer && copies_that_fit(offer->available, want.min) >= 1) return true;
+  }
+  return false;
+}
+
+// Places the first queued request that may fit now, one at a time; when
+// none may, what changed has been judged and is forgotten.
+void drive_queue(mux_pointer self) {
+  auto& st = self->state;
+  if (st.placing_queued) return;
+  auto next = st.demand.take_first([self](const demand_queue::request& r) { return may_fit_now(self, r); });
+  if (!next) {
+    st.changed_pools.clear();
+    st.changed_all = false;
+    return;
+  }
+  st.placing_queued = true;
+  auto held = std::make_shared<demand_queue::request>(std::move(*next));
+  st.allocates->push(held->want, held->meta, [self, held](outcome<std::vector<AllocInspect>> result) {
+    auto& st = self->state;
+    st.placing_queued = false;
+    if (result) {
+      // What the directory holds of the pools it used is stale until they re-announce.
+      for (const auto& alloc : *result) st.changed_pools.erase(alloc.pool);
+      spdlog::debug("allocate {} placed after {} ms", held->entry.id, now_ms(self) - held->entry.queued_ms);
+      publish_demand(self, demand_event_kind::placed, held->entry, *result);
+      held->done(std::move(result));
+    } else {
+      held->failed_at_version = st.capacity_version;
+      st.demand.put_back(std::move(*held));
+    }
+    drive_queue(self);
+  });
+}
+
+// Why an allocate whose first try failed with `error` answers now rather
+// than waiting: it may not wait, or waiting cannot help.
+bool answers_at_once(const placement& want, const pool_error& error) {
+  return want.wait_ms == 0 || error.kind != error_kind::unavailable;
+}
+
+caf::result<std::vector<AllocInspect>> allocate(mux_pointer self, placement& want, AllocMeta& meta) {
+  if (auto refused = placement_refusal(want)) return make_error(*refused);
+  if (auto never = self->state.quotas->never_fits(meta.owner, want.min, want.count)) return make_error(*never);
+  auto promise = self->make_response_promise<std::vector<AllocInspect>>();
+  demand_queue::answer answer = [promise](outcome<std::vector<AllocInspect>> result) mutable {
+    deliver(promise, std::move(result));
+  };
+  self->state.allocates->push(want, meta, [self, want, meta, answer](outcome<std::vector<AllocInspect>> result) {
+    if (result || answers_at_once(want, result.error())) return answer(std::move(result));
+    enqueue(self, want, meta, answer);
+  });
   return promise;
 }
 
@@ -271,20 +513,22 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
   st.config = std::move(config);
   st.directory = std::make_unique<pool_directory>(st.config.worker_timeout_ms);
   st.allocates = make_allocate_queue(self);
+  st.quotas = std::make_unique<quota_ledger>(st.config.quotas);
   return {
       [=](offers_atom, encoded_atom) { return self->state.directory->offer_entries(); },
       [=](pools_atom, encoded_atom) { return self->state.directory->status_entries(); },
       [=](offer_atom, const std::string& uri) { return offer(self, uri); },
       [=](accept_atom, const std::string& uri, AllocMeta& meta) { return accept(self, uri, meta); },
-      [=](allocate_atom, Resources& min, int64_t width, AllocMeta& meta) { return allocate(self, min, width, meta); },
+      [=](allocate_atom, placement& want, AllocMeta& meta) { return allocate(self, want, meta); },
+      [=](queue_atom) { return self->state.demand.entries(); },
+      [=](quotas_atom) { return self->state.quotas->usage(now_ms(self)); },
+      [=](drain_atom, const std::string& pool, bool on) { return drain(self, pool, on); },
       [=](allocs_atom, encoded_atom, const std::string& pool) { return allocs(self, pool); },
       [=](inspect_atom, const std::string& uri) {
         return delegate_to_pool<AllocInspect>(self, uri, inspect_atom::value);
       },
-      [=](keepalive_atom, const std::string& uri, int64_t interval_ms) {
-        return delegate_to_pool<int64_t>(self, uri, keepalive_atom::value, interval_ms);
-      },
-      [=](free_atom, const std::string& uri) { return delegate_to_pool<caf::ok_atom>(self, uri, free_atom::value); },
+      [=](keepalive_atom, const std::string& uri, int64_t interval_ms) { return keepalive(self, uri, interval_ms); },
+      [=](free_atom, const std::string& uri) { return free_alloc(self, uri); },
       [=](exec_atom, exec_call& call) { return exec(self, call); },
       [=](announce_atom, offer_announcement& a) { on_announcement(self, a); },
       [=](announce_atom, const pool_event& event) { on_stopped(self, event); },
@@ -294,6 +538,7 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
         on_seen(self, announced, hellos);
       },
       [=](sweep_atom, int64_t io_now_ms) { on_flushed(self, io_now_ms); },
+      [=](expire_atom) { on_expire(self); },
   };
 }
 

@@ -7,10 +7,14 @@
 // never by asking a worker. Requests that need a worker go to that pool's
 // proxy actor (spawned when the pool joins, stopped when it leaves), which
 // keeps their deadlines. allocate places reflow-style (allocate_queue, over
-// the directory's offers).
+// the directory's offers), as gangs when asked; one that cannot be placed
+// and may wait goes to the demand_queue, tried again on each capacity change
+// (an announcement that changed a pool's offer, a pool joining, a free), never
+// by polling. Quotas (quota_ledger) are checked before every accept it sends.
 //
 // Invariants: a pool is routed to only while joined; at most one allocate
-// runs at a time (the rest wait in order); at most max_large_gathers large
+// runs at a time (the rest wait in order); at most one queued request is
+// being placed at a time; at most max_large_gathers large
 // allocs gathers run at once (the rest wait in order); a pool that misses
 // the gather deadline is left out of an answer, never waited for; each join
 // and each silent leave is published once on pools.<pool>.
@@ -30,9 +34,11 @@
 #include "actors/exec_api.hpp"
 #include "actors/wall_clock.hpp"
 #include "policy/liveness.hpp"
+#include "policy/quota_ledger.hpp"
 #include "schemas/announcements.hpp"
 #include "schemas/encoded_entries.hpp"
 #include "schemas/frames.hpp"
+#include "schemas/placement.hpp"
 #include "schemas/worker_messages.hpp"
 
 namespace poolbus {
@@ -46,8 +52,12 @@ using mux_actor = caf::typed_actor<
     caf::replies_to<pools_atom, encoded_atom>::with<encoded_array>,
     caf::replies_to<offer_atom, std::string>::with<OfferInfo>,
     caf::replies_to<accept_atom, std::string, AllocMeta>::with<AllocInspect>,
-    // reflow Allocate(min, width) with the template's owner and labels.
-    caf::replies_to<allocate_atom, Resources, int64_t, AllocMeta>::with<AllocInspect>,
+    // reflow Allocate(min, width) and the second wave's placement (constraints,
+    // a wait in the queue, gangs) with the template's owner and labels: every alloc.
+    caf::replies_to<allocate_atom, placement, AllocMeta>::with<std::vector<AllocInspect>>,
+    caf::replies_to<queue_atom>::with<std::vector<queue_entry>>,
+    caf::replies_to<quotas_atom>::with<std::vector<quota_usage>>,
+    caf::replies_to<drain_atom, std::string, bool>::with<PoolStatus>,  // pool, drain (false: undo)
     // allocs of one pool ("" = every pool), the workers' own entries relayed;
     // a large gather waits for a slot.
     caf::replies_to<allocs_atom, encoded_atom, std::string>::with<encoded_array>,
@@ -63,7 +73,9 @@ using mux_actor = caf::typed_actor<
     // heartbeats repeating the last announcement / hello, one batch per flush
     caf::reacts_to<seen_atom, std::vector<pool_seen>, std::vector<pool_seen>>,
     // the intake flushed at now_ms (its clock): pools silent since leave
-    caf::reacts_to<sweep_atom, int64_t>>;
+    caf::reacts_to<sweep_atom, int64_t>,
+    // ---- its own timer: queued requests whose wait is over
+    caf::reacts_to<expire_atom>>;
 
 struct mux_config {
   frame_sink_ptr sink;  // stream: [topic, body] (pools.<pool> events); proxies: workers
@@ -81,6 +93,7 @@ struct mux_config {
   int max_large_gathers = 2;
   uint64_t seed = 0x5eed;  // seeds allocate's shuffle of offers (reflow shuffles them)
   wall_clock clock = wall_clock::real();
+  quota_book quotas;  // pool-broker --quota (empty: no quotas)
   // Called with a pool that repeated a heartbeat the mux does not hold: its
   // next message must come in full (worker_intake::forget).
   std::function<void(const std::string& pool)> forget_pool;

@@ -37,9 +37,11 @@ struct offer_view {
   Resources available;
   std::vector<OfferInfo> offers;
   int64_t allocs = 0;
+  bool draining = false;
 
   bool operator==(const offer_view& o) const {
-    return resources == o.resources && available == o.available && offers == o.offers && allocs == o.allocs;
+    return resources == o.resources && available == o.available && offers == o.offers && allocs == o.allocs &&
+           draining == o.draining;
   }
 };
 
@@ -58,6 +60,7 @@ struct pool_state {
   std::vector<caf::actor> subscribers;
   int64_t seq = 0;
   offer_view announced;
+  bool draining = false;               // drained: no offer, accepts refused (kept in the journal)
   uint64_t timer_generation = 0;       // a tick with another generation is stale
   std::optional<int64_t> timer_at_ms;  // when the live timer fires: no later than the next expiry
   int64_t started_ms = 0;
@@ -123,7 +126,9 @@ std::vector<OfferInfo> offers_now(pool_self self, int64_t now) {
 
 offer_view current_view(pool_self self, int64_t now) {
   auto& table = *self->state.table;
-  offer_view view{table.total(), available_now(self, now), offers_now(self, now), static_cast<int64_t>(table.size())};
+  offer_view view{table.total(), available_now(self, now), offers_now(self, now), static_cast<int64_t>(table.size()),
+                  self->state.draining};
+  if (view.draining) view.offers.clear();  // a draining pool extends nothing new
   // Announcements name the offer by URI, as the stream publishes it.
   for (auto& offer : view.offers) offer.id = make_pool_uri(table.pool_id(), offer.id);
   return view;
@@ -139,6 +144,8 @@ offer_announcement make_announcement(pool_self self, int64_t now) {
   out.available = st.announced.available;
   out.offers = st.announced.offers;
   out.allocs = st.announced.allocs;
+  out.labels = st.config.labels;
+  out.draining = st.announced.draining;
   out.ts_ms = now;
   return out;
 }
@@ -502,6 +509,9 @@ void on_start(pool_self self, pool_actor_config config) {
       stop_on_journal_failure(self, restored.error());
     else
       spawn_restored_alloc_actors(self);
+    auto draining = st.config.journal->draining();
+    st.draining = draining && *draining;
+    if (st.draining) spdlog::info("pool {}: draining (as before the restart)", st.config.id);
   }
   st.announced = current_view(self, st.started_ms);
   rearm_expiry_timer(self, st.started_ms);  // restored leases expire on time, not at the next request
@@ -520,18 +530,23 @@ PoolStatus on_status(pool_self self) {
   auto now = now_ms(self);
   catch_up(self, now);
   auto& table = *self->state.table;
-  return PoolStatus{table.pool_id(), table.total(), available_now(self, now), static_cast<int64_t>(table.size()), now};
+  return PoolStatus{
+      table.pool_id(),           table.total(),       available_now(self, now), static_cast<int64_t>(table.size()), now,
+      self->state.config.labels, self->state.draining};
 }
 
 std::vector<OfferInfo> on_offers(pool_self self) {
   auto now = now_ms(self);
   catch_up(self, now);
+  if (self->state.draining) return {};
   return offers_now(self, now);
 }
 
 caf::result<OfferInfo> on_offer(pool_self self, const std::string& id) {
   auto now = now_ms(self);
   catch_up(self, now);
+  if (self->state.draining)
+    return make_error(error_kind::unavailable, "pool " + self->state.config.id + " is draining");
   auto offer = self->state.table->offer(id, now);
   if (!offer) return make_error(offer.error());
   auto offers = offers_now(self, now);  // less what retiring allocs hold
@@ -542,6 +557,8 @@ caf::result<OfferInfo> on_offer(pool_self self, const std::string& id) {
 // A create waits while any alloc is retiring: its resources may be what the
 // new alloc needs, and they are free only once its processes are gone.
 caf::result<AllocInspect> on_accept(pool_self self, const std::string& offer_id, const AllocMeta& meta) {
+  if (self->state.draining)
+    return make_error(error_kind::unavailable, "pool " + self->state.config.id + " is draining");
   auto local = resolve(self, offer_id);
   if (!local) return make_error(local.error());
   auto promise = self->make_response_promise<AllocInspect>();
@@ -672,6 +689,21 @@ void on_execs_gone(pool_self self, const std::string& id) {
   run_deferred_creates(self);
 }
 
+// Drain (or undo it): kept in the journal first, so it survives a restart;
+// the allocs stay and keep being served.
+caf::result<caf::ok_atom> on_drain(pool_self self, bool on) {
+  auto& st = self->state;
+  auto now = now_ms(self);
+  catch_up(self, now);
+  if (st.draining == on) return caf::ok_atom::value;
+  if (st.config.journal)
+    if (auto saved = st.config.journal->set_draining(on); !saved) return make_error(saved.error());
+  st.draining = on;
+  spdlog::info("pool {}: {}", st.config.id, on ? "draining" : "no longer draining");
+  publish_offer_change(self, now);
+  return caf::ok_atom::value;
+}
+
 void on_tick(pool_self self, uint64_t generation) {
   auto& st = self->state;
   if (generation != st.timer_generation) return;  // superseded by a later arm
@@ -695,6 +727,7 @@ pool_actor_impl::behavior_type pool_actor_behavior(pool_self self, pool_actor_co
       [=](keepalive_atom, const std::string& id, int64_t interval_ms) { return on_keepalive(self, id, interval_ms); },
       [=](free_atom, const std::string& id) { return on_free(self, id); },
       [=](idle_stop_atom, int64_t idle_ms) { return on_idle_stop(self, idle_ms); },
+      [=](drain_atom, bool on) { return on_drain(self, on); },
       [=](exec_atom, const exec_call& call) { return on_exec(self, call); },
       [=](exec_event_atom, const exec_event& event) { on_exec_event(self, event); },
       [=](subscribe_atom, const caf::actor& subscriber) { on_subscribe(self, subscriber); },

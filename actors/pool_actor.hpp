@@ -38,6 +38,8 @@ namespace poolbus {
 using worker_pool_actor = pool_actor::extend<
     // reflow StopIfIdleFor(d): (stopped, longest time to expiry in ms when not stopped).
     caf::replies_to<idle_stop_atom, int64_t>::with<bool, int64_t>, caf::reacts_to<subscribe_atom, caf::actor>,
+    // Drain (true) or undo it: no offer, accepts `unavailable`, allocs served as before.
+    caf::replies_to<drain_atom, bool>::with<caf::ok_atom>,
     // Execs inside allocs: routed to the alloc's actor by exec_call.alloc (a local id or URI).
     exec_message,
     // From exec actors: passed on to the subscribers.
@@ -47,6 +49,7 @@ struct pool_actor_config {
   std::string id;       // pool id: no '/'
   std::string run;      // this worker run's id (announcements carry it)
   Resources resources;  // the total
+  Labels labels;        // pool-worker --label: announced, for placement
   wall_clock clock = wall_clock::real();
   std::shared_ptr<alloc_manager> manager;  // required
   // Where allocs survive a restart (e.g. a state_store); null = nowhere. On

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <unordered_map>
 
 #include "actors/error_bridge.hpp"
@@ -17,11 +18,18 @@ namespace {
 
 using completion = std::function<void(outcome<worker_reply>)>;
 
+struct pending_request {
+  worker_op op;
+  completion complete;
+};
+
 struct proxy_state {
   proxy_config config;
   uint64_t next_rid = 1;
-  std::unordered_map<uint64_t, completion> pending;  // by rid
-  deadline_table deadlines;                          // of the pending rids
+  std::unordered_map<uint64_t, pending_request> pending;  // by rid
+  deadline_table deadlines;                               // of the pending rids
+  // Accepts answered `timeout`, by rid, with when: a late success is undone.
+  std::map<uint64_t, int64_t> abandoned_accepts;
   bool sweeping = false;
   static inline const char* name = "proxy";
 };
@@ -50,14 +58,14 @@ caf::result<T> forward(proxy_pointer self, worker_request request, Convert on_re
   auto& st = self->state;
   request.rid = st.next_rid++;
   st.deadlines.add(request.rid, deadline_after(now_ms(self), st.config.request_timeout_ms, extra_ms));
-  st.pending.emplace(request.rid, [promise, on_reply](outcome<worker_reply> reply) mutable {
-    if (!reply)
-      promise.deliver(make_error(reply.error()));
-    else if (!reply->ok)
-      promise.deliver(make_error(reply->error));
-    else
-      deliver(promise, on_reply(*reply));
-  });
+  st.pending.emplace(request.rid, pending_request{request.op, [promise, on_reply](outcome<worker_reply> reply) mutable {
+                                                    if (!reply)
+                                                      promise.deliver(make_error(reply.error()));
+                                                    else if (!reply->ok)
+                                                      promise.deliver(make_error(reply->error));
+                                                    else
+                                                      deliver(promise, on_reply(*reply));
+                                                  }});
   st.config.sink->post({channel::workers, {st.config.pool, encode_worker_request(request)}});
   arm_sweep(self);
   return promise;
@@ -70,14 +78,27 @@ worker_request request_of(worker_op op, std::string alloc_id = {}) {
   return r;
 }
 
+// A reply to an accept already answered `timeout`: the alloc it made is
+// nobody's, so it is freed (fire and forget; the free's reply is unknown too).
+void undo_late_accept(proxy_pointer self, const worker_reply& reply) {
+  auto& st = self->state;
+  st.abandoned_accepts.erase(reply.rid);
+  if (!reply.ok || reply.alloc.id.empty()) return;
+  spdlog::info("proxy {}: accept answered after its deadline: freeing {}", st.config.pool, reply.alloc.id);
+  auto free = request_of(worker_op::free, local_id_of(reply.alloc.id));
+  free.rid = st.next_rid++;
+  st.config.sink->post({channel::workers, {st.config.pool, encode_worker_request(free)}});
+}
+
 void on_reply(proxy_pointer self, worker_reply& reply) {
   auto& st = self->state;
   auto it = st.pending.find(reply.rid);
   if (it == st.pending.end()) {
+    if (st.abandoned_accepts.count(reply.rid)) return undo_late_accept(self, reply);
     spdlog::debug("proxy {}: reply for unknown or expired request {}", st.config.pool, reply.rid);
     return;
   }
-  auto complete = std::move(it->second);
+  auto complete = std::move(it->second.complete);
   st.pending.erase(it);
   st.deadlines.erase(reply.rid);
   complete(std::move(reply));
@@ -86,19 +107,24 @@ void on_reply(proxy_pointer self, worker_reply& reply) {
 void on_sweep(proxy_pointer self) {
   auto& st = self->state;
   st.sweeping = false;
-  for (auto rid : st.deadlines.expire(now_ms(self))) {
-    auto complete = std::move(st.pending.at(rid));
+  auto now = now_ms(self);
+  for (auto rid : st.deadlines.expire(now)) {
+    auto request = std::move(st.pending.at(rid));
     st.pending.erase(rid);
-    complete(timeout_error("pool " + st.config.pool, st.config.request_timeout_ms));
+    if (request.op == worker_op::accept) st.abandoned_accepts.emplace(rid, now);
+    request.complete(timeout_error("pool " + st.config.pool, st.config.request_timeout_ms));
   }
+  // rids only grow: the oldest abandoned accepts come first.
+  while (!st.abandoned_accepts.empty() && now - st.abandoned_accepts.begin()->second > liveness::late_accept_window_ms)
+    st.abandoned_accepts.erase(st.abandoned_accepts.begin());
   arm_sweep(self);
 }
 
 void on_lost(proxy_pointer self) {
   auto pending = std::move(self->state.pending);
   self->state.pending.clear();
-  for (auto& [rid, complete] : pending)
-    complete(pool_error{error_kind::unavailable, "pool " + self->state.config.pool + " stopped answering"});
+  for (auto& [rid, request] : pending)
+    request.complete(pool_error{error_kind::unavailable, "pool " + self->state.config.pool + " stopped answering"});
   self->quit();
 }
 
@@ -130,6 +156,11 @@ proxy_actor::behavior_type proxy_behavior(proxy_pointer self, proxy_config confi
       [=](free_atom, const std::string& alloc_id) {
         return forward<caf::ok_atom>(self, request_of(worker_op::free, alloc_id),
                                      [](const worker_reply&) { return caf::ok_atom::value; });
+      },
+      [=](drain_atom, bool on) {
+        auto r = request_of(worker_op::drain);
+        r.drain = on;
+        return forward<caf::ok_atom>(self, std::move(r), [](const worker_reply&) { return caf::ok_atom::value; });
       },
       [=](exec_atom, const exec_call& call) {
         auto r = request_of(*worker_op_from_string(to_string(call.op)), call.alloc);

@@ -33,6 +33,7 @@ using proxy_actor =
                      caf::replies_to<inspect_atom, std::string>::with<AllocInspect>,
                      caf::replies_to<keepalive_atom, std::string, int64_t>::with<int64_t>,  // interval asked -> granted
                      caf::replies_to<free_atom, std::string>::with<caf::ok_atom>,
+                     caf::replies_to<drain_atom, bool>::with<caf::ok_atom>,  // drain (false: undo)
                      exec_message,                               // exec_wait's deadline adds its own timeout_ms
                      caf::reacts_to<wreply_atom, worker_reply>,  // a reply from the worker's DEALER
                      caf::reacts_to<sweep_atom>,                 // internal: expire overdue requests

@@ -112,7 +112,7 @@ caf::error unknown_pool(const std::string& pool, const std::string& uri) {
 // Accepts `local_offer` on pool `pool_id`, tracking it in the pool's offer
 // cache when caching knows the offer (reflow CachingPool).
 void accept_on_pool(mux_pointer self, const std::string& pool_id, const std::string& local_offer, AllocMeta meta,
-                    allocate_queue::answer settle) {
+                    allocate_queue::accept_answer settle) {
   auto& st = self->state;
   auto pool = st.pools.find(pool_id);
   if (pool == st.pools.end())
@@ -242,10 +242,10 @@ caf::result<caf::ok_atom> set_caching(mux_pointer self, bool on) {
 
 std::unique_ptr<allocate_queue> make_allocate_queue(mux_pointer self) {
   allocate_queue::hooks io;
-  io.gather_offers = [self](std::function<void(std::vector<OfferInfo>)> done) {
-    gather_local_offers(self, std::move(done));
+  io.gather_offers = [self](const placement&, std::function<void(std::vector<OfferInfo>)> done) {
+    gather_local_offers(self, std::move(done));  // reflow's Mux knows no labels
   };
-  io.accept = [self](const OfferInfo& offer, AllocMeta meta, allocate_queue::answer done) {
+  io.accept = [self](const OfferInfo& offer, AllocMeta meta, allocate_queue::accept_answer done) {
     accept_on_pool(self, offer.pool, offer.id, std::move(meta), std::move(done));
   };
   return std::make_unique<allocate_queue>(std::move(io), self->state.config.seed);
@@ -278,10 +278,18 @@ caf::result<AllocInspect> accept(mux_pointer self, const std::string& uri, Alloc
 }
 
 caf::result<AllocInspect> allocate(mux_pointer self, Resources min, int64_t width, AllocMeta meta_template) {
-  if (auto refused = allocate_queue::refusal(min, width)) return make_error(*refused);
+  placement want;
+  want.min = std::move(min);
+  want.width = width;
+  if (auto refused = placement_refusal(want)) return make_error(*refused);
   auto promise = self->make_response_promise<AllocInspect>();
-  self->state.allocates->push(std::move(min), width, std::move(meta_template),
-                              [promise](outcome<AllocInspect> result) mutable { deliver(promise, std::move(result)); });
+  self->state.allocates->push(std::move(want), std::move(meta_template),
+                              [promise](outcome<std::vector<AllocInspect>> result) mutable {
+                                if (result)
+                                  promise.deliver(std::move(result->front()));
+                                else
+                                  promise.deliver(make_error(result.error()));
+                              });
   return promise;
 }
 

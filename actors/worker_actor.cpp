@@ -161,6 +161,10 @@ void handle(worker_pointer self, const worker_request& req) {
           self, req.rid, [](worker_reply& r, std::vector<AllocInspect>& a) { r.allocs = std::move(a); },
           allocs_atom::value);
       return;
+    case worker_op::drain:
+      serve<caf::ok_atom>(
+          self, req.rid, [](worker_reply&, caf::ok_atom&) {}, drain_atom::value, req.drain);
+      return;
     case worker_op::offers:
       serve<std::vector<OfferInfo>>(
           self, req.rid, [](worker_reply& r, std::vector<OfferInfo>& o) { r.offers = std::move(o); },

@@ -105,7 +105,7 @@ api_request keepalive_request(const std::string& alloc_uri, int64_t interval_ms)
 api_request allocate_request(const Resources& min) {
   api_request r;
   r.op = api_op::allocate;
-  r.meta.want = min;
+  r.place.min = min;
   r.meta.owner = "pool-bench";
   return r;
 }

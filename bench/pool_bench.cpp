@@ -373,6 +373,67 @@ void scenario_allocate(const bench_options& opt, bench_results& out) {
   if (errors) log("allocate: %s failed requests", std::to_string(errors));
 }
 
+// A deep queue: every pool is held whole, `waiting` allocates of a whole
+// pool wait in the broker's queue; then, one at a time, a held alloc is freed
+// and the time to the placed reply of a waiting request is measured (free
+// call, the worker's announcement, the queue's pick, the accept, the reply).
+// The broker's CPU is measured meanwhile idle with the queue full: heartbeats
+// must cost no work per waiting request.
+void scenario_queue(const bench_options& opt, bench_results& out) {
+  zmq::context_t ctx(1);
+  auto run = start_broker(opt, ctx, "queue");
+  int pools = opt.quick ? 10 : 100, waiting = opt.quick ? 50 : 1000, cycles = opt.quick ? 20 : 300;
+  start_sim_workers(opt, *run, "q", pools);
+  api_driver api(ctx, run->endpoints.api), waiters(ctx, run->endpoints.api);
+  wait_pools(api, pools, 30);
+  auto whole = res("cpu=64,mem=256GiB,disk=1TiB");  // a sim pool's total
+  std::vector<std::string> held;
+  for (int i = 0; i < pools; ++i) {
+    auto alloc = api.call(accept_request("q" + std::to_string(i) + "/1", whole), 5000);
+    if (!alloc) throw std::runtime_error("queue: filling pool " + std::to_string(i) + ": " + alloc.error().to_string());
+    held.push_back(alloc->alloc.id);
+  }
+  auto queued = allocate_request(whole);
+  queued.place.wait_ms = 600'000;
+  for (int i = 0; i < waiting; ++i) waiters.send(queued);
+  for (auto deadline = steady::now() + std::chrono::seconds(30);;
+       std::this_thread::sleep_for(std::chrono::milliseconds(20))) {
+    auto queue = api.call(plain_request(api_op::queue), 5000);
+    if (queue && static_cast<int>(queue->queue.size()) == waiting) break;
+    if (steady::now() > deadline) throw std::runtime_error("queue: the requests never all queued");
+  }
+  // Idle with the queue deep: only heartbeats arrive.
+  double cpu0 = cpu_seconds(run->process->pid());
+  auto t0 = steady::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(opt.quick ? 0.3 : 2.0));
+  double idle_cpu_pct =
+      100 * (cpu_seconds(run->process->pid()) - cpu0) / std::chrono::duration<double>(steady::now() - t0).count();
+  std::vector<double> latencies;
+  cpu0 = cpu_seconds(run->process->pid());
+  t0 = steady::now();
+  for (int c = 0; c < cycles && c < waiting; ++c) {
+    auto freed_at = steady::now();
+    auto freed = api.call(free_request(held[static_cast<size_t>(c) % held.size()]), 5000);
+    if (!freed) throw std::runtime_error("queue: free: " + freed.error().to_string());
+    auto placed = waiters.receive(5000);
+    if (!placed || !placed->reply) throw std::runtime_error("queue: a free placed nothing within 5 s");
+    latencies.push_back(us_since(freed_at));
+    held[static_cast<size_t>(c) % held.size()] = placed->reply->alloc.id;
+  }
+  double busy_cpu_pct =
+      100 * (cpu_seconds(run->process->pid()) - cpu0) / std::chrono::duration<double>(steady::now() - t0).count();
+  raw_two_hop raw(pools, 400);
+  auto raw_calls = raw.latency_us(encode_api_request(free_request(held.front())).size(), 2 * cycles);
+  out.add_samples("free -> queued request placed", latencies);
+  auto name = "queue " + std::to_string(waiting) + "w/" + std::to_string(pools) + "p";
+  auto copy = latencies;
+  double p50 = percentile(copy, 50);
+  out.add({name, "p50 free -> placed", "us", p50, percentile(raw_calls, 50), "< 1000", p50 < 1000});
+  out.add({name, "p99 free -> placed", "us", percentile(copy, 99), percentile(raw_calls, 99), "", {}});
+  out.add({name, "broker CPU, queue deep, idle", "%core", idle_cpu_pct, {}, "", {}});
+  out.add({name, "broker CPU, placing", "%core", busy_cpu_pct, {}, "", {}});
+}
+
 void scenario_propagation(const bench_options& opt, bench_results& out) {
   zmq::context_t ctx(1);
   auto run = start_broker(opt, ctx, "propagation");
@@ -544,8 +605,9 @@ void scenario_scale(const bench_options& opt, bench_results& out) {
 }
 
 const std::vector<std::pair<std::string, std::function<void(const bench_options&, bench_results&)>>> all_scenarios = {
-    {"roundtrip", scenario_roundtrip}, {"throughput", scenario_throughput},   {"keepalive", scenario_keepalive},
-    {"allocate", scenario_allocate},   {"propagation", scenario_propagation}, {"scale", scenario_scale}};
+    {"roundtrip", scenario_roundtrip}, {"throughput", scenario_throughput}, {"keepalive", scenario_keepalive},
+    {"allocate", scenario_allocate},   {"queue", scenario_queue},           {"propagation", scenario_propagation},
+    {"scale", scenario_scale}};
 
 }  // namespace
 
@@ -560,7 +622,7 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", opt.quick, "tiny counts: a smoke test, not a measurement");
   app.add_option("--scenario", opt.scenarios,
                  "run only these (repeatable): roundtrip, throughput, keepalive, "
-                 "allocate, propagation, scale");
+                 "allocate, queue, propagation, scale");
   app.add_option("--seconds", opt.seconds, "measuring window of each throughput figure (default 5)");
   app.add_option("--sim-workers", sim_count, "(internal) run N simulated workers until SIGTERM");
   app.add_option("--sim-prefix", sim.prefix, "(internal)");

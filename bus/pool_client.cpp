@@ -2,6 +2,8 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
+
 namespace poolbus {
 namespace {
 
@@ -30,13 +32,13 @@ outcome<std::unique_ptr<pool_client>> pool_client::connect(const std::string& ap
   return std::unique_ptr<pool_client>(new pool_client(std::move(*api), timeout_ms));
 }
 
-outcome<std::string> pool_client::call_raw(api_request request) {
+outcome<std::string> pool_client::call_raw(api_request request, int64_t extra_ms) {
   request.id_raw = pack_id(next_id_++);
-  return api_->call(encode_api_request(request), timeout_ms_);
+  return api_->call(encode_api_request(request), timeout_ms_ + extra_ms);
 }
 
-outcome<api_reply> pool_client::call(api_request request) {
-  auto body = call_raw(std::move(request));
+outcome<api_reply> pool_client::call(api_request request, int64_t extra_ms) {
+  auto body = call_raw(std::move(request), extra_ms);
   if (!body) return body.error();
   return decode_api_reply(*body);
 }
@@ -79,11 +81,44 @@ outcome<AllocInspect> pool_client::accept(const std::string& offer_uri, const Al
 outcome<AllocInspect> pool_client::allocate(const Resources& min, int64_t width, const std::string& owner,
                                             const Labels& labels) {
   auto r = request_of(api_op::allocate);
-  r.meta = AllocMeta{min, owner, labels};
-  r.width = width;
+  r.meta = AllocMeta{{}, owner, labels};
+  r.place.min = min;
+  r.place.width = width;
   auto reply = call(std::move(r));
   if (!reply) return reply.error();
   return std::move(reply->alloc);
+}
+
+outcome<std::vector<AllocInspect>> pool_client::place(const placement& request, const std::string& owner,
+                                                      const Labels& labels) {
+  auto r = request_of(api_op::allocate);
+  r.meta = AllocMeta{{}, owner, labels};
+  r.place = request;
+  r.place.gang = true;  // the reply lists every alloc
+  auto reply = call(std::move(r), std::max<int64_t>(request.wait_ms, 0));
+  if (!reply) return reply.error();
+  return std::move(reply->allocs);
+}
+
+outcome<std::vector<queue_entry>> pool_client::queue() {
+  auto reply = call(request_of(api_op::queue));
+  if (!reply) return reply.error();
+  return std::move(reply->queue);
+}
+
+outcome<std::vector<quota_usage>> pool_client::quotas() {
+  auto reply = call(request_of(api_op::quotas));
+  if (!reply) return reply.error();
+  return std::move(reply->quotas);
+}
+
+outcome<PoolStatus> pool_client::drain(const std::string& pool, bool drain) {
+  auto r = request_of(api_op::drain);
+  r.pool = pool;
+  r.drain = drain;
+  auto reply = call(std::move(r));
+  if (!reply) return reply.error();
+  return std::move(reply->pool);
 }
 
 outcome<std::vector<AllocInspect>> pool_client::allocs(const std::string& pool) {

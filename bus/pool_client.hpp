@@ -25,17 +25,24 @@ class pool_client {
   outcome<AllocInspect> accept(const std::string& offer_uri, const AllocMeta& meta);
   outcome<AllocInspect> allocate(const Resources& min, int64_t width, const std::string& owner = "",
                                  const Labels& labels = {});
+  // allocate with the second wave's arguments (constraints, wait, priority,
+  // gangs): every alloc placed. A wait extends this call's timeout by wait_ms.
+  outcome<std::vector<AllocInspect>> place(const placement& request, const std::string& owner = "",
+                                           const Labels& labels = {});
+  outcome<std::vector<queue_entry>> queue();
+  outcome<std::vector<quota_usage>> quotas();
+  outcome<PoolStatus> drain(const std::string& pool, bool drain = true);
   outcome<std::vector<AllocInspect>> allocs(const std::string& pool = "");
   outcome<AllocInspect> inspect(const std::string& alloc_uri);
   outcome<int64_t> keepalive(const std::string& alloc_uri, int64_t interval_ms);
   outcome<void> free(const std::string& alloc_uri);
 
   // The raw reply body (ok or not) for a request; its id is set here.
-  outcome<std::string> call_raw(api_request request);
+  outcome<std::string> call_raw(api_request request, int64_t extra_ms = 0);
 
  private:
   explicit pool_client(std::unique_ptr<api_client> api, int64_t timeout_ms);
-  outcome<api_reply> call(api_request request);
+  outcome<api_reply> call(api_request request, int64_t extra_ms = 0);
 
   std::unique_ptr<api_client> api_;
   int64_t timeout_ms_;

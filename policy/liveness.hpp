@@ -68,4 +68,9 @@ constexpr int64_t worker_local_deadline_ms = 30000;
 // this long logs that the pool is stalled (once).
 constexpr int64_t worker_stalled_after_ms = 30000;
 
+// An accept the broker answered `timeout` may still be carried out by a slow
+// worker: for this long the proxy remembers it, and frees the alloc if its
+// late reply comes (an alloc nobody holds; its first lease is 2 minutes).
+constexpr int64_t late_accept_window_ms = 2 * 60 * 1000;
+
 }  // namespace poolbus::liveness

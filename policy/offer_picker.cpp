@@ -38,6 +38,26 @@ Resources plan_want(const Resources& available, const Resources& max) {
   return want;
 }
 
+int64_t copies_that_fit(const Resources& available, const Resources& min) {
+  int64_t copies = -1;
+  for (const auto& [key, need] : min.amounts()) {
+    if (need <= 0) continue;
+    int64_t here = available.units(key) / need;
+    copies = copies < 0 ? here : std::min(copies, here);
+  }
+  return std::max<int64_t>(copies, 0);
+}
+
+bool gang_could_fit(const std::vector<OfferInfo>& offers, const Resources& min, int64_t count, bool spread) {
+  int64_t placed = 0;
+  for (const auto& offer : offers) {
+    auto copies = copies_that_fit(offer.available, min);
+    placed += spread ? std::min<int64_t>(copies, 1) : copies;
+    if (placed >= count) return true;
+  }
+  return false;
+}
+
 allocate_plan::allocate_plan(Resources min, int64_t width, AllocMeta meta_template, uint64_t seed)
     : min_(std::move(min)),
       max_(allocate_max(min_, width)),

@@ -11,13 +11,14 @@ namespace {
 // worker's pool extends at most one, protocol.md).
 std::vector<OfferInfo> offers_of(const std::string& pool, const offer_announcement& a) {
   std::vector<OfferInfo> out;
+  if (a.draining) return out;  // a draining pool extends nothing, whatever it announced
   out.reserve(a.offers.size());
   for (const auto& o : a.offers) out.push_back(OfferInfo{"1", pool, o.available});
   return out;
 }
 
 PoolStatus status_of(const std::string& pool, const offer_announcement& a) {
-  return PoolStatus{pool, a.resources, a.available, a.allocs, a.ts_ms};
+  return PoolStatus{pool, a.resources, a.available, a.allocs, a.ts_ms, a.labels, a.draining};
 }
 
 }  // namespace
@@ -36,17 +37,21 @@ bool pool_directory::maybe_join(pool_record& r) {
   return true;
 }
 
-bool pool_directory::on_announcement(offer_announcement&& a) {
+pool_directory::announcement_effect pool_directory::on_announcement(offer_announcement&& a) {
   auto pool = a.pool;
   auto& r = heard(pool);
-  if (r.announced && !supersedes(a, r.latest)) return false;
+  if (r.announced && !supersedes(a, r.latest)) return {};
   assert((!r.announced || a.run != r.latest.run || a.seq >= r.latest.seq) && "an announcement went backwards");
+  announcement_effect effect;
+  effect.superseded = true;
+  effect.drain_changed = r.announced ? a.draining != r.latest.draining : a.draining;
   r.latest = std::move(a);
   r.announced = true;
   r.offer_entries.reset();
   r.status_head.reset();
   if (r.joined) changed();
-  return maybe_join(r);
+  effect.joined = maybe_join(r);
+  return effect;
 }
 
 bool pool_directory::on_hello(const std::string& pool) {
@@ -99,6 +104,17 @@ std::optional<pool_departure> pool_directory::remove(const std::string& pool) {
   return out;
 }
 
+bool pool_directory::on_drained(const std::string& pool, bool on) {
+  auto it = records_.find(pool);
+  if (it == records_.end() || !it->second.joined || it->second.latest.draining == on) return false;
+  auto& r = it->second;
+  r.latest.draining = on;
+  r.offer_entries.reset();
+  r.status_head.reset();
+  changed();
+  return true;
+}
+
 std::optional<pool_departure> pool_directory::on_stopped(const std::string& pool) { return remove(pool); }
 
 pool_directory::flush_result pool_directory::on_flushed(int64_t io_now_ms) {
@@ -125,13 +141,27 @@ const pool_record* pool_directory::joined(const std::string& pool) const {
   return it == records_.end() || !it->second.joined ? nullptr : &it->second;
 }
 
-std::vector<OfferInfo> pool_directory::local_offers() const {
+std::vector<OfferInfo> pool_directory::local_offers(const Constraints& constraints) const {
   std::vector<OfferInfo> out;
   out.reserve(joined_count_);
   for (const auto& [pool, r] : records_)
-    if (r.joined)
+    if (r.joined && satisfies(r.latest.labels, constraints))
       for (auto& o : offers_of(pool, r.latest)) out.push_back(std::move(o));
   return out;
+}
+
+std::optional<OfferInfo> pool_directory::local_offer(const std::string& pool, const Constraints& constraints) const {
+  auto* r = joined(pool);
+  if (!r || !satisfies(r->latest.labels, constraints)) return std::nullopt;
+  auto offers = offers_of(pool, r->latest);
+  if (offers.empty()) return std::nullopt;
+  return offers.front();
+}
+
+std::optional<PoolStatus> pool_directory::status(const std::string& pool) const {
+  auto* r = joined(pool);
+  if (!r) return std::nullopt;
+  return status_of(pool, r->latest);
 }
 
 int64_t pool_directory::announced_allocs(const std::string& pool) const {
@@ -157,7 +187,7 @@ const encoded_array& pool_directory::offer_entries() {
       r.offer_entries = std::move(entries);
     }
     out.bytes += *r.offer_entries;
-    out.count += static_cast<int64_t>(r.latest.offers.size());
+    out.count += r.latest.draining ? 0 : static_cast<int64_t>(r.latest.offers.size());
   }
   return *(spliced_offers_ = std::move(out));
 }

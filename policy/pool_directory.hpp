@@ -22,6 +22,7 @@
 #include "schemas/alloc.hpp"
 #include "schemas/announcements.hpp"
 #include "schemas/encoded_entries.hpp"
+#include "schemas/placement.hpp"
 
 namespace poolbus {
 
@@ -51,8 +52,15 @@ class pool_directory {
   explicit pool_directory(int64_t worker_timeout_ms) : worker_timeout_ms_(worker_timeout_ms) {}
 
   // ---- lifecycle events (one method each); the bool is "the pool joined now"
-  // A validated announcement that is not a heartbeat repeat.
-  bool on_announcement(offer_announcement&& a);
+  // A validated announcement that is not a heartbeat repeat: whether it
+  // replaced the pool's newest (its offer may have changed), the pool joined
+  // with it, or its drain flipped (or a first announcement came draining).
+  struct announcement_effect {
+    bool superseded = false;
+    bool joined = false;
+    bool drain_changed = false;
+  };
+  announcement_effect on_announcement(offer_announcement&& a);
   // A hello on the workers ROUTER from `pool` (its routing id).
   bool on_hello(const std::string& pool);
   // A reply came from `pool`: hearing from it. False when it is not joined.
@@ -61,6 +69,10 @@ class pool_directory {
   // with its newest time). Returns the pools that repeated something the
   // directory does not hold: they must be heard in full (worker_intake::forget).
   std::vector<std::string> on_seen(const std::vector<pool_seen>& announced, const std::vector<pool_seen>& hellos);
+  // The worker acknowledged a drain (or its undoing) of a joined pool: held
+  // at once, before the announcement that says so arrives. False when
+  // nothing changed (or the pool is not joined).
+  bool on_drained(const std::string& pool, bool on);
   // The worker said `stopped`.
   std::optional<pool_departure> on_stopped(const std::string& pool);
   // The intake flushed at io_now_ms: everything it heard was before it.
@@ -74,8 +86,14 @@ class pool_directory {
   // ---- reads, over joined pools only
   const pool_record* joined(const std::string& pool) const;
   std::size_t joined_count() const { return joined_count_; }
-  // Every joined pool's offers with local id "1" and `pool` set (allocate's input).
-  std::vector<OfferInfo> local_offers() const;
+  // Every joined pool's offers with local id "1" and `pool` set (allocate's
+  // input), of the pools whose labels satisfy `constraints`; none of a
+  // draining pool.
+  std::vector<OfferInfo> local_offers(const Constraints& constraints = {}) const;
+  // The one pool's offer, under the same rules.
+  std::optional<OfferInfo> local_offer(const std::string& pool, const Constraints& constraints) const;
+  // A joined pool's `pools` entry.
+  std::optional<PoolStatus> status(const std::string& pool) const;
   // The live allocs the joined pools announced ("" = all, else that pool's).
   int64_t announced_allocs(const std::string& pool) const;
   // The entries of the `offers` and `pools` replies, spliced from each

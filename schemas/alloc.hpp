@@ -76,10 +76,12 @@ struct PoolStatus {
   Resources available;
   int64_t allocs = 0;
   int64_t last_seen_ms = 0;
+  Labels labels;          // the pool's own labels (pool-worker --label), for placement
+  bool draining = false;  // extends nothing new (drain)
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, PoolStatus& x) {
-    return f(x.id, x.resources, x.available, x.allocs, x.last_seen_ms);
+    return f(x.id, x.resources, x.available, x.allocs, x.last_seen_ms, x.labels, x.draining);
   }
 };
 

@@ -13,10 +13,12 @@ constexpr std::array<std::pair<alloc_event_kind, std::string_view>, 4> alloc_eve
     {alloc_event_kind::collected, "collected"},
 }};
 
-constexpr std::array<std::pair<pool_event_kind, std::string_view>, 3> pool_event_names{{
+constexpr std::array<std::pair<pool_event_kind, std::string_view>, 5> pool_event_names{{
     {pool_event_kind::joined, "joined"},
     {pool_event_kind::left, "left"},
     {pool_event_kind::stopped, "stopped"},
+    {pool_event_kind::draining, "draining"},
+    {pool_event_kind::undrained, "undrained"},
 }};
 
 template <class Kind, size_t N>

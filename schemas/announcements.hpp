@@ -25,12 +25,15 @@ struct offer_announcement {
   Resources available;            // total minus unexpired allocs
   std::vector<OfferInfo> offers;  // none, or one with id "<pool>/1"
   int64_t allocs = 0;             // live allocs (collected or freed ones excluded)
+  Labels labels;                  // the pool's labels (pool-worker --label)
+  bool draining = false;          // drained: no offer, nothing new accepted
   int64_t ts_ms = 0;
   int64_t heartbeat_ms = 0;  // how often the worker repeats it (0 = unknown)
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, offer_announcement& x) {
-    return f(x.pool, x.run, x.seq, x.resources, x.available, x.offers, x.allocs, x.ts_ms, x.heartbeat_ms);
+    return f(x.pool, x.run, x.seq, x.resources, x.available, x.offers, x.allocs, x.labels, x.draining, x.ts_ms,
+             x.heartbeat_ms);
   }
 };
 
@@ -69,8 +72,9 @@ struct alloc_event {
 };
 
 // Topic `pools.<pool>`: membership. Workers announce `stopped`; the broker
-// publishes `joined` and `left`.
-enum class pool_event_kind : uint8_t { joined, left, stopped };
+// publishes `joined` and `left`, and `draining` / `undrained` when a pool's
+// drain changes.
+enum class pool_event_kind : uint8_t { joined, left, stopped, draining, undrained };
 std::string_view to_string(pool_event_kind kind);
 std::optional<pool_event_kind> pool_event_kind_from_string(std::string_view name);
 
@@ -85,9 +89,10 @@ struct pool_event {
   }
 };
 
-// Topic names: "offers.<pool>", "allocs.<pool>", "pools.<pool>".
+// Topic names: "offers.<pool>", "allocs.<pool>", "pools.<pool>", "demand".
 std::string offers_topic(std::string_view pool);
 std::string allocs_topic(std::string_view pool);
 std::string pools_topic(std::string_view pool);
+inline constexpr std::string_view demand_topic = "demand";
 
 }  // namespace poolbus

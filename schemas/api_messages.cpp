@@ -18,7 +18,7 @@ using codec::map_view;
 using codec::pack_string;
 using codec::packer;
 
-constexpr std::array<std::pair<api_op, std::string_view>, 17> op_names{{
+constexpr std::array<std::pair<api_op, std::string_view>, 20> op_names{{
     {api_op::ping, "ping"},
     {api_op::pools, "pools"},
     {api_op::offers, "offers"},
@@ -29,6 +29,9 @@ constexpr std::array<std::pair<api_op, std::string_view>, 17> op_names{{
     {api_op::inspect, "inspect"},
     {api_op::keepalive, "keepalive"},
     {api_op::free, "free"},
+    {api_op::queue, "queue"},
+    {api_op::quotas, "quotas"},
+    {api_op::drain, "drain"},
     {api_op::exec_put, "exec_put"},
     {api_op::exec_inspect, "exec_inspect"},
     {api_op::execs, "execs"},
@@ -59,6 +62,29 @@ std::string read_uri(const map_view& view, std::string_view key) {
   return uri;
 }
 
+// allocate's min and width, and the optional arguments of the second wave.
+placement read_placement(const map_view& view) {
+  placement p;
+  p.min = view.read("min", codec::read_resources);
+  p.width = view.optional_int("width").value_or(0);
+  if (p.width < 0) codec::fail("width", "negative");
+  if (auto wait = view.optional_int("wait_ms")) {
+    if (*wait < 0) codec::fail("wait_ms", "negative");
+    if (*wait > max_wait_ms) codec::fail("wait_ms", "at most 24 h (86400000)");
+    p.wait_ms = *wait;
+  }
+  p.priority = view.optional_int("priority").value_or(0);
+  if (auto count = view.optional_int("count")) {
+    if (*count < 1) codec::fail("count", "must be >= 1");
+    p.count = *count;
+    p.gang = true;
+  }
+  if (auto spread = view.read_optional("spread", codec::read_bool)) p.spread = *spread;
+  if (auto constraints = view.read_optional("constraints", codec::read_constraints))
+    p.constraints = std::move(*constraints);
+  return p;
+}
+
 api_request read_request(const map_view& view) {
   codec::check_version(view);
   api_request request;
@@ -80,11 +106,16 @@ api_request read_request(const map_view& view) {
       request.meta = view.read("meta", codec::read_alloc_meta);
       break;
     case api_op::allocate:
-      request.meta.want = view.read("min", codec::read_resources);
-      request.width = view.optional_int("width").value_or(0);
-      if (request.width < 0) codec::fail("width", "negative");
+      request.place = read_placement(view);
       request.meta.owner = view.optional_string("owner").value_or("");
       if (auto labels = view.read_optional("labels", codec::read_labels)) request.meta.labels = *labels;
+      break;
+    case api_op::queue:
+    case api_op::quotas: break;
+    case api_op::drain:
+      request.pool = view.require_string("pool");
+      if (!valid_pool_id(request.pool)) codec::fail("pool", "not a pool id");
+      if (auto drain = view.read_optional("drain", codec::read_bool)) request.drain = *drain;
       break;
     case api_op::allocs: request.pool = view.optional_string("pool").value_or(""); break;
     case api_op::inspect:
@@ -122,6 +153,18 @@ std::string ok_reply(std::string_view id_raw, std::string_view key, PackResult p
   return reply_body(id_raw, true, [&](auto& out) { out.field(key, pack_result); });
 }
 
+// allocate's arguments; the optional ones only when they differ from the default.
+template <class Fields>
+void pack_placement_fields(Fields& out, const placement& p) {
+  out.field("min", [&](packer& pk) { codec::pack_resources(pk, p.min); });
+  out.int64("width", p.width);
+  if (p.wait_ms != 0) out.int64("wait_ms", p.wait_ms);
+  if (p.priority != 0) out.int64("priority", p.priority);
+  if (p.gang || p.count != 1) out.int64("count", p.count);
+  if (p.spread) out.boolean("spread", true);
+  if (!p.constraints.empty()) out.field("constraints", [&](packer& pk) { codec::pack_constraints(pk, p.constraints); });
+}
+
 // The fields of a request's op after "v", "id" and "op".
 template <class Fields>
 void pack_request_fields(Fields& out, const api_request& request) {
@@ -135,14 +178,19 @@ void pack_request_fields(Fields& out, const api_request& request) {
       out.field("meta", [&](packer& pk) { codec::pack_alloc_meta(pk, request.meta); });
       break;
     case api_op::allocate:
-      out.field("min", [&](packer& pk) { codec::pack_resources(pk, request.meta.want); });
-      out.int64("width", request.width);
+      pack_placement_fields(out, request.place);
       if (!request.meta.owner.empty()) out.text("owner", request.meta.owner);
       if (!request.meta.labels.empty())
         out.field("labels", [&](packer& pk) { codec::pack_labels(pk, request.meta.labels); });
       break;
     case api_op::allocs:
       if (!request.pool.empty()) out.text("pool", request.pool);
+      break;
+    case api_op::queue:
+    case api_op::quotas: break;
+    case api_op::drain:
+      out.text("pool", request.pool);
+      out.boolean("drain", request.drain);
       break;
     case api_op::inspect:
     case api_op::free: out.text("alloc", request.uri); break;
@@ -255,6 +303,25 @@ std::string encode_alloc_reply(std::string_view id_raw, const AllocInspect& allo
   return ok_reply(id_raw, "alloc", [&](packer& pk) { codec::pack_alloc_inspect(pk, alloc); });
 }
 
+std::string encode_gang_reply(std::string_view id_raw, const std::vector<AllocInspect>& allocs) {
+  return reply_body(id_raw, true, [&](auto& out) {
+    if (!allocs.empty()) out.field("alloc", [&](packer& pk) { codec::pack_alloc_inspect(pk, allocs.front()); });
+    out.field("allocs", [&](packer& pk) { codec::pack_list(pk, allocs, codec::pack_alloc_inspect); });
+  });
+}
+
+std::string encode_queue_reply(std::string_view id_raw, const std::vector<queue_entry>& queue) {
+  return ok_reply(id_raw, "queue", [&](packer& pk) { codec::pack_list(pk, queue, codec::pack_queue_entry); });
+}
+
+std::string encode_quotas_reply(std::string_view id_raw, const std::vector<quota_usage>& quotas) {
+  return ok_reply(id_raw, "quotas", [&](packer& pk) { codec::pack_list(pk, quotas, codec::pack_quota_usage); });
+}
+
+std::string encode_pool_reply(std::string_view id_raw, const PoolStatus& pool) {
+  return ok_reply(id_raw, "pool", [&](packer& pk) { codec::pack_pool_status(pk, pool); });
+}
+
 std::string encode_allocs_reply(std::string_view id_raw, const std::vector<AllocInspect>& allocs) {
   return ok_reply(id_raw, "allocs", [&](packer& pk) { codec::pack_list(pk, allocs, codec::pack_alloc_inspect); });
 }
@@ -301,6 +368,8 @@ PoolStatus read_pool_status_fast(const msgpack::object& object) {
   pool.resources = read_resources_fast(view.require("resources"));
   pool.available = read_resources_fast(view.require("available"));
   pool.allocs = view.require_int("allocs");
+  if (auto labels = view.read_optional("labels", codec::read_labels)) pool.labels = std::move(*labels);
+  if (auto draining = view.read_optional("draining", codec::read_bool)) pool.draining = *draining;
   pool.last_seen_ms = view.require_int("last_seen_ms");
   return pool;
 }
@@ -439,6 +508,15 @@ outcome<api_reply> decode_api_reply(std::string_view body) {
           return codec::read_list(o, path, codec::read_alloc_inspect);
         }))
       reply.allocs = std::move(*allocs);
+    if (auto queue = view.read_optional("queue", [](const msgpack::object& o, const std::string& path) {
+          return codec::read_list(o, path, codec::read_queue_entry);
+        }))
+      reply.queue = std::move(*queue);
+    if (auto quotas = view.read_optional("quotas", [](const msgpack::object& o, const std::string& path) {
+          return codec::read_list(o, path, codec::read_quota_usage);
+        }))
+      reply.quotas = std::move(*quotas);
+    if (auto pool = view.read_optional("pool", codec::read_pool_status)) reply.pool = std::move(*pool);
     reply.interval_ms = view.optional_int("interval_ms").value_or(0);
     codec::read_exec_answer_fields(view, reply.exec);
     return true;

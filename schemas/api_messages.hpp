@@ -16,6 +16,7 @@
 #include "schemas/alloc.hpp"
 #include "schemas/encoded_entries.hpp"
 #include "schemas/exec.hpp"
+#include "schemas/placement.hpp"
 
 namespace poolbus {
 
@@ -33,6 +34,10 @@ enum class api_op : uint8_t {
   inspect,
   keepalive,
   free,
+  // Second wave (protocol.md "Additions of the second wave")
+  queue,
+  quotas,
+  drain,
   // Execs inside allocs (schemas/exec.hpp): routed by the alloc URI in `exec.alloc` (= uri).
   exec_put,
   exec_inspect,
@@ -51,16 +56,17 @@ struct api_request {
   api_op op = api_op::ping;
   std::string id_raw = "\xc0";
   std::string uri;          // offer: offer URI; accept: offer URI; inspect/keepalive/free: alloc URI
-  std::string pool;         // allocs: optional pool filter (empty = all)
-  AllocMeta meta;           // accept: meta; allocate: min in meta.want, plus owner/labels
-  int64_t width = 0;        // allocate
+  std::string pool;         // allocs: optional pool filter (empty = all); drain: the pool
+  AllocMeta meta;           // accept: meta; allocate: owner/labels (want unused)
+  placement place;          // allocate: min, width, and the second wave's arguments
+  bool drain = true;        // drain: false undoes it
   int64_t interval_ms = 0;  // keepalive
   exec_call exec;           // exec ops: the call (exec.alloc == uri)
   std::string caller;       // NOT on the wire: the broker sets the CURVE identity ("role:name"); empty = plaintext
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, api_request& x) {
-    return f(x.op, x.id_raw, x.uri, x.pool, x.meta, x.width, x.interval_ms, x.exec, x.caller);
+    return f(x.op, x.id_raw, x.uri, x.pool, x.meta, x.place, x.drain, x.interval_ms, x.exec, x.caller);
   }
 };
 
@@ -83,6 +89,11 @@ std::string encode_pools_reply_spliced(std::string_view id_raw, const encoded_ar
 std::string encode_offers_reply_spliced(std::string_view id_raw, const encoded_array& offers);
 std::string encode_offer_reply(std::string_view id_raw, const OfferInfo& offer);
 std::string encode_alloc_reply(std::string_view id_raw, const AllocInspect& alloc);  // accept, allocate, inspect
+// allocate with `count`: `alloc` is the first, `allocs` lists all.
+std::string encode_gang_reply(std::string_view id_raw, const std::vector<AllocInspect>& allocs);
+std::string encode_queue_reply(std::string_view id_raw, const std::vector<queue_entry>& queue);
+std::string encode_quotas_reply(std::string_view id_raw, const std::vector<quota_usage>& quotas);
+std::string encode_pool_reply(std::string_view id_raw, const PoolStatus& pool);  // drain
 std::string encode_allocs_reply(std::string_view id_raw, const std::vector<AllocInspect>& allocs);
 // The same reply from entries already encoded (the workers' own bytes).
 std::string encode_allocs_reply_spliced(std::string_view id_raw, const encoded_array& allocs);
@@ -99,6 +110,9 @@ struct api_reply {
   OfferInfo offer;
   AllocInspect alloc;
   std::vector<AllocInspect> allocs;
+  std::vector<queue_entry> queue;
+  std::vector<quota_usage> quotas;
+  PoolStatus pool;  // drain
   int64_t interval_ms = 0;
   exec_answer exec;  // exec ops
 };

@@ -91,7 +91,40 @@ void pack_pool_status(packer& pk, const PoolStatus& pool) {
     out.field("resources", [&](packer& p) { pack_resources(p, pool.resources); });
     out.field("available", [&](packer& p) { pack_resources(p, pool.available); });
     out.int64("allocs", pool.allocs);
-    out.int64("last_seen_ms", pool.last_seen_ms);
+    out.field("labels", [&](packer& p) { pack_labels(p, pool.labels); });
+    out.boolean("draining", pool.draining);
+    out.int64("last_seen_ms", pool.last_seen_ms);  // last: encoded_entries patches it in place
+  });
+}
+
+void pack_constraints(packer& pk, const Constraints& constraints) {
+  pk.pack_map(static_cast<uint32_t>(constraints.size()));
+  for (const auto& [key, values] : constraints) {
+    pack_string(pk, key);
+    pk.pack_array(static_cast<uint32_t>(values.size()));
+    for (const auto& value : values) pack_string(pk, value);
+  }
+}
+
+void pack_queue_entry(packer& pk, const queue_entry& entry) {
+  pack_fields(pk, [&](auto& out) {
+    out.text("id", entry.id);
+    if (!entry.owner.empty()) out.text("owner", entry.owner);
+    out.field("min", [&](packer& p) { pack_resources(p, entry.min); });
+    out.int64("width", entry.width);
+    out.int64("count", entry.count);
+    out.int64("priority", entry.priority);
+    out.field("constraints", [&](packer& p) { pack_constraints(p, entry.constraints); });
+    out.int64("queued_ms", entry.queued_ms);
+    out.int64("deadline_ms", entry.deadline_ms);
+  });
+}
+
+void pack_quota_usage(packer& pk, const quota_usage& usage) {
+  pack_fields(pk, [&](auto& out) {
+    out.text("owner", usage.owner);
+    out.field("quota", [&](packer& p) { pack_resources(p, usage.quota); });
+    out.field("used", [&](packer& p) { pack_resources(p, usage.used); });
   });
 }
 
@@ -254,8 +287,55 @@ PoolStatus read_pool_status(const msgpack::object& object, const std::string& pa
   pool.resources = view.read("resources", read_resources);
   pool.available = view.read("available", read_resources);
   pool.allocs = view.require_int("allocs");
+  if (auto labels = view.read_optional("labels", read_labels)) pool.labels = std::move(*labels);
+  if (auto draining = view.read_optional("draining", read_bool)) pool.draining = *draining;
   pool.last_seen_ms = view.require_int("last_seen_ms");
   return pool;
+}
+
+Constraints read_constraints(const msgpack::object& object, const std::string& path) {
+  map_view view(object, path);
+  Constraints constraints;
+  for (uint32_t i = 0; i < object.via.map.size; ++i) {
+    const auto& entry = object.via.map.ptr[i];
+    std::string key(view_of(entry.key));
+    auto value_path = join_path(path, key);
+    std::vector<std::string> values;
+    if (entry.val.type == msgpack::type::STR) {
+      values.push_back(read_string(entry.val, value_path));
+    } else if (entry.val.type == msgpack::type::ARRAY) {
+      values = read_list(entry.val, value_path, read_string);
+      if (values.empty()) fail(value_path, "an empty list matches no pool");
+    } else {
+      fail(value_path, "not a string or a list of strings");
+    }
+    constraints[key] = std::move(values);
+  }
+  return constraints;
+}
+
+queue_entry read_queue_entry(const msgpack::object& object, const std::string& path) {
+  map_view view(object, path);
+  queue_entry entry;
+  entry.id = view.require_string("id");
+  entry.owner = view.optional_string("owner").value_or("");
+  entry.min = view.read("min", read_resources);
+  entry.width = view.require_int("width");
+  entry.count = view.require_int("count");
+  entry.priority = view.require_int("priority");
+  if (auto c = view.read_optional("constraints", read_constraints)) entry.constraints = std::move(*c);
+  entry.queued_ms = view.require_int("queued_ms");
+  entry.deadline_ms = view.require_int("deadline_ms");
+  return entry;
+}
+
+quota_usage read_quota_usage(const msgpack::object& object, const std::string& path) {
+  map_view view(object, path);
+  quota_usage usage;
+  usage.owner = view.require_string("owner");
+  usage.quota = view.read("quota", read_resources);
+  usage.used = view.read("used", read_resources);
+  return usage;
 }
 
 pool_error read_pool_error(const msgpack::object& object, const std::string& path) {

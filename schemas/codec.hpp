@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "schemas/alloc.hpp"
+#include "schemas/placement.hpp"
 
 namespace poolbus {
 namespace codec {
@@ -53,6 +54,9 @@ void pack_alloc_inspect(packer& pk, const AllocInspect& alloc);
 void pack_offer_info(packer& pk, const OfferInfo& offer);
 void pack_pool_status(packer& pk, const PoolStatus& pool);
 void pack_pool_error(packer& pk, const pool_error& error);
+void pack_constraints(packer& pk, const Constraints& constraints);  // every value as a list
+void pack_queue_entry(packer& pk, const queue_entry& entry);        // owner only when set
+void pack_quota_usage(packer& pk, const quota_usage& usage);
 
 template <class T, class PackOne>
 void pack_list(packer& pk, const std::vector<T>& items, PackOne pack_one) {
@@ -92,6 +96,10 @@ AllocMeta read_alloc_meta(const msgpack::object& object, const std::string& path
 AllocInspect read_alloc_inspect(const msgpack::object& object, const std::string& path);
 OfferInfo read_offer_info(const msgpack::object& object, const std::string& path);
 PoolStatus read_pool_status(const msgpack::object& object, const std::string& path);
+// {label: str | [str, ...]}: anything else, or an empty list, is invalid.
+Constraints read_constraints(const msgpack::object& object, const std::string& path);
+queue_entry read_queue_entry(const msgpack::object& object, const std::string& path);
+quota_usage read_quota_usage(const msgpack::object& object, const std::string& path);
 // {"kind", "message"}; an unknown kind is itself invalid.
 pool_error read_pool_error(const msgpack::object& object, const std::string& path);
 

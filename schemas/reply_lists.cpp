@@ -92,11 +92,12 @@ class list_reader {
     return true;
   }
 
-  // A map of exactly the fields `read_field` knows, each once, in any order.
-  // read_field(key, read) reads a known key's value (setting `read`) and
-  // returns its bit; an unknown key returns 0.
+  // A map of only the fields `read_field` knows, each once, in any order,
+  // with every one of `required_fields` among them. read_field(key, read)
+  // reads a known key's value (setting `read`) and returns its bit; an
+  // unknown key returns 0.
   template <class ReadField>
-  bool exact_fields(unsigned all_fields, ReadField read_field) {
+  bool exact_fields(unsigned required_fields, ReadField read_field) {
     uint32_t pairs = 0;
     if (!map_header(in_, pairs)) return false;
     unsigned seen = 0;
@@ -108,10 +109,23 @@ class list_reader {
       if (!read || (seen & field) != 0) return false;  // unknown, wrong type or repeated
       seen |= field;
     }
-    return seen == all_fields;
+    return (seen & required_fields) == required_fields;
   }
 
-  // {"id", "resources", "available", "allocs", "last_seen_ms"}, any order.
+  // {str: str}, as codec::pack_labels writes it.
+  bool labels(Labels& out) {
+    uint32_t pairs = 0;
+    if (!map_header(in_, pairs)) return false;
+    for (uint32_t i = 0; i < pairs; ++i) {
+      std::string_view key, value;
+      if (!str(in_, key) || !str(in_, value)) return false;
+      if (build_) out[std::string(key)] = std::string(value);
+    }
+    return true;
+  }
+
+  // {"id", "resources", "available", "allocs", "last_seen_ms"} and the
+  // optional "labels" and "draining" (a first-wave broker has none), any order.
   bool pool_status(PoolStatus& pool) {
     return exact_fields(31, [&](std::string_view key, bool& read) -> unsigned {
       if (is(key, "id")) {
@@ -133,6 +147,14 @@ class list_reader {
       if (is(key, "last_seen_ms")) {
         read = in_.int64(pool.last_seen_ms);
         return 16;
+      }
+      if (is(key, "labels")) {
+        read = labels(pool.labels);
+        return 32;
+      }
+      if (is(key, "draining")) {
+        read = in_.boolean(pool.draining);
+        return 64;
       }
       return 0;
     });

@@ -14,13 +14,14 @@ using codec::map_view;
 using codec::pack_string;
 using codec::packer;
 
-constexpr std::array<std::pair<worker_op, std::string_view>, 13> op_names{{
+constexpr std::array<std::pair<worker_op, std::string_view>, 14> op_names{{
     {worker_op::accept, "accept"},
     {worker_op::free, "free"},
     {worker_op::keepalive, "keepalive"},
     {worker_op::inspect, "inspect"},
     {worker_op::allocs, "allocs"},
     {worker_op::offers, "offers"},
+    {worker_op::drain, "drain"},
     {worker_op::exec_put, "exec_put"},
     {worker_op::exec_inspect, "exec_inspect"},
     {worker_op::execs, "execs"},
@@ -90,6 +91,7 @@ worker_request read_request(const map_view& view, uint64_t* rid_out) {
       break;
     case worker_op::free:
     case worker_op::inspect: request.alloc_id = read_local_id(view, "alloc"); break;
+    case worker_op::drain: request.drain = view.require_bool("drain"); break;
     default: break;
   }
   return request;
@@ -163,6 +165,7 @@ std::string encode_worker_request(const worker_request& request) {
       case worker_op::inspect: out.text("alloc", request.alloc_id); break;
       case worker_op::allocs:
       case worker_op::offers: break;
+      case worker_op::drain: out.boolean("drain", request.drain); break;
       default:  // exec ops
         out.text("alloc", request.alloc_id);
         codec::pack_exec_call_fields(out, request.exec);
@@ -288,6 +291,8 @@ std::string encode_offer_announcement(const offer_announcement& a) {
     out.field("available", [&](packer& pk) { codec::pack_resources(pk, a.available); });
     out.field("offers", [&](packer& pk) { codec::pack_list(pk, a.offers, codec::pack_offer_info); });
     out.int64("allocs", a.allocs);
+    out.field("labels", [&](packer& pk) { codec::pack_labels(pk, a.labels); });
+    out.boolean("draining", a.draining);
     out.int64("ts_ms", a.ts_ms);
     out.int64("heartbeat_ms", a.heartbeat_ms);
   });
@@ -303,6 +308,8 @@ outcome<offer_announcement> decode_offer_announcement(std::string_view body) {
     a.available = view.read("available", codec::read_resources);
     a.offers = view.read("offers", read_offers);
     a.allocs = view.require_int("allocs");
+    if (auto labels = view.read_optional("labels", codec::read_labels)) a.labels = std::move(*labels);
+    if (auto draining = view.read_optional("draining", codec::read_bool)) a.draining = *draining;
     a.ts_ms = view.require_int("ts_ms");
     a.heartbeat_ms = view.optional_int("heartbeat_ms").value_or(0);
     return a;
@@ -350,6 +357,37 @@ outcome<pool_event> decode_pool_event(std::string_view body) {
     auto kind = pool_event_kind_from_string(event);
     if (!kind) codec::fail("event", "unknown pool event \"" + event + "\"");
     e.event = *kind;
+    e.ts_ms = view.require_int("ts_ms");
+    return e;
+  });
+}
+
+std::string encode_demand_event(const demand_event& e) {
+  return codec::map_body([&](auto& out) {
+    out.int64("v", 1);
+    out.text("event", to_string(e.event));
+    out.field("request", [&](packer& pk) { codec::pack_queue_entry(pk, e.request); });
+    if (e.event == demand_event_kind::placed)
+      out.field("allocs", [&](packer& pk) {
+        pk.pack_array(static_cast<uint32_t>(e.allocs.size()));
+        for (const auto& uri : e.allocs) codec::pack_string(pk, uri);
+      });
+    out.int64("ts_ms", e.ts_ms);
+  });
+}
+
+outcome<demand_event> decode_demand_event(std::string_view body) {
+  return decode_map(body, [](const map_view& view) {
+    demand_event e;
+    std::string event = view.require_string("event");
+    auto kind = demand_event_kind_from_string(event);
+    if (!kind) codec::fail("event", "unknown demand event \"" + event + "\"");
+    e.event = *kind;
+    e.request = view.read("request", codec::read_queue_entry);
+    if (auto allocs = view.read_optional("allocs", [](const msgpack::object& o, const std::string& path) {
+          return codec::read_list(o, path, codec::read_string);
+        }))
+      e.allocs = std::move(*allocs);
     e.ts_ms = view.require_int("ts_ms");
     return e;
   });

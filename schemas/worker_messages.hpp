@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "schemas/announcements.hpp"
+#include "schemas/placement.hpp"
 #include "schemas/encoded_entries.hpp"
 #include "schemas/exec.hpp"
 
@@ -28,6 +29,7 @@ enum class worker_op : uint8_t {
   inspect,
   allocs,
   offers,
+  drain,  // the pool's drain set (drain) or undone
   // Execs inside allocs: the same names and fields as the client API, alloc by local id.
   exec_put,
   exec_inspect,
@@ -47,11 +49,12 @@ struct worker_request {
   std::string alloc_id;     // free, keepalive, inspect
   AllocMeta meta;           // accept
   int64_t interval_ms = 0;  // keepalive
+  bool drain = true;        // drain
   exec_call exec;           // exec ops (exec.alloc == alloc_id)
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, worker_request& x) {
-    return f(x.rid, x.op, x.offer_id, x.alloc_id, x.meta, x.interval_ms, x.exec);
+    return f(x.rid, x.op, x.offer_id, x.alloc_id, x.meta, x.interval_ms, x.drain, x.exec);
   }
 };
 std::string encode_worker_request(const worker_request& request);
@@ -108,5 +111,8 @@ std::string encode_alloc_event(const alloc_event& e);
 outcome<alloc_event> decode_alloc_event(std::string_view body);
 std::string encode_pool_event(const pool_event& e);
 outcome<pool_event> decode_pool_event(std::string_view body);
+// Topic `demand` (the broker's own: requests that waited in its queue).
+std::string encode_demand_event(const demand_event& e);
+outcome<demand_event> decode_demand_event(std::string_view body);
 
 }  // namespace poolbus

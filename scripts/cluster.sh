@@ -26,8 +26,10 @@ stop() {
 trap stop INT TERM EXIT
 
 build/bin/pool-broker & pids+=($!)
+zone=1
 for id in worker-1 worker-2; do
-  build/bin/pool-worker --id "$id" --resources "$worker_res" --state-dir "$state/$id" & pids+=($!)
+  build/bin/pool-worker --id "$id" --resources "$worker_res" --state-dir "$state/$id" --label "zone=z$zone" & pids+=($!)
+  zone=$((zone + 1))
 done
 
 # Ready when both pools are listed.

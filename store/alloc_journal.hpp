@@ -35,6 +35,9 @@ class alloc_journal {
   // Applies every change in order, atomically and durably (internal on failure,
   // and then nothing of the batch is applied).
   virtual outcome<void> commit(const std::vector<journal_change>& changes) = 0;
+  // The pool's drain (false until set), kept as durably as a commit.
+  virtual outcome<bool> draining() = 0;
+  virtual outcome<void> set_draining(bool on) = 0;
 };
 
 // A journal in memory, for tests: fail_commits makes every commit fail until reset.
@@ -43,12 +46,19 @@ class memory_journal final : public alloc_journal {
   std::string describe() const override { return "memory"; }
   outcome<std::vector<AllocInspect>> load() override;
   outcome<void> commit(const std::vector<journal_change>& changes) override;
+  outcome<bool> draining() override { return draining_; }
+  outcome<void> set_draining(bool on) override {
+    if (fail_commits) return make_pool_error(error_kind::internal, "memory journal: commits fail");
+    draining_ = on;
+    return {};
+  }
 
   bool fail_commits = false;
   size_t commits = 0;  // successful commits, to see batching
 
  private:
   std::vector<AllocInspect> allocs_;  // in put order, ids unique
+  bool draining_ = false;
 };
 
 }  // namespace poolbus

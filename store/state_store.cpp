@@ -105,6 +105,10 @@ CREATE TABLE alloc_labels (
 COMMIT;
 )sql";
 
+// The pool's flags (drain): added after schema 1, so created when absent.
+const char* const flags_sql =
+    "CREATE TABLE IF NOT EXISTS pool_flags (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID";
+
 // Builds a fresh store at `path` via `path.new` and an atomic rename, so state.db
 // either does not exist or is a complete, empty store.
 outcome<void> create_store(const fs::path& path, const std::string& pool_id) {
@@ -281,6 +285,20 @@ outcome<Resources> state_store::total() {
   sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) return failure("reading the total");
   return out;
+}
+
+outcome<bool> state_store::draining() {
+  if (auto made = exec(flags_sql); !made) return made.error();
+  auto value = query_int(db_, "SELECT COALESCE((SELECT value FROM pool_flags WHERE name = 'draining'), 0)");
+  if (!value) return value.error();
+  return *value != 0;
+}
+
+outcome<void> state_store::set_draining(bool on) {
+  if (auto made = exec(flags_sql); !made) return made;
+  std::string sql =
+      std::string("INSERT OR REPLACE INTO pool_flags (name, value) VALUES ('draining', ") + (on ? "1" : "0") + ")";
+  return exec(sql.c_str());
 }
 
 outcome<int64_t> state_store::synchronous_level() { return query_int(db_, "PRAGMA synchronous"); }

@@ -55,6 +55,9 @@ class state_store final : public alloc_journal {
   std::string describe() const override { return path_; }
   outcome<std::vector<AllocInspect>> load() override;
   outcome<void> commit(const std::vector<journal_change>& changes) override;
+  // In the table pool_flags (created on open when absent: older stores gain it).
+  outcome<bool> draining() override;
+  outcome<void> set_draining(bool on) override;
 
  private:
   struct statement;

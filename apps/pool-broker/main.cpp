@@ -2,6 +2,8 @@
 // the worker intake and CURVE gate (broker/), and the I/O thread that owns the api ROUTER, stream PUB, workers
 // ROUTER and announce SUB. Malformed client requests are answered on the I/O
 // thread itself and never reach an actor.
+#include <fstream>
+#include <sstream>
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
@@ -103,7 +105,20 @@ struct broker_options {
   std::string log_level = "info";
   std::string curve_dir;
   bool curve_generate = false;
+  std::string quota_file;
+  quota_book quotas;  // read from quota_file
 };
+
+// --quota FILE: read and checked before anything starts (a bad line is exit 1).
+outcome<quota_book> read_quota_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return pool_error{error_kind::invalid, "cannot read quota file " + path};
+  std::stringstream text;
+  text << in.rdbuf();
+  auto book = parse_quota_book(text.str());
+  if (!book) return pool_error{error_kind::invalid, path + ": " + book.error().message};
+  return book;
+}
 
 void add_broker_flags(CLI::App& app, broker_options& o) {
   add_endpoint_flag(app, "--api", o.endpoints.api, "client API ROUTER");
@@ -116,6 +131,7 @@ void add_broker_flags(CLI::App& app, broker_options& o) {
   app.add_option("--curve-dir", o.curve_dir,
                  "turn CURVE on: DIR holds broker.key (0600) and authorized_keys (docs/security.md)");
   app.add_flag("--curve-generate", o.curve_generate, "with --curve-dir: create broker.key/broker.pub if missing");
+  app.add_option("--quota", o.quota_file, "owner quotas: one \"<owner> <resources>\" per line (docs/scheduling.md)");
 }
 
 // The broker's four sockets, as the protocol fixes them.
@@ -139,6 +155,7 @@ void spawn_broker_actors(caf::actor_system& sys, const broker_options& o, std::s
   mux_settings.worker_timeout_ms = o.worker_timeout_ms;
   mux_settings.request_timeout_ms = o.request_timeout_ms;
   mux_settings.forget_pool = [intake](const std::string& pool) { intake->forget(pool); };
+  mux_settings.quotas = o.quotas;
   actors.mux = spawn_mux_actor(sys, std::move(mux_settings));
   actors.api = spawn_api_actor(sys, api_actor_config{actors.mux, io, o.request_timeout_ms});
 }
@@ -196,6 +213,16 @@ int main(int argc, char** argv) {
   if (!setup_logging("pool-broker", o.log_level)) {
     std::cerr << "pool-broker: unknown --log-level " << o.log_level << "\n";
     return 2;
+  }
+  if (!o.quota_file.empty()) {
+    auto book = read_quota_file(o.quota_file);
+    if (!book) {
+      std::cerr << "pool-broker: " << book.error().message << "\n";
+      return 1;
+    }
+    o.quotas = std::move(*book);
+    spdlog::info("quotas from {}: {} owners{}", o.quota_file, o.quotas.owners.size(),
+                 o.quotas.everyone_else ? " and everyone else" : "");
   }
   std::unique_ptr<broker_gate> gate;  // CURVE security; null = plaintext
   if (!o.curve_dir.empty()) {

@@ -19,6 +19,7 @@
 #include "apps/common/shutdown_latch.hpp"
 #include "apps/pool-worker/exec_setup.hpp"
 #include "apps/pool-worker/machine_resources.hpp"
+#include "schemas/placement.hpp"
 #include "bus/endpoints.hpp"
 #include "bus/io_thread.hpp"
 #include "bus/security.hpp"
@@ -73,8 +74,16 @@ struct worker_options {
   int64_t max_allocs = 10000;
   std::string sync = "full";
   std::string curve_dir, curve_name = "worker";
+  std::vector<std::string> label_flags;  // KEY=VALUE each, checked by the flag
   exec_flags execs;
 };
+
+// --label KEY=VALUE, repeatable: the pool's labels (a key given twice keeps the last).
+Labels labels_of(const std::vector<std::string>& flags) {
+  Labels labels;
+  for (const auto& flag : flags) labels.insert_or_assign(parse_label(flag)->first, parse_label(flag)->second);
+  return labels;
+}
 
 // Flags into `o`; `resources_flag` tells whether --resources was given.
 CLI::Option* add_worker_flags(CLI::App& app, worker_options& o) {
@@ -98,6 +107,11 @@ CLI::Option* add_worker_flags(CLI::App& app, worker_options& o) {
   app.add_option("--curve-dir", o.curve_dir,
                  "turn CURVE on: DIR holds this worker's NAME.key (0600) and broker.pub (docs/security.md)");
   app.add_option("--curve-name", o.curve_name, "with --curve-dir: the key pair's name (default worker)");
+  app.add_option("--label", o.label_flags, "KEY=VALUE: a label of the pool, for placement (repeatable)")
+      ->check([](const std::string& text) {
+        auto label = parse_label(text);
+        return label ? std::string() : label.error().message;
+      });
   add_exec_flags(app, o.execs);
   return resources_flag;
 }
@@ -152,9 +166,10 @@ int serve(const worker_options& o, std::shared_ptr<state_store> store, const exe
     std::cerr << "pool-worker: state store " << path << ": " << e.message << "\n";
     latch.trigger(1);
   };
-  auto pool = spawn_pool_actor(sys, pool_actor_config{o.id, run, o.resources, wall_clock::real(),
-                                                      make_local_alloc_manager(o.state_dir, execs.users), store,
-                                                      on_store_failure, execs, o.max_allocs});
+  auto pool =
+      spawn_pool_actor(sys, pool_actor_config{o.id, run, o.resources, labels_of(o.label_flags), wall_clock::real(),
+                                              make_local_alloc_manager(o.state_dir, execs.users), store,
+                                              on_store_failure, execs, o.max_allocs});
   worker = spawn_worker_actor(sys, worker_actor_config{o.id, run, pool, io, o.heartbeat_ms, o.max_idle_ms,
                                                        wall_clock::real(), [&latch] { latch.trigger(0); }});
   int exit_code = 1;

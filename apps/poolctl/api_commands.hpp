@@ -19,17 +19,21 @@ namespace poolbus {
 
 // The flags and subcommands of the one-request commands, as parsed.
 struct api_commands {
-  std::string uri, owner, pool_filter;
-  std::vector<std::string> labels;
+  std::string uri, owner, pool_filter, pool;
+  std::vector<std::string> labels, constraints;
   Resources want, min;
-  int64_t width = 0, interval_ms = 0;
+  int64_t width = 0, interval_ms = 0, wait_ms = 0, priority = 0, count = 0;
+  bool spread = false, undo = false;
   CLI::App *pools = nullptr, *offers = nullptr, *allocs = nullptr, *inspect = nullptr, *accept = nullptr,
-           *allocate = nullptr, *keepalive = nullptr, *free = nullptr;
+           *allocate = nullptr, *keepalive = nullptr, *free = nullptr, *queue = nullptr, *quotas = nullptr,
+           *drain = nullptr;
 
   // Whether one of them was given on the command line.
   bool parsed() const;
-  // The request the parsed command sends; `invalid` for a bad --label.
+  // The request the parsed command sends; `invalid` for a bad --label or --constraint.
   outcome<api_request> request() const;
+  // allocate's placement from its flags, checked as the broker checks it.
+  outcome<placement> placement_of() const;
 };
 
 void add_api_commands(CLI::App& app, api_commands& commands);

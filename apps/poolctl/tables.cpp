@@ -50,12 +50,44 @@ std::string format_duration(int64_t ms) {
   return buf;
 }
 
+// "zone=eu-1,gpu=a100", or "-" for none.
+std::string format_labels(const Labels& labels) {
+  std::string out;
+  for (const auto& [key, value] : labels) out += (out.empty() ? "" : ",") + key + "=" + value;
+  return out.empty() ? "-" : out;
+}
+
 void print_pools(std::ostream& out, const std::vector<PoolStatus>& pools, int64_t now_ms) {
   std::vector<row> rows;
   for (const auto& p : pools)
-    rows.push_back({p.id, format_resources(p.resources), format_resources(p.available), std::to_string(p.allocs),
+    rows.push_back({p.id + (p.draining ? " (draining)" : ""), format_resources(p.resources),
+                    format_resources(p.available), std::to_string(p.allocs), format_labels(p.labels),
                     format_duration(now_ms - p.last_seen_ms) + " ago"});
-  print_table(out, {"POOL", "RESOURCES", "AVAILABLE", "ALLOCS", "LAST SEEN"}, rows);
+  print_table(out, {"POOL", "RESOURCES", "AVAILABLE", "ALLOCS", "LABELS", "LAST SEEN"}, rows);
+}
+
+void print_queue(std::ostream& out, const std::vector<queue_entry>& queue, int64_t now_ms) {
+  std::vector<row> rows;
+  for (const auto& q : queue) {
+    std::string constraints;
+    for (const auto& [key, values] : q.constraints) {
+      std::string joined;
+      for (const auto& v : values) joined += (joined.empty() ? "" : ",") + v;
+      constraints += (constraints.empty() ? "" : " ") + key + "=" + joined;
+    }
+    rows.push_back({q.id, q.owner.empty() ? "-" : q.owner, format_resources(q.min) + " x" + std::to_string(q.count),
+                    std::to_string(q.priority), constraints.empty() ? "-" : constraints,
+                    format_duration(now_ms - q.queued_ms),
+                    format_duration(std::max<int64_t>(q.deadline_ms - now_ms, 0))});
+  }
+  print_table(out, {"REQUEST", "OWNER", "MIN", "PRIORITY", "CONSTRAINTS", "WAITED", "LEFT"}, rows);
+}
+
+void print_quotas(std::ostream& out, const std::vector<quota_usage>& quotas) {
+  std::vector<row> rows;
+  for (const auto& q : quotas)
+    rows.push_back({q.owner.empty() ? "\"\"" : q.owner, format_resources(q.quota), format_resources(q.used)});
+  print_table(out, {"OWNER", "QUOTA", "USED"}, rows);
 }
 
 void print_offers(std::ostream& out, const std::vector<OfferInfo>& offers) {

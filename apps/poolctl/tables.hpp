@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "schemas/alloc.hpp"
+#include "schemas/placement.hpp"
 
 namespace poolbus {
 
@@ -14,6 +15,8 @@ void print_pools(std::ostream& out, const std::vector<PoolStatus>& pools, int64_
 void print_offers(std::ostream& out, const std::vector<OfferInfo>& offers);
 void print_allocs(std::ostream& out, const std::vector<AllocInspect>& allocs, int64_t now_ms);
 void print_alloc(std::ostream& out, const AllocInspect& alloc, int64_t now_ms);
+void print_queue(std::ostream& out, const std::vector<queue_entry>& queue, int64_t now_ms);
+void print_quotas(std::ostream& out, const std::vector<quota_usage>& quotas);
 // "4.5s", "2m0s", "1h2m": a duration as people read it.
 std::string format_duration(int64_t ms);
 

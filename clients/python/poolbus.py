@@ -260,13 +260,54 @@ class Client(_ClosesOnExit):
     def accept(self, uri, want, owner=None, labels=None):
         return self.call("accept", offer=uri, meta=_meta(want, owner, labels))["alloc"]
 
-    def allocate(self, min, width=0, owner=None, labels=None):  # noqa: A002 (protocol name)
+    def allocate(self, min, width=0, owner=None, labels=None,  # noqa: A002 (protocol name)
+                 wait_ms=0, priority=0, count=None, spread=False, constraints=None):
+        """Lets the broker place `min` (up to min*(1+width)); returns the Inspect.
+
+        wait_ms > 0: when nothing fits now, wait up to that long in the broker's
+        queue (this call's own deadline is extended by wait_ms). priority orders
+        that queue (higher first). count: a gang of that many allocs, all or
+        none; the list of Inspects is returned instead of one. spread: each alloc
+        of the gang on a different pool. constraints: {label: value or [values]},
+        only pools whose labels match every key. The arguments are passed on as
+        given (the broker answers `invalid` to bad ones); the defaults are not
+        sent at all, so the request is exactly the first-wave one."""
         args = {"min": parse_resources(min), "width": int(width)}
         if owner is not None:
             args["owner"] = owner
         if labels is not None:
             args["labels"] = dict(labels)
-        return self.call("allocate", **args)["alloc"]
+        wait_ms = _as_int(0 if wait_ms is None else wait_ms)
+        if wait_ms != 0:
+            args["wait_ms"] = wait_ms
+        priority = _as_int(0 if priority is None else priority)
+        if priority != 0:
+            args["priority"] = priority
+        if count is not None:
+            args["count"] = _as_int(count)
+        if spread:
+            args["spread"] = True
+        if constraints is not None:
+            args["constraints"] = _constraints(constraints)
+        extra_ms = wait_ms if isinstance(wait_ms, int) and not isinstance(wait_ms, bool) else 0
+        timeout_ms = self.timeout_ms + max(0, extra_ms)
+        reply = self.call("allocate", timeout_ms=timeout_ms, **args)
+        if count is not None:
+            allocs = reply.get("allocs")
+            return list(allocs) if allocs is not None else [reply["alloc"]]
+        return reply["alloc"]
+
+    def queue(self):
+        """The requests waiting in the broker's queue, in the order they will be tried."""
+        return self.call("queue")["queue"]
+
+    def quotas(self):
+        """[{"owner", "quota": Res, "used": Res}] (empty without --quota)."""
+        return self.call("quotas")["quotas"]
+
+    def drain(self, pool, drain=True):
+        """Drains a pool (drain=False undoes it); returns its `pools` entry."""
+        return self.call("drain", pool=pool, drain=bool(drain))["pool"]
 
     def allocs(self, pool=None):
         if pool is None:
@@ -409,6 +450,25 @@ def _hashable(value):
         return True
     except TypeError:
         return False
+
+
+def _as_int(value):
+    """An int for a whole number (bool and other types are passed on unchanged)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _constraints(constraints):
+    """{label: str | [str, ...]} with tuples/sets as lists; anything else unchanged."""
+    if not isinstance(constraints, dict):
+        return constraints
+    out = {}
+    for key, value in constraints.items():
+        if isinstance(value, (tuple, set, frozenset)):
+            value = list(value)
+        out[key] = value
+    return out
 
 
 def _meta(want, owner, labels):

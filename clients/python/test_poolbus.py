@@ -49,6 +49,9 @@ class FakeBroker:
         self.allocs = {}
         self.next_alloc = 1
         self.available = {"cpu": 4.0, "mem": 8.0 * (1 << 30)}
+        self.queue = []
+        self.quotas = []
+        self.draining = False
         self._late = []  # (due, frames)
         self._stop = threading.Event()
         self._publish = []
@@ -121,8 +124,32 @@ class FakeBroker:
                                      "created_ms": 1000, "last_keepalive_ms": 0, "expires_ms": 121000}
             return {"ok": True, "alloc": self.allocs[alloc_id]}
         if op == "allocate":
-            return self._answer({"op": "accept", "offer": "p/1", "meta": {"want": r["min"]}}) \
-                if r.get("width") == 0 else err("unavailable", "fake allocates width 0 only")
+            if r.get("width") != 0:
+                return err("unavailable", "fake allocates width 0 only")
+            if "count" not in r:
+                return self._answer({"op": "accept", "offer": "p/1", "meta": {"want": r["min"]}})
+            if not isinstance(r["count"], int) or r["count"] < 1:
+                return err("invalid", "count must be >= 1")
+            allocs = []
+            for _ in range(r["count"]):
+                one = self._answer({"op": "accept", "offer": "p/1", "meta": {"want": r["min"]}})
+                if not one["ok"]:
+                    for a in allocs:  # all or none
+                        del self.allocs[a["id"]]
+                    return err("unavailable", "gang does not fit")
+                allocs.append(one["alloc"])
+            return {"ok": True, "alloc": allocs[0], "allocs": allocs}
+        if op == "queue":
+            return {"ok": True, "queue": self.queue}
+        if op == "quotas":
+            return {"ok": True, "quotas": self.quotas}
+        if op == "drain":
+            if r.get("pool") != "p":
+                return err("not_exist", "no pool")
+            self.draining = r.get("drain", True)
+            return {"ok": True, "pool": {"id": "p", "resources": {"cpu": 4.0}, "available": self.available,
+                                         "allocs": len(self.allocs), "last_seen_ms": 1, "labels": {},
+                                         "draining": self.draining}}
         if op == "allocs":
             return {"ok": True, "allocs": [a for a in self.allocs.values()
                                            if r.get("pool") in (None, a["pool"])]}
@@ -222,6 +249,116 @@ class ClientTest(unittest.TestCase):
         replies = self.client.request_many([{"op": "offers"}, {"op": "ping"}], timeout_ms=200)
         self.assertIsNone(replies[0])
         self.assertTrue(replies[1]["ok"])
+
+
+class SchedulingClientTest(unittest.TestCase):
+    """The second-wave allocate arguments and the queue / quotas / drain ops."""
+
+    FIRST_WAVE_KEYS = {"v", "op", "id", "min", "width"}
+
+    def setUp(self):
+        self.broker = FakeBroker()
+        self.addCleanup(self.broker.close)
+        self.client = poolbus.Client(self.broker.api, timeout_ms=2000)
+        self.addCleanup(self.client.close)
+
+    def last(self, op):
+        return [c for c in self.broker.calls if c.get("op") == op][-1]
+
+    def test_defaults_send_exactly_the_first_wave_request(self):
+        a = self.client.allocate({"cpu": 1})
+        self.assertIsInstance(a, dict)
+        self.assertEqual(set(self.last("allocate")), self.FIRST_WAVE_KEYS)
+        # Explicit defaults are not sent either.
+        self.client.allocate({"cpu": 1}, 0, None, None, wait_ms=0, priority=0, count=None, spread=False,
+                             constraints=None)
+        self.assertEqual(set(self.last("allocate")), self.FIRST_WAVE_KEYS)
+        # The old positional signature still works.
+        self.client.allocate("cpu=1", 0, "owner-x", {"k": "v"})
+        request = self.last("allocate")
+        self.assertEqual((request["owner"], request["labels"]), ("owner-x", {"k": "v"}))
+        self.assertEqual(set(request), self.FIRST_WAVE_KEYS | {"owner", "labels"})
+
+    def test_new_arguments_are_sent(self):
+        self.client.allocate({"cpu": 1}, wait_ms=1500, priority=-3, spread=True,
+                             constraints={"zone": ("eu-1", "eu-2"), "arch": "arm64"}, owner="alice")
+        request = self.last("allocate")
+        self.assertEqual(request["wait_ms"], 1500)
+        self.assertEqual(request["priority"], -3)
+        self.assertIs(request["spread"], True)
+        self.assertEqual(request["constraints"], {"zone": ["eu-1", "eu-2"], "arch": "arm64"})
+        self.assertEqual(request["owner"], "alice")
+        self.assertNotIn("count", request)
+        # A whole-number float becomes an int on the wire.
+        self.client.allocate({"cpu": 1}, wait_ms=250.0, priority=2.0)
+        request = self.last("allocate")
+        self.assertEqual((request["wait_ms"], request["priority"]), (250, 2))
+        self.assertIsInstance(request["wait_ms"], int)
+
+    def test_count_returns_the_list_of_allocs(self):
+        gang = self.client.allocate({"cpu": 1}, count=3)
+        self.assertIsInstance(gang, list)
+        self.assertEqual(len(gang), 3)
+        self.assertEqual(len({a["id"] for a in gang}), 3)
+        self.assertEqual(self.last("allocate")["count"], 3)
+        one = self.client.allocate({"cpu": 1}, count=1)  # count 1 is a list too
+        self.assertIsInstance(one, list)
+        self.assertEqual(len(one), 1)
+        self.assertEqual(self.last("allocate")["count"], 1)
+        self.assertEqual(len(self.client.allocs()), 4)
+        with self.assertRaises(PoolError) as cm:  # a gang that is refused raises, returns nothing
+            self.client.allocate({"cpu": 5}, count=2)
+        self.assertEqual(cm.exception.kind, "unavailable")
+        self.assertEqual(len(self.client.allocs()), 4)
+
+    def test_bad_values_are_passed_on_for_the_broker_to_refuse(self):
+        for kwargs in ({"count": 0}, {"wait_ms": -5}, {"constraints": ["zone"]}, {"constraints": {"z": []}},
+                       {"constraints": {"z": [1]}}):
+            with self.subTest(kwargs=kwargs):
+                try:
+                    self.client.allocate({"cpu": 1}, **kwargs)
+                except PoolError:
+                    pass  # the fake refuses only count 0
+                request = self.last("allocate")
+                for key, value in kwargs.items():
+                    self.assertEqual(request[key], value)
+        with self.assertRaises(PoolError) as cm:
+            self.client.allocate({"cpu": 1}, count=0)
+        self.assertEqual(cm.exception.kind, "invalid")
+
+    def test_wait_ms_extends_the_call_deadline(self):
+        self.broker.delay_ms["allocate"] = 500
+        with poolbus.Client(self.broker.api, timeout_ms=200) as short:
+            t0 = time.monotonic()
+            with self.assertRaises(PoolTimeout):
+                short.allocate({"cpu": 1})  # 200 ms deadline: the 500 ms reply is too late
+            self.assertLess(time.monotonic() - t0, 0.45)
+            t0 = time.monotonic()
+            a = short.allocate({"cpu": 1}, wait_ms=1000)  # 200 + 1000 ms: it arrives in time
+            self.assertGreaterEqual(time.monotonic() - t0, 0.4)
+            self.assertTrue(a["id"].startswith("p/"))
+            self.assertEqual(self.last("allocate")["wait_ms"], 1000)
+            # A negative wait (refused by a real broker) does not shorten the deadline.
+            self.broker.delay_ms["allocate"] = 100
+            self.assertTrue(short.allocate({"cpu": 1}, wait_ms=-1)["id"].startswith("p/"))
+
+    def test_queue_quotas_drain(self):
+        self.broker.queue = [{"id": "q1", "min": {"cpu": 1.0}, "width": 0, "count": 1, "priority": 0,
+                              "constraints": {}, "queued_ms": 1, "deadline_ms": 2}]
+        self.broker.quotas = [{"owner": "alice", "quota": {"cpu": 2.0}, "used": {"cpu": 1.0}}]
+        self.assertEqual(self.client.queue(), self.broker.queue)
+        self.assertEqual(set(self.last("queue")), {"v", "op", "id"})
+        self.assertEqual(self.client.quotas(), self.broker.quotas)
+        pool = self.client.drain("p")
+        self.assertEqual((pool["id"], pool["draining"]), ("p", True))
+        self.assertEqual((self.last("drain")["pool"], self.last("drain")["drain"]), ("p", True))
+        pool = self.client.drain("p", drain=False)
+        self.assertIs(pool["draining"], False)
+        self.assertIs(self.last("drain")["drain"], False)
+        self.assertIs(self.client.drain("p", False)["draining"], False)
+        with self.assertRaises(PoolError) as cm:
+            self.client.drain("nope")
+        self.assertEqual(cm.exception.kind, "not_exist")
 
 
 class KeepaliveTest(unittest.TestCase):

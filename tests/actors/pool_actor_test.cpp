@@ -469,3 +469,49 @@ TEST_CASE_METHOD(pool_fixture, "pool actor: a restart restores the journal's all
   manager->creates_allowed = 0;
   REQUIRE(accept("1", want(1)).error().kind == error_kind::not_exist);
 }
+
+TEST_CASE_METHOD(pool_fixture,
+                 "pool actor: a drained pool offers nothing, refuses accepts, serves its allocs, and "
+                 "stays drained across a restart") {
+  auto journal = std::make_shared<memory_journal>();
+  restart(journal);
+  subscribe();
+  auto held = accept_one(2);
+  REQUIRE(call<caf::ok_atom>(pool, drain_atom::value, true).ok());
+  CHECK(offers().empty());
+  CHECK(rec->offers.back().draining);
+  CHECK(rec->offers.back().offers.empty());
+  require_consecutive_seqs();
+  CHECK(pool_status().draining);
+  manager->creates_allowed += 1;
+  CHECK(accept("1", want(1)).error().kind == error_kind::unavailable);
+  CHECK(keepalive(local(*held), 60000).ok());  // its allocs are served as before
+  CHECK(inspect(local(*held)).ok());
+  auto seqs = rec->offers.size();
+  REQUIRE(call<caf::ok_atom>(pool, drain_atom::value, true).ok());  // again: nothing changes
+  CHECK(rec->offers.size() == seqs);
+  restart(journal);
+  CHECK(pool_status().draining);
+  CHECK(offers().empty());
+  REQUIRE(call<caf::ok_atom>(pool, drain_atom::value, false).ok());
+  CHECK_FALSE(pool_status().draining);
+  CHECK(offers().size() == 1);
+}
+
+TEST_CASE_METHOD(pool_fixture, "pool actor: labels are announced and listed") {
+  caf::anon_send_exit(pool, caf::exit_reason::kill);
+  run();
+  pool_actor_config config;
+  config.id = "w1";
+  config.run = "run-1";
+  config.resources = machine();
+  config.labels = {{"zone", "eu-1"}};
+  config.clock = wall_clock::simulated(t0);
+  config.manager = manager;
+  pool = spawn_pool_actor(sys, config);
+  run();
+  subscribe();
+  REQUIRE_FALSE(rec->offers.empty());
+  CHECK(rec->offers.back().labels == Labels{{"zone", "eu-1"}});
+  CHECK(pool_status().labels == Labels{{"zone", "eu-1"}});
+}

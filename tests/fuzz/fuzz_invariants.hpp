@@ -43,12 +43,14 @@ bool same(const T& a, const T& b) {
 
 inline bool same(const PoolStatus& a, const PoolStatus& b) {
   return a.id == b.id && a.resources == b.resources && a.available == b.available && a.allocs == b.allocs &&
-         a.last_seen_ms == b.last_seen_ms;
+         a.last_seen_ms == b.last_seen_ms && a.labels == b.labels && a.draining == b.draining;
 }
 
 inline bool same(const api_request& a, const api_request& b) {
   return a.op == b.op && a.id_raw == b.id_raw && a.uri == b.uri && a.pool == b.pool && a.meta == b.meta &&
-         a.width == b.width && a.interval_ms == b.interval_ms;
+         a.place.min == b.place.min && a.place.width == b.place.width && a.place.count == b.place.count &&
+         a.place.wait_ms == b.place.wait_ms && a.place.constraints == b.place.constraints && a.drain == b.drain &&
+         a.interval_ms == b.interval_ms;
 }
 
 inline bool same(const worker_request& a, const worker_request& b) {

@@ -44,7 +44,7 @@ struct directory_fixture {
   // Joins `a.pool`: its announcement, then its hello.
   void join(offer_announcement a) {
     auto pool = a.pool;
-    CHECK_FALSE(dir.on_announcement(std::move(a)));
+    CHECK_FALSE(dir.on_announcement(std::move(a)).joined);
     CHECK(dir.on_hello(pool));
   }
 
@@ -61,10 +61,10 @@ struct directory_fixture {
 TEST_CASE_METHOD(directory_fixture, "pool_directory: a pool joins once it has announced and said hello") {
   CHECK_FALSE(dir.on_hello("a"));
   CHECK(dir.joined("a") == nullptr);
-  CHECK(dir.on_announcement(announcement_of("a", large, large, 1)));
+  CHECK(dir.on_announcement(announcement_of("a", large, large, 1)).joined);
   REQUIRE(dir.joined("a") != nullptr);
   // And the other way round.
-  CHECK_FALSE(dir.on_announcement(announcement_of("b", small, small, 1)));
+  CHECK_FALSE(dir.on_announcement(announcement_of("b", small, small, 1)).joined);
   CHECK(dir.joined("b") == nullptr);
   check_replies({offer_of(announcement_of("a", large, large, 1))},
                 {status_of(announcement_of("a", large, large, 1), 1001)});

@@ -83,11 +83,38 @@ TEST_CASE("api: every request op round-trips") {
 
   api_request allocate;
   allocate.op = api_op::allocate;
-  allocate.meta = AllocMeta{{{"cpu", 1}}, "me", {{"k", "v"}}};
-  allocate.width = 3;
+  allocate.meta = AllocMeta{{}, "me", {{"k", "v"}}};
+  allocate.place.min = Resources{{"cpu", 1}};
+  allocate.place.width = 3;
   auto allocated = round_trip(allocate);
   CHECK(allocated.meta == allocate.meta);
-  CHECK(allocated.width == 3);
+  CHECK(allocated.place.min == allocate.place.min);
+  CHECK(allocated.place.width == 3);
+  CHECK(!allocated.place.gang);
+  CHECK(allocated.place.count == 1);
+
+  api_request gang = allocate;
+  gang.place.count = 3;
+  gang.place.gang = true;
+  gang.place.spread = true;
+  gang.place.wait_ms = 5000;
+  gang.place.priority = -2;
+  gang.place.constraints = {{"zone", {"a", "b"}}, {"gpu", {"a100"}}};
+  auto ganged = round_trip(gang);
+  CHECK(ganged.place.count == 3);
+  CHECK(ganged.place.gang);
+  CHECK(ganged.place.spread);
+  CHECK(ganged.place.wait_ms == 5000);
+  CHECK(ganged.place.priority == -2);
+  CHECK(ganged.place.constraints == gang.place.constraints);
+
+  api_request drain;
+  drain.op = api_op::drain;
+  drain.pool = "w3";
+  drain.drain = false;
+  auto drained = round_trip(drain);
+  CHECK(drained.pool == "w3");
+  CHECK(!drained.drain);
 
   api_request allocs;
   allocs.op = api_op::allocs;
@@ -223,7 +250,7 @@ TEST_CASE("api: per-op arguments are required and checked") {
   CHECK(invalid_message(allocate_with_width([](packer& pk) { pk.pack_double(1.5); })) == "width: not an integer");
   auto whole = decode_api_request(allocate_with_width([](packer& pk) { pk.pack_double(2.0); }), nullptr);
   REQUIRE(whole.ok());
-  CHECK(whole->width == 2);
+  CHECK(whole->place.width == 2);
   auto no_width = decode_api_request(request_body("allocate", 1,
                                                   [](packer& pk) {
                                                     pack_string(pk, "min");
@@ -231,7 +258,7 @@ TEST_CASE("api: per-op arguments are required and checked") {
                                                   }),
                                      nullptr);
   REQUIRE(no_width.ok());
-  CHECK(no_width->width == 0);
+  CHECK(no_width->place.width == 0);
   CHECK(invalid_message(request_body("allocate", 2, [](packer& pk) {
           pack_string(pk, "min");
           pk.pack_map(0);

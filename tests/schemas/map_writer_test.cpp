@@ -77,9 +77,9 @@ TEST_CASE("map_writer: encode_api_request writes the hand-packed bytes (allocate
   api_request request;
   request.op = api_op::allocate;
   request.id_raw = "\x05";
-  request.meta.want = Resources{{"cpu", 2.5}};
+  request.place.min = Resources{{"cpu", 2.5}};
   request.meta.owner = "me";
-  request.width = 3;
+  request.place.width = 3;
   std::string expected = hand_packed([](auto& pk) {
     pk.pack_map(6);
     pk.pack(std::string("v"));

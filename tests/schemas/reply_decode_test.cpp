@@ -398,7 +398,8 @@ outcome<api_reply> strict_decode_api_reply(std::string_view body) {
 
 bool same_pool(const PoolStatus& a, const PoolStatus& b) {
   return a.id == b.id && a.resources.amounts() == b.resources.amounts() &&
-         a.available.amounts() == b.available.amounts() && a.allocs == b.allocs && a.last_seen_ms == b.last_seen_ms;
+         a.available.amounts() == b.available.amounts() && a.allocs == b.allocs && a.last_seen_ms == b.last_seen_ms &&
+         a.labels == b.labels && a.draining == b.draining;
 }
 
 bool same_offer(const OfferInfo& a, const OfferInfo& b) {
@@ -481,6 +482,8 @@ fields pool_fields(int i) {
           {"resources", map_of(resource_fields(0))},
           {"available", map_of(resource_fields(i))},
           {"allocs", int_of(i)},
+          {"labels", map_of({{"zone", str("z" + std::to_string(i))}})},
+          {"draining", raw(i % 2 ? "\xc3" : "\xc2")},
           {"last_seen_ms", int_of(1790000000000 + i)}};
 }
 fields offer_fields(int i) {

@@ -256,10 +256,10 @@ TEST_CASE("worker: offer announcements round-trip with protocol.md's keys plus r
 
   auto handle = msgpack::unpack(body.data(), body.size());
   codec::map_view view(handle.get(), "");
-  for (const char* key :
-       {"v", "pool", "seq", "resources", "available", "offers", "allocs", "ts_ms", "run", "heartbeat_ms"})
+  for (const char* key : {"v", "pool", "seq", "resources", "available", "offers", "allocs", "labels", "draining",
+                          "ts_ms", "run", "heartbeat_ms"})
     CHECK(view.find(key) != nullptr);
-  CHECK(handle.get().via.map.size == 10);
+  CHECK(handle.get().via.map.size == 12);
 
   auto missing_seq = decode_offer_announcement(map_body(1, [](packer& pk) {
     pack_string(pk, "pool");

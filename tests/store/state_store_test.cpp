@@ -250,3 +250,23 @@ TEST_CASE("memory journal: commits apply in order, a refused commit applies noth
   CHECK(journal.load()->size() == 1);
   CHECK(journal.commits == 2);
 }
+
+TEST_CASE("state store: the pool's drain is kept across reopen, beside the allocs") {
+  temp_dir dir;
+  auto a = alloc("w1", "a", 1700000120000);
+  {
+    auto store = must_open(dir, "w1");
+    auto draining = store->draining();
+    REQUIRE(draining.ok());
+    CHECK_FALSE(*draining);  // never set
+    REQUIRE(store->commit({journal_change::put(a)}).ok());
+    REQUIRE(store->set_draining(true).ok());
+  }
+  {
+    auto store = must_open(dir, "w1");
+    CHECK(store->draining().value());
+    CHECK(store->load().value() == std::vector<AllocInspect>{a});
+    REQUIRE(store->set_draining(false).ok());
+  }
+  CHECK_FALSE(must_open(dir, "w1")->draining().value());
+}
