@@ -15,6 +15,8 @@
 
 using namespace poolbus;
 using poolbus::test::ping_request;
+using poolbus::test::reply_script;
+using poolbus::test::scripted_broker;
 using namespace std::chrono_literals;
 
 namespace {
@@ -41,35 +43,6 @@ std::string packed_id(int id) {
   msgpack::pack(buffer, id);
   return std::string(buffer.data(), buffer.size());
 }
-
-// A broker stand-in: a ROUTER io_thread whose handler (on the I/O thread)
-// decides the replies.
-using reply_script = std::function<void(io_thread&, reply_route, std::string body)>;
-
-socket_spec api_router() {
-  socket_spec spec;
-  spec.via = channel::api;
-  spec.kind = socket_kind::router;
-  spec.attach = socket_attach::bind;
-  spec.endpoint = "tcp://127.0.0.1:*";
-  return spec;
-}
-
-class scripted_broker {
- public:
-  explicit scripted_broker(reply_script script)
-      : script_(std::move(script)), bus_({api_router()}, [this](channel, std::vector<std::string>&& frames) {
-          auto request = split_router_message(std::move(frames));
-          if (request.well_formed) script_(bus_, std::move(request.route), std::move(request.body));
-        }) {
-    REQUIRE(bus_.start().ok());
-  }
-  std::string endpoint() const { return bus_.bound_endpoint(channel::api); }
-
- private:
-  reply_script script_;
-  io_thread bus_;
-};
 
 }  // namespace
 

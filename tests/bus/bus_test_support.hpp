@@ -1,10 +1,12 @@
 // Test support for the bus: waiting for a condition with a deadline (never a
-// fixed sleep), and an inbox that collects what an io_thread hands its handler.
+// fixed sleep), an inbox that collects what an io_thread hands its handler, and
+// a scripted broker (a ROUTER whose replies a test decides).
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -12,8 +14,11 @@
 #include <utility>
 #include <vector>
 
+#include <catch2/catch.hpp>
 #include <msgpack.hpp>
 
+#include "bus/envelope.hpp"
+#include "bus/io_thread.hpp"
 #include "schemas/frames.hpp"
 
 namespace poolbus::test {
@@ -86,5 +91,34 @@ inline std::string ping_request(int id) {
   packer.pack("id"), packer.pack(id);
   return std::string(buffer.data(), buffer.size());
 }
+
+// A broker stand-in: a ROUTER io_thread whose handler (on the I/O thread)
+// decides the replies.
+using reply_script = std::function<void(io_thread&, reply_route, std::string body)>;
+
+inline socket_spec api_router() {
+  socket_spec spec;
+  spec.via = channel::api;
+  spec.kind = socket_kind::router;
+  spec.attach = socket_attach::bind;
+  spec.endpoint = "tcp://127.0.0.1:*";
+  return spec;
+}
+
+class scripted_broker {
+ public:
+  explicit scripted_broker(reply_script script)
+      : script_(std::move(script)), bus_({api_router()}, [this](channel, std::vector<std::string>&& frames) {
+          auto request = split_router_message(std::move(frames));
+          if (request.well_formed) script_(bus_, std::move(request.route), std::move(request.body));
+        }) {
+    REQUIRE(bus_.start().ok());
+  }
+  std::string endpoint() const { return bus_.bound_endpoint(channel::api); }
+
+ private:
+  reply_script script_;
+  io_thread bus_;
+};
 
 }  // namespace poolbus::test

@@ -186,6 +186,20 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(b["meta"]["owner"], "client:bob")
         bob.free(b["id"])
 
+    def test_only_an_admin_may_drain(self):
+        alice, ops = self.client("alice"), self.client("ops")
+        with self.assertRaises(PoolError) as cm:
+            alice.drain("w1")
+        self.assertEqual(cm.exception.kind, "unauthorized")
+        self.assertFalse(alice.pools()[0]["draining"])  # nothing changed
+        self.assertLogged("security: client:alice may not drain w1 (admins only)")
+        self.assertTrue(ops.drain("w1")["draining"])
+        try:
+            self.assertEqual(alice.offers(), [])
+        finally:
+            self.assertFalse(ops.drain("w1", drain=False)["draining"])
+        wait_until(lambda: len(alice.offers()) == 1, 5.0, what="the offer back after the undrain")
+
     # -- no pool hijacking -------------------------------------------------------
     def test_a_second_worker_with_another_key_cannot_take_a_live_pool(self):
         state = os.path.join(self.root, "state-impostor")
