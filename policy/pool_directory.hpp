@@ -9,8 +9,9 @@
 // announcement never goes backwards (schemas' `supersedes` rule); a pool
 // leaves when it is silent for the worker timeout by the intake's clock, not
 // judged at a flush that follows a stall of the I/O thread, or when it says
-// `stopped`; the spliced arrays are byte for byte what encoding the joined
-// pools' values would give.
+// `stopped`; a draining pool extends no offer (not in `offers`, not to
+// allocate), whatever it announced; the spliced arrays are byte for byte
+// what encoding the joined pools' values would give.
 #pragma once
 
 #include <cstdint>
