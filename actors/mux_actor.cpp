@@ -96,15 +96,18 @@ void on_capacity(mux_pointer self, const std::string& pool) {
   drive_queue(self);
 }
 
+// A joined pool's drain flipped (acknowledged, or first seen in an announcement).
+void publish_drain(mux_pointer self, const std::string& pool, bool draining) {
+  spdlog::info("pool {} {}", pool, draining ? "is draining" : "is no longer draining");
+  publish_pool_event(self, pool, draining ? pool_event_kind::draining : pool_event_kind::undrained);
+}
+
 void on_announcement(mux_pointer self, offer_announcement& a) {
   auto pool = a.pool;
   bool draining = a.draining;
   auto effect = self->state.directory->on_announcement(std::move(a));
   if (effect.joined) on_joined(self, pool);
-  if (effect.drain_changed && self->state.directory->joined(pool)) {
-    spdlog::info("pool {} {}", pool, draining ? "is draining" : "is no longer draining");
-    publish_pool_event(self, pool, draining ? pool_event_kind::draining : pool_event_kind::undrained);
-  }
+  if (effect.drain_changed && self->state.directory->joined(pool)) publish_drain(self, pool, draining);
   if (effect.superseded) on_capacity(self, pool);
 }
 
@@ -203,8 +206,7 @@ caf::result<PoolStatus> drain(mux_pointer self, const std::string& pool, bool on
       .then(
           [self, pool, on, promise](caf::ok_atom) mutable {
             if (self->state.directory->on_drained(pool, on)) {
-              spdlog::info("pool {} {}", pool, on ? "is draining" : "is no longer draining");
-              publish_pool_event(self, pool, on ? pool_event_kind::draining : pool_event_kind::undrained);
+              publish_drain(self, pool, on);
               if (!on) on_capacity(self, pool);
             }
             auto status = self->state.directory->status(pool);
@@ -269,19 +271,28 @@ caf::result<int64_t> keepalive(mux_pointer self, const std::string& uri, int64_t
   return promise;
 }
 
+// Frees `uri` on its pool's proxy (its pool joined: checked by the caller)
+// and tells the quota ledger; `done` gets what the worker answered.
+void free_on_pool(mux_pointer self, const proxy_actor& proxy, const std::string& local, const std::string& uri,
+                  std::function<void(outcome<caf::ok_atom>)> done) {
+  self->request(proxy, caf::infinite, free_atom::value, local)
+      .then(
+          [self, uri, done](caf::ok_atom ok) {
+            self->state.quotas->on_freed(uri);
+            done(ok);
+          },
+          [done](caf::error& err) { done(to_pool_error(err)); });
+}
+
 caf::result<caf::ok_atom> free_alloc(mux_pointer self, const std::string& uri) {
   if (!self->state.quotas->enabled()) return delegate_to_pool<caf::ok_atom>(self, uri, free_atom::value);
   auto target = proxy_for(self, uri);
   if (!target) return make_error(target.error());
   auto promise = self->make_response_promise<caf::ok_atom>();
-  self->request(target->first, caf::infinite, free_atom::value, target->second)
-      .then(
-          [self, uri, promise](caf::ok_atom ok) mutable {
-            self->state.quotas->on_freed(uri);
-            on_capacity(self, "");  // the owner's quota has room again, wherever it fits
-            promise.deliver(ok);
-          },
-          [promise](caf::error& err) mutable { promise.deliver(std::move(err)); });
+  free_on_pool(self, target->first, target->second, uri, [self, promise](outcome<caf::ok_atom> freed) mutable {
+    if (freed) on_capacity(self, "");  // the owner's quota has room again, wherever it fits
+    deliver(promise, std::move(freed));
+  });
   return promise;
 }
 
@@ -298,17 +309,11 @@ std::unique_ptr<allocate_queue> make_allocate_queue(mux_pointer self) {
   io.release = [self](const AllocInspect& alloc, std::function<void()> done) {
     auto target = proxy_for(self, alloc.id);
     if (!target) return done();  // its pool left: the alloc went with it
-    self->request(target->first, caf::infinite, free_atom::value, target->second)
-        .then(
-            [self, uri = alloc.id, done](caf::ok_atom) {
-              self->state.quotas->on_freed(uri);
-              done();
-            },
-            [uri = alloc.id, done](caf::error& err) {
-              spdlog::warn("allocate: could not free {} of a gang that gave up: {}", uri,
-                           to_pool_error(err).to_string());
-              done();
-            });
+    free_on_pool(self, target->first, target->second, alloc.id, [uri = alloc.id, done](outcome<caf::ok_atom> freed) {
+      if (!freed)
+        spdlog::warn("allocate: could not free {} of a gang that gave up: {}", uri, freed.error().to_string());
+      done();
+    });
   };
   return std::make_unique<allocate_queue>(std::move(io), self->state.config.seed);
 }

@@ -113,8 +113,9 @@ Resources available_now(pool_self self, int64_t now) {
 }
 
 // The table's offers less what retiring allocs hold (none when cpu, mem or
-// disk is then exhausted, as resource_pool::offers decides).
+// disk is then exhausted, as resource_pool::offers decides; none while draining).
 std::vector<OfferInfo> offers_now(pool_self self, int64_t now) {
+  if (self->state.draining) return {};  // a draining pool extends nothing new
   auto offers = self->state.table->offers(now);
   if (self->state.retiring.empty() || offers.empty()) return offers;
   auto held = retiring_resources(self);
@@ -128,7 +129,6 @@ offer_view current_view(pool_self self, int64_t now) {
   auto& table = *self->state.table;
   offer_view view{table.total(), available_now(self, now), offers_now(self, now), static_cast<int64_t>(table.size()),
                   self->state.draining};
-  if (view.draining) view.offers.clear();  // a draining pool extends nothing new
   // Announcements name the offer by URI, as the stream publishes it.
   for (auto& offer : view.offers) offer.id = make_pool_uri(table.pool_id(), offer.id);
   return view;
@@ -538,7 +538,6 @@ PoolStatus on_status(pool_self self) {
 std::vector<OfferInfo> on_offers(pool_self self) {
   auto now = now_ms(self);
   catch_up(self, now);
-  if (self->state.draining) return {};
   return offers_now(self, now);
 }
 

@@ -81,7 +81,10 @@ struct worker_options {
 // --label KEY=VALUE, repeatable: the pool's labels (a key given twice keeps the last).
 Labels labels_of(const std::vector<std::string>& flags) {
   Labels labels;
-  for (const auto& flag : flags) labels.insert_or_assign(parse_label(flag)->first, parse_label(flag)->second);
+  for (const auto& flag : flags) {
+    auto label = parse_label(flag);  // checked by the flag: always ok here
+    labels.insert_or_assign(std::move(label->first), std::move(label->second));
+  }
   return labels;
 }
 
