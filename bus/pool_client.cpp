@@ -121,6 +121,16 @@ outcome<PoolStatus> pool_client::drain(const std::string& pool, bool drain) {
   return std::move(reply->pool);
 }
 
+outcome<exec_answer> pool_client::exec(exec_call call) {
+  api_request r = request_of(*api_op_from_string(to_string(call.op)));
+  r.uri = call.alloc;
+  const int64_t extra_ms = call.op == exec_op::wait ? call.timeout_ms : 0;
+  r.exec = std::move(call);
+  auto reply = this->call(std::move(r), extra_ms);
+  if (!reply) return reply.error();
+  return std::move(reply->exec);
+}
+
 outcome<std::vector<AllocInspect>> pool_client::allocs(const std::string& pool) {
   auto r = request_of(api_op::allocs);
   r.pool = pool;

@@ -36,6 +36,9 @@ class pool_client {
   outcome<AllocInspect> inspect(const std::string& alloc_uri);
   outcome<int64_t> keepalive(const std::string& alloc_uri, int64_t interval_ms);
   outcome<void> free(const std::string& alloc_uri);
+  // Any exec op in an alloc (exec_put, execs, exec_logs, ...; call.alloc is
+  // the alloc URI): its answer. An exec_wait extends the timeout by its own.
+  outcome<exec_answer> exec(exec_call call);
 
   // The raw reply body (ok or not) for a request; its id is set here.
   outcome<std::string> call_raw(api_request request, int64_t extra_ms = 0);

@@ -369,4 +369,12 @@ outcome<ExecConfig> decode_exec_config(std::string_view body) {
   });
 }
 
+exec_call make_exec_call(exec_op op, std::string alloc, std::string exec) {
+  exec_call call;
+  call.op = op;
+  call.alloc = std::move(alloc);
+  call.exec = std::move(exec);
+  return call;
+}
+
 }  // namespace poolbus

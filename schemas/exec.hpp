@@ -130,6 +130,9 @@ struct exec_call {
     return f(x.op, x.alloc, x.exec, x.config, x.stream, x.offset, x.max_bytes, x.timeout_ms, x.digest);
   }
 };
+// A call of `op` on an exec of an alloc (client API: `alloc` is the alloc URI).
+exec_call make_exec_call(exec_op op, std::string alloc, std::string exec = "");
+
 
 // What an exec op answers; `kind` says which fields are its results.
 struct exec_answer {

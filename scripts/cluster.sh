@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds, and runs a local cluster on
-# loopback: one broker on the default endpoints and two workers, each sized at
-# half of this machine. Ctrl-C stops all three. Use it from another terminal:
+# loopback: one broker on the default endpoints, two workers, each sized at
+# half of this machine, and the dashboard (pool-dash) on http://127.0.0.1:7710/.
+# Ctrl-C stops them all. Use it from another terminal (or a browser):
 #   build/bin/poolctl pools
 #   /usr/bin/python3 clients/python/example_hold.py --seconds 5
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh pool-broker pool-worker poolctl
+bash scripts/setup.sh pool-broker pool-worker poolctl pool-dash
 
 state=${POOLBUS_STATE:-$PWD/state}
 mkdir -p "$state"
@@ -32,6 +33,8 @@ for id in worker-1 worker-2; do
   zone=$((zone + 1))
 done
 
+build/bin/pool-dash --http "${POOLBUS_DASH:-127.0.0.1:7710}" & pids+=($!)
+
 # Ready when both pools are listed.
 for _ in $(seq 1 100); do
   if [ "$(build/bin/poolctl --timeout 1s --json pools 2>/dev/null | grep -o '"id"' | wc -l)" -ge 2 ]; then break; fi
@@ -40,5 +43,6 @@ done
 build/bin/poolctl pools
 echo
 echo "cluster up: broker on tcp://127.0.0.1:7700 (api) and :7701 (stream); Ctrl-C stops it."
+echo "dashboard: http://${POOLBUS_DASH:-127.0.0.1:7710}/   (Prometheus metrics at /metrics)"
 echo "try: build/bin/poolctl offers | build/bin/poolctl allocate --min cpu=1,mem=1GiB | build/bin/poolctl watch"
 wait

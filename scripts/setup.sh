@@ -7,7 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential cmake ninja-build pkg-config
   libcaf-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libspdlog-dev catch2 libcli11-dev
-  libsqlite3-dev python3-zmq python3-msgpack)
+  libsqlite3-dev python3-zmq python3-msgpack
+  libcpp-httplib-dev                      # pool-dash's HTTP server (docs/dashboard.md)
+  chromium prometheus python3-websocket   # the dashboard's tests: a real browser, a real scraper
+  redis-server libhiredis-dev)            # the performance peer (pool-bench --scenario peer)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

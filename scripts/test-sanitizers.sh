@@ -6,7 +6,7 @@
 #   SANITIZE_SCOPE=all scripts/test-sanitizers.sh   everything, integration tests included
 #
 # Scope "core" (the CI default): the CAF-free layers, where every decoder of
-# outside input lives: schemas/policy/bus unit suites, the fuzz corpus replays
+# outside input lives: schemas/policy/bus/broker/dash unit suites, the fuzz corpus replays
 # (tests/fuzz) and the layering check. Why not all by default: the actor layer
 # and the three programs include CAF's headers in every file; built with the
 # sanitizers they are the slowest part of the whole build (minutes per file on
@@ -29,9 +29,9 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_strin
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 case "$scope" in
   core)
-    cmake --build "$build" -j"$(nproc)" --target schemas_tests policy_tests bus_tests broker_tests \
+    cmake --build "$build" -j"$(nproc)" --target schemas_tests policy_tests bus_tests broker_tests dash_tests \
       $(printf 'fuzz_replay_%s ' "${fuzz_targets[@]}")
-    ctest --test-dir "$build" --output-on-failure -j"$(nproc)" -R '^(schemas|policy|bus|broker):|^fuzz_replay_|^layering$' "$@"
+    ctest --test-dir "$build" --output-on-failure -j"$(nproc)" -R '^(schemas|policy|bus|broker|dash):|^fuzz_replay_|^layering$' "$@"
     ;;
   all)
     cmake --build "$build" -j"$(nproc)"

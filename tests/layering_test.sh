@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a layer includes what it must not know: schemas/ and policy/ know no
-# CAF and no socket; only bus/ includes ZeroMQ; bus/ and broker/ know no CAF.
+# CAF and no socket; only bus/ includes ZeroMQ; bus/ and broker/ know no CAF;
+# dash/ (pool-dash's views) knows only schemas/, and HTTP lives in apps/pool-dash.
 set -u
 root=${1:-$(dirname "$0")/..}
 fail=0
@@ -16,6 +17,7 @@ check bus     'caf/|actors/|policy/' 'CAF or the actors'
 check store   'caf/|zmq|actors/|bus/|policy/|exec/' 'CAF, ZeroMQ or upper layers'
 check broker  'caf/|zmq|actors/' 'CAF, ZeroMQ or the actors (it hands on through callbacks)'
 check exec    'caf/|zmq|actors/|bus/|policy/' 'CAF, ZeroMQ or upper layers'
+check dash    'caf/|zmq|httplib|actors/|bus/|broker/|policy/|store/|exec/' 'CAF, ZeroMQ, HTTP or other layers (it knows the stream and the API only as data)'
 check apps    'zmq' 'ZeroMQ directly (go through bus/)'
 [ $fail = 0 ] && echo "layering: ok"
 exit $fail

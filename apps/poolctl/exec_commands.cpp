@@ -40,27 +40,14 @@ api_request exec_request(exec_call call) {
   return r;
 }
 
-outcome<exec_answer> call_exec(pool_client& client, exec_call call) {
-  auto body = client.call_raw(exec_request(std::move(call)));
-  if (!body) return body.error();
-  auto reply = decode_api_reply(*body);
-  if (!reply) return reply.error();
-  return std::move(reply->exec);
-}
+outcome<exec_answer> call_exec(pool_client& client, exec_call call) { return client.exec(std::move(call)); }
 
-exec_call make_call(exec_op op, const std::string& alloc, const std::string& exec) {
-  exec_call call;
-  call.op = op;
-  call.alloc = alloc;
-  call.exec = exec;
-  return call;
-}
 
 // Writes what is new on one stream since *offset; sets *eof once complete and all read.
 outcome<void> drain(pool_client& client, const std::string& alloc, const std::string& exec, const std::string& stream,
                     int64_t* offset, bool* eof, std::ostream& out) {
   while (!*eof) {
-    auto call = make_call(exec_op::logs, alloc, exec);
+    auto call = make_exec_call(exec_op::logs, alloc, exec);
     call.stream = stream;
     call.offset = *offset;
     call.max_bytes = max_exec_chunk_bytes;
@@ -78,7 +65,7 @@ outcome<void> drain(pool_client& client, const std::string& alloc, const std::st
 // Waits up to follow_wait_ms for the exec to complete: its inspect once complete.
 outcome<std::optional<ExecInspect>> wait_a_little(pool_client& client, const std::string& alloc,
                                                   const std::string& exec) {
-  auto call = make_call(exec_op::wait, alloc, exec);
+  auto call = make_exec_call(exec_op::wait, alloc, exec);
   call.timeout_ms = follow_wait_ms;
   auto done = call_exec(client, call);
   if (done) return std::optional<ExecInspect>(done->exec);
@@ -125,7 +112,7 @@ outcome<ExecInspect> stream_until_done(pool_client& client, const std::string& a
 int run_execs_command(const exec_command_context& ctx, const std::string& alloc_uri) {
   auto client = connect(ctx);
   if (!client) return fail(client.error());
-  auto call = make_call(exec_op::list, alloc_uri, "");
+  auto call = make_exec_call(exec_op::list, alloc_uri, "");
   if (ctx.json) {
     auto body = (*client)->call_raw(exec_request(call));
     if (!body) return fail(body.error());
@@ -207,7 +194,7 @@ int run_run_command(const exec_command_context& ctx, const run_command_request& 
       config.alloc_name = alloc.id;
       auto keeper = spawn_keepalive_actor(sys, remote, owner, config);
 
-      exec_call put = make_call(exec_op::put, alloc.id, request.exec_id.empty() ? fresh_exec_id() : request.exec_id);
+      exec_call put = make_exec_call(exec_op::put, alloc.id, request.exec_id.empty() ? fresh_exec_id() : request.exec_id);
       put.config.cmd = request.cmd;
       put.config.resources = alloc.resources;  // the command may use all of the alloc
       put.config.outputs = request.outputs;
@@ -218,7 +205,7 @@ int run_run_command(const exec_command_context& ctx, const run_command_request& 
         bool interrupted = false;
         auto done = stream_until_done(client, alloc.id, put.exec, latch, &interrupted);
         if (interrupted) {
-          call_exec(client, make_call(exec_op::remove, alloc.id, put.exec));  // kills it
+          call_exec(client, make_exec_call(exec_op::remove, alloc.id, put.exec));  // kills it
           exit_code = 130;
         } else if (!done) {
           exit_code = fail(done.error());

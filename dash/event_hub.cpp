@@ -1,0 +1,73 @@
+#include "dash/event_hub.hpp"
+
+namespace poolbus {
+
+event_hub::event_hub(size_t capacity) : capacity_(capacity ? capacity : 1) {}
+
+std::string event_hub::frame(std::string_view event, std::string_view json) {
+  std::string out;
+  out.reserve(event.size() + json.size() + 16);
+  out.append("event: ").append(event).append("\ndata: ").append(json).append("\n\n");
+  return out;
+}
+
+void event_hub::publish(std::string chunk) {
+  if (chunk.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    chunks_.push_back(std::move(chunk));
+    if (chunks_.size() > capacity_) chunks_.pop_front(), ++first_;
+  }
+  changed_.notify_all();
+}
+
+uint64_t event_hub::cursor_now() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return first_ + chunks_.size();
+}
+
+event_hub::reading event_hub::read(uint64_t& cursor, std::chrono::milliseconds wait) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait_for(lock, wait, [&] { return closed_ || cursor < first_ + chunks_.size(); });
+  reading out;
+  if (closed_) return out.closed = true, out;
+  if (cursor < first_) {
+    ++dropped_;
+    out.behind = true;
+    return out;
+  }
+  for (uint64_t seq = cursor; seq < first_ + chunks_.size(); ++seq) out.data += chunks_[seq - first_];
+  cursor = first_ + chunks_.size();
+  return out;
+}
+
+void event_hub::close() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+  }
+  changed_.notify_all();
+}
+
+event_hub::session::session(event_hub& hub) : cursor(0), hub_(hub) {
+  std::lock_guard<std::mutex> lock(hub.mutex_);
+  cursor = hub.first_ + hub.chunks_.size();
+  ++hub.readers_;
+}
+
+event_hub::session::~session() {
+  std::lock_guard<std::mutex> lock(hub_.mutex_);
+  --hub_.readers_;
+}
+
+size_t event_hub::readers() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return readers_;
+}
+
+uint64_t event_hub::dropped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return dropped_;
+}
+
+}  // namespace poolbus
