@@ -4,9 +4,12 @@
 // shape of traffic over raw ZeroMQ in the same run, so every figure has a
 // yardstick. Prints a table; writes CSV and JSON (see bench/README.md).
 #include <CLI/CLI.hpp>
+#include <poll.h>
 #include <sys/resource.h>
 
 #include <chrono>
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -20,7 +23,9 @@
 #include "bench/bench_results.hpp"
 #include "bench/child_process.hpp"
 #include "bench/raw_baseline.hpp"
+#include "bench/redis_peer.hpp"
 #include "bench/sim_workers.hpp"
+#include "bench/sse_client.hpp"
 #include "bus/endpoints.hpp"
 #include "schemas/units.hpp"
 #include "schemas/worker_messages.hpp"
@@ -604,10 +609,328 @@ void scenario_scale(const bench_options& opt, bench_results& out) {
   }
 }
 
+// --- dashboard: pool-dash over many heartbeating pools --------------------------
+
+std::unique_ptr<child_process> start_dash(const bench_options& opt, broker_run& run, int port) {
+  auto dash = std::make_unique<child_process>(
+      std::vector<std::string>{opt.bin_dir + "/pool-dash", "--api", run.endpoints.api, "--stream", run.endpoints.stream,
+                               "--http", "127.0.0.1:" + std::to_string(port), "--log-level", "warn"},
+      opt.out + "/logs/pool-dash.log");
+  auto deadline = steady::now() + std::chrono::seconds(10);
+  while (!http_get(port, "/healthz", 500)) {
+    if (steady::now() > deadline || !dash->running()) throw std::runtime_error("pool-dash did not come up");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return dash;
+}
+
+// Waits until pool-dash's /api/stats counts n pools.
+void wait_dash_pools(int port, size_t n, int deadline_s) {
+  const std::string want = "\"pools\":" + std::to_string(n) + ",";
+  auto deadline = steady::now() + std::chrono::seconds(deadline_s);
+  while (steady::now() < deadline) {
+    auto stats = http_get(port, "/api/stats", 2000);
+    if (stats && stats->find(want) != std::string::npos) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  throw std::runtime_error("pool-dash did not see " + std::to_string(n) + " pools in time");
+}
+
+// One accept on `pool` (whose allocs are 0): how long after the pool's
+// changed offer reached a direct subscriber of the stream its `pool` event
+// reached the SSE client (us). Simulated workers announce offers only.
+std::optional<double> dash_hop_us(api_driver& api, zmq::socket_t& sub, sse_client& sse, const std::string& pool) {
+  const uint64_t accept_id = api.send(accept_request(pool + "/1", small_want));
+  const std::string topic = offers_topic(pool), prefix = "{\"id\":\"" + pool + "\",";
+  std::string alloc;
+  std::optional<int64_t> seq;
+  std::optional<steady::time_point> at_sub, at_sse;
+  std::map<int64_t, steady::time_point> sse_seqs;  // this pool's `pool` events by seq
+  auto deadline = steady::now() + std::chrono::seconds(5);
+  while ((alloc.empty() || !at_sub || !at_sse) && steady::now() < deadline) {
+    zmq::pollitem_t items[] = {{sub.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, sse.fd(), ZMQ_POLLIN, 0},
+                               {api.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 3, std::chrono::milliseconds(50));
+    zmq::message_t t, body;
+    while (sub.recv(t, zmq::recv_flags::dontwait)) {
+      (void)sub.recv(body);
+      if (at_sub || t.to_string_view() != topic) continue;
+      auto a = decode_offer_announcement(body.to_string_view());
+      if (a && a->allocs == 1) at_sub = steady::now(), seq = a->seq;
+    }
+    while (auto e = sse.next(0)) {
+      const size_t at = e->data.rfind("\"seq\":");
+      if (e->name == "pool" && e->data.rfind(prefix, 0) == 0 && at != std::string::npos)
+        sse_seqs.emplace(std::stoll(e->data.substr(at + 6)), e->at);
+    }
+    if (seq && sse_seqs.count(*seq)) at_sse = sse_seqs[*seq];
+    if (auto r = api.receive(0); r && r->id == accept_id) {
+      if (!r->reply) throw std::runtime_error("dashboard: accept failed: " + r->reply.error().to_string());
+      alloc = r->reply->alloc.id;
+    }
+  }
+  if (!alloc.empty()) (void)api.call(free_request(alloc), 10000);
+  if (!at_sub || !at_sse)
+    std::fprintf(stderr, "dashboard: %s: accepted %d, on the stream %d, to the browser %d (%zu pool events)\n",
+                 pool.c_str(), !alloc.empty(), bool(at_sub), bool(at_sse), sse_seqs.size());
+  if (!at_sub || !at_sse) return std::nullopt;
+  return std::chrono::duration<double, std::micro>(*at_sse - *at_sub).count();
+}
+
+// Stream -> browser latencies over `samples` accepts spread over the pools.
+std::vector<double> dash_hops_us(api_driver& api, zmq::socket_t& sub, sse_client& sse, int pools, int samples) {
+  std::vector<double> out;
+  for (int i = 0; i < samples; ++i) {
+    auto hop = dash_hop_us(api, sub, sse, "s0-" + std::to_string((i * 7919) % std::min(pools, 2500)));
+    if (hop) out.push_back(*hop);
+  }
+  if (out.size() < static_cast<size_t>(samples) * 9 / 10)
+    throw std::runtime_error("dashboard: only " + std::to_string(out.size()) + " of " + std::to_string(samples) +
+                             " events reached the browser");
+  return out;
+}
+
+// `n` more browsers, read by one thread polling them all (as n machines would
+// each spend a wake-up, not n threads here on the same 2 cores), counting pool changes.
+struct sse_crowd {
+  std::vector<std::unique_ptr<sse_client>> clients;
+  std::vector<uint64_t> changes;
+  std::atomic<bool> stop{false};
+  std::thread reader;
+
+  sse_crowd(int port, int n) : changes(static_cast<size_t>(n), 0) {
+    for (int i = 0; i < n; ++i) {
+      clients.push_back(sse_client::connect(port));
+      if (!clients.back()) throw std::runtime_error("dashboard: SSE client " + std::to_string(i) + " refused");
+    }
+    reader = std::thread([this] { read_all(); });
+  }
+  ~sse_crowd() {
+    stop = true;
+    reader.join();
+  }
+  void read_all() {
+    std::vector<pollfd> fds;
+    for (auto& c : clients) fds.push_back({c->fd(), POLLIN, 0});
+    while (!stop) {
+      if (::poll(fds.data(), fds.size(), 200) <= 0) continue;
+      for (size_t i = 0; i < fds.size(); ++i)
+        if (fds[i].revents)
+          while (auto e = clients[i]->next(0))
+            if (e->name == "pool") ++changes[i];
+    }
+  }
+};
+
+void scenario_dashboard(const bench_options& opt, bench_results& out) {
+  const int n = opt.quick ? 100 : 10000, samples = opt.quick ? 10 : 200, crowd_size = opt.quick ? 20 : 200;
+  zmq::context_t ctx(1);
+  auto run = start_broker(opt, ctx, "dashboard");
+  for (int start = 0, k = 0; start < n; start += 2500, ++k)
+    start_sim_workers(opt, *run, "s" + std::to_string(k) + "-", std::min(2500, n - start));
+  api_driver api(ctx, run->endpoints.api);
+  wait_pools(api, n, 120);
+  const int port = free_loopback_port();
+  auto dash = start_dash(opt, *run, port);
+  wait_dash_pools(port, n, 60);
+  // CPU and RSS of pool-dash while every pool heartbeats once a second.
+  const double window = opt.quick ? 1 : 10;
+  const double cpu0 = cpu_seconds(dash->pid());
+  auto t0 = steady::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(window));
+  const double cpu_pct =
+      100 * (cpu_seconds(dash->pid()) - cpu0) / std::chrono::duration<double>(steady::now() - t0).count();
+  const double rss_mb = static_cast<double>(rss_bytes(dash->pid())) / (1 << 20);
+
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::linger, 0);
+  sub.set(zmq::sockopt::subscribe, "offers.s0-");
+  sub.connect(run->endpoints.stream);
+  auto probe = sse_client::connect(port);
+  if (!probe) throw std::runtime_error("dashboard: SSE probe refused");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the SUB's join
+  auto alone = dash_hops_us(api, sub, *probe, n, samples);
+  std::vector<double> crowded;
+  uint64_t fewest = 0;
+  {
+    sse_crowd crowd(port, crowd_size);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    crowded = dash_hops_us(api, sub, *probe, n, samples);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the last tails reach everyone
+    fewest = *std::min_element(crowd.changes.begin(), crowd.changes.end());
+  }
+  auto raw = raw_pubsub_latency_us(600, 200);
+  out.add_samples("pool-dash stream->browser", alone);
+  const std::string name = "dashboard " + std::to_string(n) + " pools";
+  const bool at_size = n >= 10000;
+  const double p50 = percentile(alone, 50), p99 = percentile(alone, 99), crowded_p50 = percentile(crowded, 50);
+  out.add({name, "pool-dash CPU, 1 heartbeat/s each", "%core", cpu_pct, {}, at_size ? "< 50 %core" : "",
+           at_size ? std::optional<bool>(cpu_pct < 50) : std::nullopt});
+  out.add({name, "pool-dash RSS", "MiB", rss_mb, {}, "", {}});
+  out.add({name, "p50 stream->browser (1 SSE client)", "us", p50, percentile(raw, 50), "", {}});
+  out.add({name, "p99 stream->browser (1 SSE client)", "us", p99, percentile(raw, 99), "<= 10000 us",
+           p99 <= 10000});
+  out.add({name, "p50 stream->browser, " + std::to_string(crowd_size) + " more clients", "us", crowded_p50, p50,
+           "<= 3x one client + 1 ms", crowded_p50 <= 3 * p50 + 1000});
+  out.add({name, "changes reaching the least-served of the crowd", "of " + std::to_string(samples), double(fewest),
+           {}, "all", fewest >= static_cast<uint64_t>(samples)});
+}
+
+// --- peer: poolbus beside the lease table teams build in Redis ------------------
+
+// What one system gave in the peer scenario.
+struct peer_figures {
+  std::vector<double> calls_us;       // one client, one call in flight; accepts at even indexes
+  std::map<int, double> calls_per_s;  // accepts + frees per second, by calls in flight
+};
+
+// Everything the peer scenario measured in its one run.
+struct peer_run {
+  peer_figures poolbus, redis;
+  std::vector<double> raw_calls_us, fdatasync_us;  // the floor's two parts
+  std::map<int, double> raw_calls_per_s;
+};
+
+const int peer_windows[] = {64, 256};
+
+// A Resources in the Redis table's fixed point (milli-cpu, bytes).
+lease_amounts lease_of(const Resources& r) { return {r.units("cpu"), r.units("mem") / Resources::units_per_one}; }
+
+// poolbus: a real broker and one real worker (its durable default, --sync
+// full) for the single client, then 3 more workers for the calls in flight.
+peer_figures peer_poolbus(const bench_options& opt, int pairs, size_t* request_bytes, size_t* reply_bytes) {
+  zmq::context_t ctx(1);
+  auto run = start_broker(opt, ctx, "peer");
+  start_worker(opt, *run, "p0", big_pool);
+  api_driver api(ctx, run->endpoints.api);
+  wait_pools(api, 1, 20);
+  peer_figures f;
+  f.calls_us = accept_free_calls_us(api, "p0", pairs, request_bytes, reply_bytes);
+  std::vector<std::string> pools{"p0"};
+  for (int i = 1; i < 4; ++i) {
+    pools.push_back("p" + std::to_string(i));
+    start_worker(opt, *run, pools.back(), big_pool);
+  }
+  wait_pools(api, 4, 20);
+  uint64_t errors = 0;
+  accept_free_pairs_per_second(api, pools, 16, opt.quick ? 0.1 : 0.5, &errors);  // warm-up
+  for (int w : peer_windows) f.calls_per_s[w] = 2 * accept_free_pairs_per_second(api, pools, w, opt.seconds, &errors);
+  if (errors) log("peer: poolbus: %s failed requests", std::to_string(errors));
+  return f;
+}
+
+// Redis: its own redis-server (AOF, appendfsync always) with 4 pools the size
+// of a worker's, the same single-client loop and the same shape in flight
+// (4 connections, each completed accept followed by its free).
+peer_figures peer_redis(const bench_options& opt, int pairs) {
+  redis_server server(opt.out + "/state-peer-redis", opt.out + "/logs/peer-redis.log");
+  redis_lease_table table(server.port(), 4, lease_of(res(big_pool)));
+  table.check_semantics();
+  const auto want = lease_of(small_want);
+  peer_figures f;
+  f.calls_us = table.accept_free_calls_us(pairs, want);
+  uint64_t errors = 0;
+  table.calls_per_second(16, 4, want, opt.quick ? 0.1 : 0.5, &errors);  // warm-up
+  for (int w : peer_windows) f.calls_per_s[w] = table.calls_per_second(w, 4, want, opt.seconds, &errors);
+  table.check_drained();
+  if (errors) log("peer: redis: %s failed calls", std::to_string(errors));
+  return f;
+}
+
+struct peer_pcts {
+  double p50 = 0, p99 = 0, p999 = 0;
+};
+peer_pcts pcts_of(std::vector<double> s) { return {percentile(s, 50), percentile(s, 99), percentile(s, 99.9)}; }
+// Every other sample, from `first` (0: the accepts, 1: the frees).
+std::vector<double> every_other(const std::vector<double>& calls, size_t first) {
+  std::vector<double> out;
+  for (size_t i = first; i < calls.size(); i += 2) out.push_back(calls[i]);
+  return out;
+}
+
+// Latency rows: value `v` against baseline `b` (p99.9 only when `p999`); the
+// p50 and p99 rows carry `target` (value <= 1.5x baseline) when it is set.
+void add_peer_latency(bench_results& out, const std::string& scenario, const std::string& what, const peer_pcts& v,
+                      const peer_pcts& b, bool p999, const std::string& target = "") {
+  const std::tuple<const char*, double, double> rows[] = {
+      {"p50", v.p50, b.p50}, {"p99", v.p99, b.p99}, {"p99.9", v.p999, b.p999}};
+  for (const auto& [label, x, y] : rows) {
+    const bool tail = std::string(label) == "p99.9";
+    if (tail && !p999) continue;
+    result_row row{scenario, std::string(label) + " " + what, "us", x, y, "", {}};
+    if (!tail && !target.empty()) {
+      row.target = target;
+      row.pass = x <= 1.5 * y;
+    }
+    out.add(row);
+  }
+}
+
+void add_peer_rates(bench_results& out, const std::string& scenario, const std::map<int, double>& v,
+                    const std::map<int, double>& b, bool target) {
+  for (int w : peer_windows) {
+    result_row row{scenario, "calls/s, " + std::to_string(w) + " in flight", "1/s", v.at(w), b.at(w), "", {}};
+    if (target) {
+      row.target = ">= 1.0x redis";
+      row.pass = v.at(w) >= b.at(w);
+    }
+    out.add(row);
+  }
+}
+
+void add_peer_rows(bench_results& out, const peer_run& r) {
+  const auto pb = pcts_of(r.poolbus.calls_us), rd = pcts_of(r.redis.calls_us), raw = pcts_of(r.raw_calls_us),
+             disk = pcts_of(r.fdatasync_us);
+  const peer_pcts floor{raw.p50 + disk.p50, raw.p99 + disk.p99, 0};
+  add_peer_latency(out, "peer: poolbus/redis", "accept|free", pb, rd, true, "<= 1.5x redis");
+  add_peer_latency(out, "peer: poolbus/redis", "accept", pcts_of(every_other(r.poolbus.calls_us, 0)),
+                   pcts_of(every_other(r.redis.calls_us, 0)), false);
+  add_peer_latency(out, "peer: poolbus/redis", "free", pcts_of(every_other(r.poolbus.calls_us, 1)),
+                   pcts_of(every_other(r.redis.calls_us, 1)), false);
+  add_peer_rates(out, "peer: poolbus/redis", r.poolbus.calls_per_s, r.redis.calls_per_s, true);
+  add_peer_latency(out, "peer: poolbus/raw zmq", "accept|free", pb, raw, true);
+  add_peer_rates(out, "peer: poolbus/raw zmq", r.poolbus.calls_per_s, r.raw_calls_per_s, false);
+  add_peer_latency(out, "peer: redis/raw zmq", "accept|free", rd, raw, true);
+  add_peer_rates(out, "peer: redis/raw zmq", r.redis.calls_per_s, r.raw_calls_per_s, false);
+  add_peer_latency(out, "peer: poolbus/floor", "accept|free", pb, floor, false);
+  add_peer_latency(out, "peer: redis/floor", "accept|free", rd, floor, false);
+  for (const auto& [label, a, b] : {std::tuple{"p50", raw.p50, disk.p50}, {"p99", raw.p99, disk.p99}}) {
+    const std::string l(label);
+    out.add({"peer: floor", l + " raw zmq 2-hop", "us", a, {}, "", {}});
+    out.add({"peer: floor", l + " 4 KiB append+fdatasync", "us", b, {}, "", {}});
+    out.add({"peer: floor", l + " floor (sum of the two)", "us", a + b, {}, "", {}});
+  }
+}
+
+// poolbus (a real broker and real workers, `--sync full`) beside Redis (AOF,
+// appendfsync always) running the same accept/free, beside raw ZeroMQ and
+// the floor (a raw 2-hop round trip + one fdatasync of a 4 KiB append).
+void scenario_peer(const bench_options& opt, bench_results& out) {
+  const int pairs = opt.quick ? 200 : 20000;
+  size_t request_bytes = 0, reply_bytes = 0;
+  peer_run r;
+  r.poolbus = peer_poolbus(opt, pairs, &request_bytes, &reply_bytes);
+  r.redis = peer_redis(opt, pairs);
+  {
+    raw_two_hop raw(1, reply_bytes);
+    r.raw_calls_us = raw.latency_us(request_bytes, 2 * pairs);
+  }
+  for (int w : peer_windows) {
+    raw_two_hop raw(4, 400);
+    r.raw_calls_per_s[w] = raw.round_trips_per_second(1, w, request_bytes, opt.seconds);
+  }
+  r.fdatasync_us = append_fdatasync_us(opt.out + "/peer-floor.append", opt.quick ? 50 : 500);
+  out.add_samples("peer: poolbus accept/free call", r.poolbus.calls_us);
+  out.add_samples("peer: redis accept/free call", r.redis.calls_us);
+  out.add_samples("peer: raw zmq 2-hop round trip", r.raw_calls_us);
+  out.add_samples("peer: 4 KiB append+fdatasync", r.fdatasync_us);
+  add_peer_rows(out, r);
+}
+
 const std::vector<std::pair<std::string, std::function<void(const bench_options&, bench_results&)>>> all_scenarios = {
     {"roundtrip", scenario_roundtrip}, {"throughput", scenario_throughput}, {"keepalive", scenario_keepalive},
     {"allocate", scenario_allocate},   {"queue", scenario_queue},           {"propagation", scenario_propagation},
-    {"scale", scenario_scale}};
+    {"scale", scenario_scale},         {"dashboard", scenario_dashboard},       {"peer", scenario_peer}};
 
 }  // namespace
 
@@ -622,7 +945,7 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", opt.quick, "tiny counts: a smoke test, not a measurement");
   app.add_option("--scenario", opt.scenarios,
                  "run only these (repeatable): roundtrip, throughput, keepalive, "
-                 "allocate, queue, propagation, scale");
+                 "allocate, queue, propagation, scale, dashboard, peer");
   app.add_option("--seconds", opt.seconds, "measuring window of each throughput figure (default 5)");
   app.add_option("--sim-workers", sim_count, "(internal) run N simulated workers until SIGTERM");
   app.add_option("--sim-prefix", sim.prefix, "(internal)");

@@ -49,6 +49,7 @@ view_change cluster_view::on_offers(std::string_view body, int64_t now_ms) {
   offer_announcement& a = *decoded;
   auto it = pools_.find(a.pool);
   view_change change;
+  heard_.insert(a.pool);
   if (it == pools_.end()) {
     change.pool_changed = a.pool;
     const std::string id = a.pool;  // (the right side of = is evaluated first)
@@ -57,11 +58,7 @@ view_change cluster_view::on_offers(std::string_view body, int64_t now_ms) {
   }
   it->second.last_seen_ms = now_ms;
   if (!supersedes(a, it->second.latest)) return change;
-  if (same_offer(a, it->second.latest)) {
-    seen_.insert(a.pool);
-  } else {
-    change.pool_changed = a.pool;
-  }
+  if (!same_offer(a, it->second.latest)) change.pool_changed = a.pool;
   it->second.latest = std::move(a);
   return change;
 }
@@ -84,6 +81,7 @@ view_change cluster_view::on_pool_event(std::string_view body, int64_t now_ms) {
       if (it != pools_.end()) {
         it->second.latest.draining = e.event == pool_event_kind::draining;
         it->second.last_seen_ms = now_ms;
+        heard_.insert(e.pool);
         change.pool_changed = e.pool;
       }
       break;
@@ -204,11 +202,11 @@ std::vector<const tail_event*> cluster_view::tail(std::string_view prefix, size_
   return out;
 }
 
-std::vector<std::string> cluster_view::take_seen() {
+std::vector<std::string> cluster_view::take_quiet() {
   std::vector<std::string> out;
-  for (const std::string& id : seen_)
-    if (pools_.count(id)) out.push_back(id);
-  seen_.clear();
+  for (const auto& [id, view] : pools_)
+    if (!heard_.count(id)) out.push_back(id);
+  heard_.clear();
   return out;
 }
 

@@ -79,8 +79,10 @@ class cluster_view {
   const stream_counters& counters() const { return counters_; }
   // Up to `limit` of the newest tail events whose topic starts with prefix, oldest first.
   std::vector<const tail_event*> tail(std::string_view prefix, size_t limit) const;
-  // The pools heard only as heartbeats since the last call.
-  std::vector<std::string> take_seen();
+  // The pools not heard from (by any offers message or drain) since the last
+  // call: with every pool heartbeating, usually none, so the page's "seen"
+  // tick stays small however many pools there are.
+  std::vector<std::string> take_quiet();
   // Stream messages per second over the last rate_window_ms.
   double events_per_second(int64_t now_ms) const;
   int64_t last_message_ms() const { return last_message_ms_; }
@@ -100,7 +102,7 @@ class cluster_view {
   std::vector<queue_entry> queue_;
   std::deque<tail_event> tail_;
   size_t tail_capacity_;
-  std::set<std::string> seen_;
+  std::set<std::string> heard_;  // since the last take_quiet
   stream_counters counters_;
   std::deque<std::pair<int64_t, uint64_t>> rate_buckets_;  // (second, messages in it)
   int64_t last_message_ms_ = 0;

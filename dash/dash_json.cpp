@@ -109,11 +109,11 @@ std::string stats_json(const dash_stats& s) {
   });
 }
 
-std::string seen_json(const std::vector<std::string>& pools, int64_t now_ms) {
+std::string seen_json(const std::vector<std::string>& quiet, int64_t now_ms) {
   return json_of([&](auto& out) {
     out.int64("now_ms", now_ms);
-    out.field("pools", [&](packer& pk) {
-      codec::pack_list(pk, pools, [](packer& p, const std::string& id) { codec::pack_string(p, id); });
+    out.field("quiet", [&](packer& pk) {
+      codec::pack_list(pk, quiet, [](packer& p, const std::string& id) { codec::pack_string(p, id); });
     });
   });
 }

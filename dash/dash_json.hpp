@@ -30,7 +30,8 @@ std::string queue_json(const cluster_view& view, int64_t now_ms);  // {"now_ms",
 std::string tail_json(const tail_event& event);
 std::string events_json(const std::vector<const tail_event*>& events);  // {"events": [...]}
 std::string stats_json(const dash_stats& stats);
-std::string seen_json(const std::vector<std::string>& pools, int64_t now_ms);
+// {"now_ms", "quiet": [...]}: every other pool was heard since the last one.
+std::string seen_json(const std::vector<std::string>& quiet, int64_t now_ms);
 std::string gone_json(std::string_view pool);
 std::string hello_json(int64_t now_ms);
 // What pool-dash read from the API for the page.

@@ -15,7 +15,7 @@ void event_hub::publish(std::string chunk) {
   if (chunk.empty()) return;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    chunks_.push_back(std::move(chunk));
+    chunks_.push_back(std::make_shared<const std::string>(std::move(chunk)));
     if (chunks_.size() > capacity_) chunks_.pop_front(), ++first_;
   }
   changed_.notify_all();
@@ -36,8 +36,11 @@ event_hub::reading event_hub::read(uint64_t& cursor, std::chrono::milliseconds w
     out.behind = true;
     return out;
   }
-  for (uint64_t seq = cursor; seq < first_ + chunks_.size(); ++seq) out.data += chunks_[seq - first_];
+  std::vector<std::shared_ptr<const std::string>> taken(chunks_.begin() + static_cast<long>(cursor - first_),
+                                                         chunks_.end());
   cursor = first_ + chunks_.size();
+  lock.unlock();  // 200 readers copying under the lock would hold up the writer and each other
+  for (const auto& chunk : taken) out.data += *chunk;
   return out;
 }
 

@@ -12,7 +12,9 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -61,7 +63,7 @@ class event_hub {
   const size_t capacity_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  std::deque<std::string> chunks_;
+  std::deque<std::shared_ptr<const std::string>> chunks_;  // shared: readers copy them outside the lock
   uint64_t first_ = 0;  // the sequence number of chunks_.front()
   bool closed_ = false;
   size_t readers_ = 0;

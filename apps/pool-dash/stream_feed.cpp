@@ -89,8 +89,7 @@ void stream_feed::tick(int64_t now_ms) {
   std::string chunk;
   {
     std::lock_guard<std::mutex> lock(state_.mutex);
-    auto seen = state_.view.take_seen();
-    if (!seen.empty()) chunk += event_hub::frame("seen", seen_json(seen, now_ms));
+    chunk += event_hub::frame("seen", seen_json(state_.view.take_quiet(), now_ms));
     dash_stats stats{now_ms,
                      state_.view.events_per_second(now_ms),
                      state_.view.pools().size(),

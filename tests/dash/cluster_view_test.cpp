@@ -65,15 +65,17 @@ TEST_CASE("cluster_view: a pool appears with its first offer and changes only fo
   CHECK(v.pools().at("w1").last_seen_ms == 6000);  // but the pool was heard
 }
 
-TEST_CASE("cluster_view: a heartbeat is seen, not a change") {
+TEST_CASE("cluster_view: a heartbeat is heard, not a change; the quiet ones are listed") {
   cluster_view v;
   feed(v, offer("w1", 1, 4));
+  feed(v, offer("w2", 1, 4));
+  CHECK(v.take_quiet().empty());
   auto beat = feed(v, offer("w1", 1, 4), 7000);
   CHECK_FALSE(beat.pool_changed);
   CHECK_FALSE(beat.tail);
-  CHECK(v.take_seen() == std::vector<std::string>{"w1"});
-  CHECK(v.take_seen().empty());
   CHECK(v.pools().at("w1").last_seen_ms == 7000);
+  CHECK(v.take_quiet() == std::vector<std::string>{"w2"});
+  CHECK(v.take_quiet() == std::vector<std::string>{"w1", "w2"});
 }
 
 TEST_CASE("cluster_view: left and stopped pools are gone from the view; drains flip the flag") {

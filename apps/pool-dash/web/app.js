@@ -224,9 +224,11 @@
   function onGone(d) {
     if (d && S.pools.delete(str(d.id))) { S.dirty.pools = S.dirty.rows = true; markOrder('hard'); }
   }
+  // Every pool but the quiet ones was heard since the previous tick.
   function onSeen(d) {
     const t = num(d.now_ms);
-    (Array.isArray(d.pools) ? d.pools : []).forEach((id) => { const p = S.pools.get(id); if (p && t > num(p.last_seen_ms)) p.last_seen_ms = t; });
+    const quiet = new Set(Array.isArray(d.quiet) ? d.quiet : []);
+    S.pools.forEach((p, id) => { if (!quiet.has(id) && t > num(p.last_seen_ms)) p.last_seen_ms = t; });
     if (S.sort.key === 'seen') markOrder('soft');
     S.dirty.rows = true; scheduleRender();
   }
