@@ -22,19 +22,33 @@ api_request request_of(api_op op) {
 
 }  // namespace
 
-pool_client::pool_client(std::unique_ptr<api_client> api, int64_t timeout_ms)
-    : api_(std::move(api)), timeout_ms_(timeout_ms) {}
+pool_client::pool_client(std::vector<std::unique_ptr<api_client>> brokers, int64_t timeout_ms)
+    : brokers_(std::move(brokers)), timeout_ms_(timeout_ms) {}
 
-outcome<std::unique_ptr<pool_client>> pool_client::connect(const std::string& api_endpoint, int64_t timeout_ms,
+outcome<std::unique_ptr<pool_client>> pool_client::connect(const std::string& api_endpoints, int64_t timeout_ms,
                                                            const std::optional<curve_client_keys>& curve) {
-  auto api = api_client::connect(api_endpoint, curve);
-  if (!api) return api.error();
-  return std::unique_ptr<pool_client>(new pool_client(std::move(*api), timeout_ms));
+  std::vector<std::unique_ptr<api_client>> brokers;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = api_endpoints.find(',', start);
+    auto api = api_client::connect(api_endpoints.substr(start, comma - start), curve);
+    if (!api) return api.error();
+    brokers.push_back(std::move(*api));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return std::unique_ptr<pool_client>(new pool_client(std::move(brokers), timeout_ms));
 }
 
 outcome<std::string> pool_client::call_raw(api_request request, int64_t extra_ms) {
-  request.id_raw = pack_id(next_id_++);
-  return api_->call(encode_api_request(request), timeout_ms_ + extra_ms);
+  outcome<std::string> reply = make_pool_error(error_kind::internal, "no broker");
+  for (size_t tried = 0; tried < brokers_.size(); ++tried) {
+    if (tried > 0) current_ = (current_ + 1) % brokers_.size();  // the last one did not answer
+    request.id_raw = pack_id(next_id_++);  // a fresh id: a late answer of the last one is never taken
+    reply = brokers_[current_]->call(encode_api_request(request), timeout_ms_ + extra_ms);
+    if (reply || reply.error().kind != error_kind::timeout) return reply;
+  }
+  return reply;
 }
 
 outcome<api_reply> pool_client::call(api_request request, int64_t extra_ms) {

@@ -1,6 +1,12 @@
 // pool_client: the C++ client library's synchronous calls, one per op of the
 // client API (protocol.md), over an api_client. Every result is an outcome:
 // the broker's error kind arrives unchanged.
+//
+// Several brokers: given "EP1,EP2,...", it keeps one connection per broker
+// and uses one at a time. A call that gets no answer within its timeout is
+// sent to the next broker, and so on once round; the one that answered is
+// used from then on. A broker's own error reply (even `timeout`: its worker
+// did not answer) is an answer, not a failover.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +21,8 @@ namespace poolbus {
 
 class pool_client {
  public:
-  static outcome<std::unique_ptr<pool_client>> connect(const std::string& api_endpoint, int64_t timeout_ms = 10000,
+  // `api_endpoints`: one endpoint, or several separated by commas (failover order).
+  static outcome<std::unique_ptr<pool_client>> connect(const std::string& api_endpoints, int64_t timeout_ms = 10000,
                                                        const std::optional<curve_client_keys>& curve = std::nullopt);
 
   outcome<void> ping();
@@ -43,11 +50,15 @@ class pool_client {
   // The raw reply body (ok or not) for a request; its id is set here.
   outcome<std::string> call_raw(api_request request, int64_t extra_ms = 0);
 
+  // The endpoint calls go to now (the last one that answered).
+  const std::string& endpoint() const { return brokers_[current_]->endpoint(); }
+
  private:
-  explicit pool_client(std::unique_ptr<api_client> api, int64_t timeout_ms);
+  explicit pool_client(std::vector<std::unique_ptr<api_client>> brokers, int64_t timeout_ms);
   outcome<api_reply> call(api_request request, int64_t extra_ms = 0);
 
-  std::unique_ptr<api_client> api_;
+  std::vector<std::unique_ptr<api_client>> brokers_;  // never empty
+  size_t current_ = 0;
   int64_t timeout_ms_;
   uint64_t next_id_ = 1;
 };

@@ -20,6 +20,9 @@ CLI::Option* add_size_flag(CLI::App& app, const std::string& name, int64_t& targ
 // --name ENDPOINT (tcp://host:port, ipc://path).
 CLI::Option* add_endpoint_flag(CLI::App& app, const std::string& name, std::string& target,
                                const std::string& description);
+// --name EP[,EP...]: one endpoint or several, comma-separated (client failover order).
+CLI::Option* add_endpoint_list_flag(CLI::App& app, const std::string& name, std::string& target,
+                                    const std::string& description);
 // RES ("cpu=4,mem=8GiB") into Resources.
 CLI::Option* add_resources_flag(CLI::App& app, const std::string& name, Resources& target,
                                 const std::string& description);

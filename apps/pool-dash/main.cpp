@@ -33,7 +33,7 @@ struct dash_options {
 };
 
 void add_flags(CLI::App& app, dash_options& o) {
-  add_endpoint_flag(app, "--api", o.endpoints.api, "the broker's client API");
+  add_endpoint_list_flag(app, "--api", o.endpoints.api, "the broker's client API; EP1,EP2,...: fail over in turn");
   add_endpoint_flag(app, "--stream", o.endpoints.stream, "the broker's offer stream");
   app.add_option("--http", o.http, "HOST:PORT to serve on (default 127.0.0.1:7710; loopback unless told)");
   add_duration_flag(app, "--timeout", o.timeout_ms, "how long one API call may take (default 5s)");

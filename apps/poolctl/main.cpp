@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   broker_endpoints endpoints;
   bool json = false;
   int64_t timeout_ms = 10000;
-  add_endpoint_flag(app, "--api", endpoints.api, "the broker's client API");
+  add_endpoint_list_flag(app, "--api", endpoints.api, "the broker's client API; EP1,EP2,...: fail over in turn");
   add_endpoint_flag(app, "--stream", endpoints.stream, "the broker's offer stream");
   add_duration_flag(app, "--timeout", timeout_ms, "how long to wait for the broker (default 10s)");
   app.add_flag("--json", json, "print the broker's reply as JSON");

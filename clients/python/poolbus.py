@@ -156,20 +156,35 @@ class Client(_ClosesOnExit):
     out) is dropped. Use request_many() to keep many requests in flight."""
 
     def __init__(self, api=DEFAULT_API, timeout_ms=10_000, context=None, curve=None):
-        """curve: (client_public, client_secret, server_public) Z85 keys, e.g.
-        load_curve(dir, name), for a broker with CURVE on; None = plaintext."""
-        self.api = api
+        """api: one endpoint, or several ("EP1,EP2" or a list): a request that gets
+        no answer within its timeout goes to the next broker, each once round, and
+        the one that answered is used from then on (a broker's own error reply, even
+        "timeout", is an answer). curve: (client_public, client_secret,
+        server_public) Z85 keys, e.g. load_curve(dir, name), for a broker with CURVE
+        on; None = plaintext."""
+        self.endpoints = [e for e in (api.split(",") if isinstance(api, str) else list(api)) if e]
+        if not self.endpoints:
+            raise ValueError("no API endpoint")
         self.timeout_ms = int(timeout_ms)
         self.curve = curve
         self._own_context = context is None
         self._context = context or zmq.Context()
-        self._socket = self._context.socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        _apply_curve(self._socket, curve)
-        self._socket.connect(api)
+        self._sockets = []
+        for endpoint in self.endpoints:
+            sock = self._context.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            _apply_curve(sock, curve)
+            sock.connect(endpoint)
+            self._sockets.append(sock)
+        self._current = 0
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._closed = False
+
+    @property
+    def api(self):
+        """The endpoint requests go to now."""
+        return self.endpoints[self._current]
 
     # -- lifetime -----------------------------------------------------------
     def close(self):
@@ -177,7 +192,8 @@ class Client(_ClosesOnExit):
             if self._closed:
                 return
             self._closed = True
-            self._socket.close(0)
+            for sock in self._sockets:
+                sock.close(0)
             if self._own_context:
                 self._context.term()
 
@@ -190,33 +206,44 @@ class Client(_ClosesOnExit):
     def request_many(self, requests, timeout_ms=None):
         """Sends every request before reading any reply (all in flight at once)
         and returns the raw reply maps in request order. A request that got no
-        reply within the deadline yields None in its slot."""
-        deadline = time.monotonic() + (self.timeout_ms if timeout_ms is None else timeout_ms) / 1000.0
+        reply within the deadline yields None in its slot (after the other
+        endpoints, if any, had their turn at it)."""
+        budget = (self.timeout_ms if timeout_ms is None else timeout_ms) / 1000.0
         with self._lock:
             if self._closed:
                 raise PoolError("internal", "client is closed")
-            slot_of_id = {}
-            for slot, request in enumerate(requests):
-                body = {"v": 1}
-                body.update(request)
-                body["id"] = next(self._ids)
-                slot_of_id[body["id"]] = slot
-                self._socket.send_multipart([b"", msgpack.packb(body, use_bin_type=True)])
             replies = [None] * len(requests)
-            pending = len(requests)
-            while pending:
-                remaining_ms = (deadline - time.monotonic()) * 1000.0
-                if remaining_ms <= 0 or not self._socket.poll(max(1, int(remaining_ms)), zmq.POLLIN):
+            todo = list(range(len(requests)))
+            for attempt in range(len(self._sockets)):
+                if attempt:
+                    self._current = (self._current + 1) % len(self._sockets)  # the last one did not answer
+                self._exchange(self._sockets[self._current], requests, todo, replies, time.monotonic() + budget)
+                todo = [slot for slot in todo if replies[slot] is None]
+                if not todo:
                     break
-                reply = self._decode(self._socket.recv_multipart())
-                if reply is None:
-                    continue
-                slot = slot_of_id.pop(reply.get("id"), None) if _hashable(reply.get("id")) else None
-                if slot is None:
-                    continue  # a late reply to an earlier, timed-out request
-                replies[slot] = reply
-                pending -= 1
             return replies
+
+    def _exchange(self, sock, requests, slots, replies, deadline):
+        """Sends requests[slot] for each slot on sock (fresh ids) and fills replies
+        until all came or the deadline passed."""
+        slot_of_id = {}
+        for slot in slots:
+            body = {"v": 1}
+            body.update(requests[slot])
+            body["id"] = next(self._ids)
+            slot_of_id[body["id"]] = slot
+            sock.send_multipart([b"", msgpack.packb(body, use_bin_type=True)])
+        while slot_of_id:
+            remaining_ms = (deadline - time.monotonic()) * 1000.0
+            if remaining_ms <= 0 or not sock.poll(max(1, int(remaining_ms)), zmq.POLLIN):
+                return
+            reply = self._decode(sock.recv_multipart())
+            if reply is None:
+                continue
+            slot = slot_of_id.pop(reply.get("id"), None) if _hashable(reply.get("id")) else None
+            if slot is None:
+                continue  # a late reply to an earlier, timed-out request
+            replies[slot] = reply
 
     @staticmethod
     def _decode(frames):

@@ -251,6 +251,45 @@ class ClientTest(unittest.TestCase):
         self.assertTrue(replies[1]["ok"])
 
 
+class FailoverTest(unittest.TestCase):
+    """Several brokers: a request no broker answers in time goes to the next."""
+
+    def setUp(self):
+        self.silent, self.live = FakeBroker(), FakeBroker()
+        for b in (self.silent, self.live):
+            self.addCleanup(b.close)
+        for op in ("ping", "pools", "offers"):
+            self.silent.delay_ms[op] = 5000  # answers long after anyone waits
+
+    def test_fails_over_and_keeps_the_one_that_answered(self):
+        with poolbus.Client(self.silent.api + "," + self.live.api, timeout_ms=300) as c:
+            self.assertTrue(c.ping())
+            self.assertEqual((self.silent.ops_called("ping"), self.live.ops_called("ping")), (1, 1))
+            self.assertEqual(c.api, self.live.api)
+            t1 = time.monotonic()
+            self.assertEqual(c.pools()[0]["id"], "p")
+            self.assertLess(time.monotonic() - t1, 0.3)  # straight to the live one
+            self.assertEqual(len(self.silent.calls), 1)
+            replies = c.request_many([{"op": "offers"}, {"op": "ping"}])
+            self.assertTrue(all(r and r["ok"] for r in replies))
+
+    def test_an_error_reply_is_an_answer_and_none_answering_is_a_timeout(self):
+        with poolbus.Client([self.live.api, self.silent.api], timeout_ms=200) as c:
+            with self.assertRaises(PoolError) as cm:
+                c.inspect("p/nope")
+            self.assertEqual(cm.exception.kind, "not_exist")
+            self.assertEqual(c.api, self.live.api)
+        self.live.delay_ms["ping"] = 5000
+        with poolbus.Client([self.live.api, self.silent.api], timeout_ms=200) as c:
+            with self.assertRaises(PoolTimeout):
+                c.ping()
+        # Each had its turn, once.
+        self.assertEqual([r["op"] for r in self.live.calls].count("ping"), 1)
+        self.assertEqual([r["op"] for r in self.silent.calls].count("ping"), 1)
+        with self.assertRaises(ValueError):
+            poolbus.Client("")
+
+
 class SchedulingClientTest(unittest.TestCase):
     """The second-wave allocate arguments and the queue / quotas / drain ops."""
 

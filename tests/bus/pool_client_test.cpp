@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -108,4 +109,48 @@ TEST_CASE("pool_client: queue, quotas and drain", "[bus]") {
   auto undone = (*client)->drain("w1", false);
   REQUIRE(undone.ok());
   CHECK_FALSE(undone->draining);
+}
+
+TEST_CASE("pool_client: a broker that does not answer fails over to the next, which is then kept", "[bus]") {
+  std::atomic<int> silent_got{0}, live_got{0};
+  scripted_broker silent{[&](io_thread&, reply_route, std::string) { ++silent_got; }};  // never answers
+  scripted_broker live{[&](io_thread& bus, reply_route route, std::string body) {
+    ++live_got;
+    auto request = decode_api_request(body, nullptr);
+    route.push_back(request->op == api_op::ping
+                        ? encode_ok_reply(request->id_raw)
+                        : encode_error_reply(request->id_raw, {error_kind::timeout, "worker w1 did not answer"}));
+    bus.post({channel::api, std::move(route)});
+  }};
+  auto client = pool_client::connect(silent.endpoint() + "," + live.endpoint(), 300);
+  REQUIRE(client.ok());
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE((*client)->ping().ok());
+  CHECK(std::chrono::steady_clock::now() - t0 >= 300ms);  // the first broker had its whole timeout
+  CHECK((*client)->endpoint() == live.endpoint());
+  CHECK(silent_got == 1);
+
+  REQUIRE((*client)->ping().ok());  // straight to the one that answered
+  CHECK(silent_got == 1);
+  // A broker's own `timeout` reply is an answer: no failover.
+  auto answered = (*client)->inspect("w1/a1");
+  REQUIRE_FALSE(answered.ok());
+  CHECK(answered.error().kind == error_kind::timeout);
+  CHECK(answered.error().message == "worker w1 did not answer");
+  CHECK(silent_got == 1);
+  CHECK(live_got == 3);
+}
+
+TEST_CASE("pool_client: when no broker answers, the call times out after trying each once", "[bus]") {
+  std::atomic<int> a_got{0}, b_got{0};
+  scripted_broker a{[&](io_thread&, reply_route, std::string) { ++a_got; }};
+  scripted_broker b{[&](io_thread&, reply_route, std::string) { ++b_got; }};
+  auto client = pool_client::connect(a.endpoint() + "," + b.endpoint(), 150);
+  REQUIRE(client.ok());
+  auto pinged = (*client)->ping();
+  REQUIRE_FALSE(pinged.ok());
+  CHECK(pinged.error().kind == error_kind::timeout);
+  CHECK(a_got == 1);
+  CHECK(b_got == 1);
+  CHECK_FALSE(pool_client::connect(a.endpoint() + ",bogus", 150).ok());
 }

@@ -3,9 +3,10 @@ and its exit codes (1 with a one-line error on stderr; non-zero on a bad flag)."
 
 import json
 import os
+import subprocess
 import unittest
 
-from harness import GiB, ClusterTestCase, bin_dir
+from harness import GiB, ClusterTestCase, bin_dir, free_ports, poolbus
 
 SMALL_SPEC = "cpu=1,mem=1GiB,disk=1GiB"
 SMALL = {"cpu": 1.0, "mem": 1.0 * GiB, "disk": 1.0 * GiB}
@@ -55,6 +56,25 @@ class PoolctlTest(ClusterTestCase):
                 self.assertEqual(done.returncode, 0, "poolctl %s: %r" % (" ".join(argv), done.stderr))
                 pools = unwrap(json.loads(done.stdout), "pools")
                 self.assertEqual({p["id"] for p in pools}, {"c1", "c2"})
+
+    def test_api_list_fails_over_past_a_broker_that_does_not_answer(self):
+        dead = "tcp://127.0.0.1:%d" % free_ports(1)[0]  # nothing listens there
+        argv = [os.path.join(bin_dir(), "poolctl"), "--api", dead + "," + self.cluster.api, "--timeout", "500ms",
+                "--json", "pools"]
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=20)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual({p["id"] for p in unwrap(json.loads(done.stdout), "pools")}, {"c1", "c2"})
+        # Only dead ones: the call's own timeout, once per endpoint, then exit 1.
+        argv[2] = dead + "," + dead
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=20)
+        self.assertOneLineError(done)
+        self.assertIn("timeout", done.stderr)
+        argv[2] = dead + ",not-an-endpoint"
+        self.assertNotEqual(subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20).returncode, 0)
+        # The Python client takes the same list, and keeps the broker that answered.
+        with poolbus.Client([dead, self.cluster.api], timeout_ms=500) as c:
+            self.assertEqual({p["id"] for p in c.pools()}, {"c1", "c2"})
+            self.assertEqual(c.api, self.cluster.api)
 
     def test_pools_and_offers(self):
         pools = unwrap(self.ctl_json("pools"), "pools")
