@@ -3,6 +3,7 @@ a broker with --curve-dir and an authorized_keys file, workers and clients with
 their own keys. Refused peers get nothing and the broker logs them; the right
 ones work; allocs belong to the key that took them."""
 
+import json
 import os
 import shutil
 import stat
@@ -14,6 +15,7 @@ import unittest
 from harness import (Cluster, PoolError, bin_dir, binaries_present, poolbus, same_resources, wait_until,
                      _die_with_parent)
 from poolbus import PoolTimeout
+import dash_support as ds
 
 W1_RES = "cpu=4,mem=8GiB,disk=100GiB"
 IMPOSTOR_RES = "cpu=64,mem=512GiB,disk=1000GiB"
@@ -33,6 +35,10 @@ def keygen(out, name, role="client"):
     if r.returncode != 0:
         raise AssertionError("poolctl keygen failed: %s" % r.stderr)
     return r.stdout
+
+
+def body_of(dash, path):
+    return json.loads(dash.get(path).text)
 
 
 def public_key(directory, name):
@@ -142,6 +148,27 @@ class SecurityTest(unittest.TestCase):
         self.addCleanup(wrong.close)
         with self.assertRaises(PoolTimeout):
             wrong.ping()
+
+    def test_pool_dash_reads_the_stream_as_observer_and_the_api_as_client(self):
+        if not ds.dash_present():
+            self.fail("pool-dash not found at %s" % ds.dash_binary())
+        a = self.client("alice").allocate({"cpu": 1, "mem": 1 << 30, "disk": 1 << 30})
+        dash = ds.PoolDash(self.cluster, extra_args=["--curve-dir", self.keys, "--curve-name", "alice",
+                                                     "--observer-name", "dash"]).start()
+        self.addCleanup(dash.stop)
+
+        wait_until(lambda: body_of(dash, "/api/stats")["broker_up"] is True, 10.0, what="pool-dash reaches the broker")
+        wait_until(lambda: [p["allocs"] for p in body_of(dash, "/api/pools")["pools"]] == [1], 10.0,
+                   what="pool-dash shows w1 with its alloc (the stream, as observer)")
+        r = dash.get("/api/allocs")
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual([x["id"] for x in json.loads(r.text)["allocs"]], [a["id"]])
+        # With no keys the broker refuses it: the page says so, /metrics too.
+        plain = ds.PoolDash(self.cluster).start()
+        self.addCleanup(plain.stop)
+        wait_until(lambda: plain.get("/metrics").text.count("poolbus_broker_up 0") == 1, 10.0,
+                   what="a keyless pool-dash reports the broker unreachable")
+        self.assertEqual(body_of(plain, "/api/pools")["pools"], [])
 
     def test_worker_key_cannot_use_the_api(self):
         with self.assertRaises(PoolTimeout):
