@@ -1,6 +1,8 @@
 #include "actors/worker_actor.hpp"
 
 #include <caf/all.hpp>
+
+#include <algorithm>
 #include <spdlog/spdlog.h>
 
 #include "actors/error_bridge.hpp"
@@ -44,39 +46,54 @@ void announce(worker_pointer self) {
   st.config.sink->post({channel::announce, {offers_topic(st.config.pool), encode_offer_announcement(st.last)}});
 }
 
+// Where a reply goes: the request's rid, and the broker it came from.
+struct reply_to {
+  uint64_t rid = 0;
+  uint32_t broker = 0;
+};
+reply_to reply_to_of(const worker_request& req) { return {req.rid, req.broker}; }
+
+// A message on the broker channel to broker `index` (with one broker, the DEALER's only peer).
+void post_to_broker(worker_pointer self, uint32_t index, std::string body) {
+  const auto& brokers = self->state.config.brokers;
+  if (brokers.empty()) return self->state.config.sink->post({channel::broker, {std::move(body)}});
+  if (index < brokers.size()) self->state.config.sink->post({channel::broker, {brokers[index], std::move(body)}});
+}
+
 void hello(worker_pointer self) {
   auto& st = self->state;
-  st.config.sink->post({channel::broker, {encode_worker_hello({st.config.pool, st.config.run, now_ms(self)})}});
+  const std::string body = encode_worker_hello({st.config.pool, st.config.run, now_ms(self)});
+  const size_t n = std::max<size_t>(1, st.config.brokers.size());
+  for (uint32_t i = 0; i < n; ++i) post_to_broker(self, i, body);
 }
 
-void send_reply(worker_pointer self, worker_reply reply) {
-  self->state.config.sink->post({channel::broker, {encode_worker_reply(reply)}});
+void send_reply(worker_pointer self, reply_to to, worker_reply reply) {
+  reply.rid = to.rid;
+  post_to_broker(self, to.broker, encode_worker_reply(reply));
 }
 
-// The reply to request `rid`: what `fill` puts in from the pool's result.
+// The reply to a request: what `fill` puts in from the pool's result.
 template <class Result, class Fill>
-void reply_result(worker_pointer self, uint64_t rid, Fill& fill, Result& result) {
+void reply_result(worker_pointer self, reply_to to, Fill& fill, Result& result) {
   worker_reply reply;
-  reply.rid = rid;
   fill(reply, result);
-  send_reply(self, std::move(reply));
+  send_reply(self, to, std::move(reply));
 }
 
-void reply_error(worker_pointer self, uint64_t rid, const caf::error& err) {
+void reply_error(worker_pointer self, reply_to to, const caf::error& err) {
   worker_reply reply;
-  reply.rid = rid;
   reply.ok = false;
   reply.error = to_pool_error(err);
-  send_reply(self, std::move(reply));
+  send_reply(self, to, std::move(reply));
 }
 
 // Asks the pool (within `deadline`) and replies with what `fill` puts into
 // the reply, or the error.
 template <class Result, class Fill, class... Args>
-void serve_within(worker_pointer self, caf::timespan deadline, uint64_t rid, Fill fill, Args&&... args) {
+void serve_within(worker_pointer self, caf::timespan deadline, reply_to to, Fill fill, Args&&... args) {
   self->request(self->state.config.pool_actor, deadline, std::forward<Args>(args)...)
-      .then([=](Result& result) mutable { reply_result(self, rid, fill, result); },
-            [=](caf::error& err) { reply_error(self, rid, err); });
+      .then([=](Result& result) mutable { reply_result(self, to, fill, result); },
+            [=](caf::error& err) { reply_error(self, to, err); });
 }
 
 // An answer (or error) to a pool call without a deadline came back.
@@ -90,18 +107,18 @@ void progressed(worker_pointer self) {
 // an urgent request would overtake the subscription and exec events queued
 // at the pool before it, and reorder the stream.)
 template <class Result, class Fill, class... Args>
-void serve(worker_pointer self, uint64_t rid, Fill fill, Args&&... args) {
+void serve(worker_pointer self, reply_to to, Fill fill, Args&&... args) {
   auto& st = self->state;
   ++st.in_flight;
   self->request(st.config.pool_actor, caf::infinite, std::forward<Args>(args)...)
       .then(
           [=](Result& result) mutable {
             progressed(self);
-            reply_result(self, rid, fill, result);
+            reply_result(self, to, fill, result);
           },
           [=](caf::error& err) {
             progressed(self);
-            reply_error(self, rid, err);
+            reply_error(self, to, err);
           });
 }
 
@@ -131,7 +148,7 @@ void check_stalled(worker_pointer self) {
 void serve_exec(worker_pointer self, const worker_request& req) {
   auto deadline = local_deadline + std::chrono::milliseconds(req.exec.op == exec_op::wait ? req.exec.timeout_ms : 0);
   serve_within<exec_answer>(
-      self, deadline, req.rid, [](worker_reply& r, exec_answer& answer) { r.exec = std::move(answer); },
+      self, deadline, reply_to_of(req), [](worker_reply& r, exec_answer& answer) { r.exec = std::move(answer); },
       exec_atom::value, req.exec);
 }
 
@@ -139,35 +156,35 @@ void handle(worker_pointer self, const worker_request& req) {
   switch (req.op) {
     case worker_op::accept:
       serve<AllocInspect>(
-          self, req.rid, [](worker_reply& r, AllocInspect& a) { r.alloc = std::move(a); }, accept_atom::value,
+          self, reply_to_of(req), [](worker_reply& r, AllocInspect& a) { r.alloc = std::move(a); }, accept_atom::value,
           req.offer_id, req.meta);
       return;
     case worker_op::free:
       serve<caf::ok_atom>(
-          self, req.rid, [](worker_reply&, caf::ok_atom&) {}, free_atom::value, req.alloc_id);
+          self, reply_to_of(req), [](worker_reply&, caf::ok_atom&) {}, free_atom::value, req.alloc_id);
       return;
     case worker_op::keepalive:
       serve<int64_t>(
-          self, req.rid, [](worker_reply& r, int64_t& granted) { r.interval_ms = granted; }, keepalive_atom::value,
-          req.alloc_id, req.interval_ms);
+          self, reply_to_of(req), [](worker_reply& r, int64_t& granted) { r.interval_ms = granted; },
+          keepalive_atom::value, req.alloc_id, req.interval_ms);
       return;
     case worker_op::inspect:
       serve<AllocInspect>(
-          self, req.rid, [](worker_reply& r, AllocInspect& a) { r.alloc = std::move(a); }, inspect_atom::value,
+          self, reply_to_of(req), [](worker_reply& r, AllocInspect& a) { r.alloc = std::move(a); }, inspect_atom::value,
           req.alloc_id);
       return;
     case worker_op::allocs:
       serve<std::vector<AllocInspect>>(
-          self, req.rid, [](worker_reply& r, std::vector<AllocInspect>& a) { r.allocs = std::move(a); },
+          self, reply_to_of(req), [](worker_reply& r, std::vector<AllocInspect>& a) { r.allocs = std::move(a); },
           allocs_atom::value);
       return;
     case worker_op::drain:
       serve<caf::ok_atom>(
-          self, req.rid, [](worker_reply&, caf::ok_atom&) {}, drain_atom::value, req.drain);
+          self, reply_to_of(req), [](worker_reply&, caf::ok_atom&) {}, drain_atom::value, req.drain);
       return;
     case worker_op::offers:
       serve<std::vector<OfferInfo>>(
-          self, req.rid, [](worker_reply& r, std::vector<OfferInfo>& o) { r.offers = std::move(o); },
+          self, reply_to_of(req), [](worker_reply& r, std::vector<OfferInfo>& o) { r.offers = std::move(o); },
           offers_atom::value);
       return;
     default:  // exec ops

@@ -285,6 +285,7 @@ struct io_thread::state {
         // vanishing silently.
         s.set(zmq::sockopt::router_mandatory, true);
         if (spec.router_handover) s.set(zmq::sockopt::router_handover, true);
+        if (!spec.routing_id.empty()) s.set(zmq::sockopt::routing_id, spec.routing_id);
         break;
       case socket_kind::dealer:
         if (!spec.routing_id.empty()) s.set(zmq::sockopt::routing_id, spec.routing_id);
@@ -300,8 +301,14 @@ struct io_thread::state {
       bound_of_channel[static_cast<size_t>(spec.via)] = entry.bound;
       spdlog::info("bus: {} bound {}", channel_name(spec.via), entry.bound);
     } else {
-      s.connect(spec.endpoint);
-      spdlog::info("bus: {} connecting to {}", channel_name(spec.via), spec.endpoint);
+      std::vector<std::string> endpoints{spec.endpoint};
+      endpoints.insert(endpoints.end(), spec.more_endpoints.begin(), spec.more_endpoints.end());
+      for (size_t i = 0; i < endpoints.size(); ++i) {
+        if (spec.kind == socket_kind::router && i < spec.peer_ids.size())
+          s.set(zmq::sockopt::connect_routing_id, spec.peer_ids[i]);
+        s.connect(endpoints[i]);
+        spdlog::info("bus: {} connecting to {}", channel_name(spec.via), endpoints[i]);
+      }
     }
     return {};
   }

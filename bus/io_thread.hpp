@@ -40,7 +40,11 @@ struct socket_spec {
   socket_kind kind = socket_kind::router;
   socket_attach attach = socket_attach::bind;
   std::string endpoint;
-  std::string routing_id;                  // dealer only; empty = ZeroMQ picks one
+  std::vector<std::string> more_endpoints;  // connect: the same socket also connects to these
+  // router + connect: the routing id the peer at endpoint (then more_endpoints[i]) is
+  // addressed by (ZMQ_CONNECT_ROUTING_ID), so one ROUTER can talk to several brokers.
+  std::vector<std::string> peer_ids;
+  std::string routing_id;                  // dealer or router: ours; empty = ZeroMQ picks one
   std::vector<std::string> subscriptions;  // sub only; "" = everything
   bool router_handover = false;            // router: a reconnecting routing id takes over its old pipe
   int linger_ms = 200;                     // at stop: how long queued output may still leave

@@ -51,10 +51,11 @@ struct worker_request {
   int64_t interval_ms = 0;  // keepalive
   bool drain = true;        // drain
   exec_call exec;           // exec ops (exec.alloc == alloc_id)
+  uint32_t broker = 0;      // NOT on the wire: which of the worker's brokers sent it (the reply goes back there)
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, worker_request& x) {
-    return f(x.rid, x.op, x.offer_id, x.alloc_id, x.meta, x.interval_ms, x.drain, x.exec);
+    return f(x.rid, x.op, x.offer_id, x.alloc_id, x.meta, x.interval_ms, x.drain, x.exec, x.broker);
   }
 };
 std::string encode_worker_request(const worker_request& request);

@@ -4,6 +4,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -43,16 +44,25 @@ std::string default_state_dir(const std::string& id) {
   return std::string(home ? home : "/tmp") + "/.local/state/poolbus/" + id;
 }
 
-// Routes one message from the broker's ROUTER to the worker actor, or answers a
-// malformed one at once (it never reaches an actor).
-void on_broker_message(std::vector<std::string>&& frames, const caf::actor& worker, frame_sink& sink) {
-  if (frames.size() != 1) {
-    spdlog::warn("dropped a broker message of {} frames (want 1)", frames.size());
+// The peer id broker `i` of several is addressed by on the worker's ROUTER.
+std::string broker_peer_id(size_t i) { return "broker-" + std::to_string(i); }
+
+// Routes one message from a broker's ROUTER to the worker actor, or answers a
+// malformed one at once (it never reaches an actor). With one broker the
+// message is [body] (a DEALER); with several, [peer id, body] (a ROUTER).
+void on_broker_message(std::vector<std::string>&& frames, const caf::actor& worker, frame_sink& sink,
+                       const std::vector<std::string>& brokers) {
+  const size_t want = brokers.empty() ? 1 : 2;
+  if (frames.size() != want) {
+    spdlog::warn("dropped a broker message of {} frames (want {})", frames.size(), want);
     return;
   }
+  auto from = brokers.empty() ? brokers.end() : std::find(brokers.begin(), brokers.end(), frames.front());
+  if (!brokers.empty() && from == brokers.end()) return;  // not one of ours: cannot be (we name them)
   uint64_t rid = 0;
-  auto request = decode_worker_request(frames[0], &rid);
+  auto request = decode_worker_request(frames.back(), &rid);
   if (request) {
+    request->broker = brokers.empty() ? 0 : static_cast<uint32_t>(from - brokers.begin());
     caf::anon_send(worker, wrequest_atom::value, std::move(*request));
     return;
   }
@@ -62,12 +72,14 @@ void on_broker_message(std::vector<std::string>&& frames, const caf::actor& work
   reply.rid = rid;
   reply.ok = false;
   reply.error = request.error();
-  sink.post({channel::broker, {encode_worker_reply(reply)}});
+  frames.back() = encode_worker_reply(reply);
+  sink.post({channel::broker, std::move(frames)});  // the same route back
 }
 
 struct worker_options {
   std::string id, state_dir, log_level = "info";
-  broker_endpoints endpoints;
+  // One broker each, in pairs: --connect (its workers ROUTER) and --announce (its announce SUB).
+  std::vector<std::string> connects, announces;
   Resources resources;
   bool resources_given = false;
   int64_t heartbeat_ms = liveness::default_heartbeat_ms, max_idle_ms = 0;
@@ -91,8 +103,17 @@ Labels labels_of(const std::vector<std::string>& flags) {
 // Flags into `o`; `resources_flag` tells whether --resources was given.
 CLI::Option* add_worker_flags(CLI::App& app, worker_options& o) {
   app.add_option("--id", o.id, "pool id (no '/')")->required();
-  add_endpoint_flag(app, "--connect", o.endpoints.workers, "the broker's workers ROUTER");
-  add_endpoint_flag(app, "--announce", o.endpoints.announce, "the broker's announce SUB");
+  auto endpoint_check = [](const std::string& text) {
+    return valid_endpoint(text) ? std::string() : "not an endpoint: " + text;
+  };
+  const broker_endpoints defaults;
+  app.add_option("--connect", o.connects,
+                 "a broker's workers ROUTER (default " + defaults.workers +
+                     "); repeat, with --announce, to serve several brokers")
+      ->check(endpoint_check);
+  app.add_option("--announce", o.announces,
+                 "that broker's announce SUB (default " + defaults.announce + "), in the same order as --connect")
+      ->check(endpoint_check);
   auto* resources_flag = add_resources_flag(app, "--resources", o.resources, "the pool's total");
   app.add_option("--state-dir", o.state_dir, "where allocs live (default ~/.local/state/poolbus/ID)");
   add_duration_flag(app, "--heartbeat", o.heartbeat_ms, "how often to re-announce (default 1s)");
@@ -138,13 +159,32 @@ outcome<std::shared_ptr<state_store>> open_state(worker_options& o) {
   return std::shared_ptr<state_store>(std::move(*opened));
 }
 
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+  return out;
+}
+
+// The peer ids of the brokers when there are several (empty: one, on a DEALER).
+std::vector<std::string> broker_peers(const worker_options& o) {
+  std::vector<std::string> peers;
+  for (size_t i = 0; o.connects.size() > 1 && i < o.connects.size(); ++i) peers.push_back(broker_peer_id(i));
+  return peers;
+}
+
+// One broker: a DEALER and a PUB. Several: one ROUTER connected to every broker
+// (each addressed by its peer id, so a reply goes back where its request came
+// from) and one PUB connected to every announce SUB (an announcement reaches all).
 std::vector<socket_spec> worker_sockets(const worker_options& o, const std::optional<curve_client_keys>& curve) {
-  auto broker_socket = socket_spec::connected(channel::broker, socket_kind::dealer, o.endpoints.workers);
+  const auto peers = broker_peers(o);
+  auto broker_socket = socket_spec::connected(
+      channel::broker, peers.empty() ? socket_kind::dealer : socket_kind::router, o.connects.front());
+  broker_socket.more_endpoints.assign(o.connects.begin() + 1, o.connects.end());
+  broker_socket.peer_ids = peers;
   broker_socket.routing_id = o.id;  // the broker routes requests to this pool by its id
-  std::vector<socket_spec> specs{
-      socket_spec::connected(channel::announce, socket_kind::pub, o.endpoints.announce),
-      broker_socket,
-  };
+  auto announce_socket = socket_spec::connected(channel::announce, socket_kind::pub, o.announces.front());
+  announce_socket.more_endpoints.assign(o.announces.begin() + 1, o.announces.end());
+  std::vector<socket_spec> specs{announce_socket, broker_socket};
   if (curve)
     for (auto& spec : specs)
       spec.curve = socket_curve{{}, curve->own.public_key, curve->own.secret_key, curve->server_public, {}, {}};
@@ -158,10 +198,11 @@ int serve(const worker_options& o, std::shared_ptr<state_store> store, const exe
   caf::actor_system sys{single_thread_actors(cfg)};
   caf::actor worker;
   io_thread* io_ptr = nullptr;
+  const auto brokers = broker_peers(o);
   auto io = std::make_shared<io_thread>(worker_sockets(o, curve),
-                                        [&worker, &io_ptr](channel via, std::vector<std::string>&& frames) {
+                                        [&worker, &io_ptr, &brokers](channel via, std::vector<std::string>&& frames) {
                                           if (via == channel::broker)
-                                            on_broker_message(std::move(frames), worker, *io_ptr);
+                                            on_broker_message(std::move(frames), worker, *io_ptr, brokers);
                                         });
   io_ptr = io.get();
   auto run = new_run_id();
@@ -173,14 +214,14 @@ int serve(const worker_options& o, std::shared_ptr<state_store> store, const exe
       spawn_pool_actor(sys, pool_actor_config{o.id, run, o.resources, labels_of(o.label_flags), wall_clock::real(),
                                               make_local_alloc_manager(o.state_dir, execs.users), store,
                                               on_store_failure, execs, o.max_allocs});
-  worker = spawn_worker_actor(sys, worker_actor_config{o.id, run, pool, io, o.heartbeat_ms, o.max_idle_ms,
+  worker = spawn_worker_actor(sys, worker_actor_config{o.id, run, pool, io, brokers, o.heartbeat_ms, o.max_idle_ms,
                                                        wall_clock::real(), [&latch] { latch.trigger(0); }});
   int exit_code = 1;
   if (auto started = io->start(); !started) {
     std::cerr << "pool-worker: " << started.error().message << "\n";
   } else {
     spdlog::info("pool {} (run {}) serving {} to {}, announcing on {} (state store sync {})", o.id, run,
-                 o.resources.to_string(), o.endpoints.workers, o.endpoints.announce, o.sync);
+                 o.resources.to_string(), joined(o.connects), joined(o.announces), o.sync);
     exit_code = latch.wait();
   }
   caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
@@ -204,6 +245,13 @@ int main(int argc, char** argv) {
   auto* resources_flag = add_worker_flags(app, o);
   if (int rc = parse_flags(app, argc, argv); rc >= 0) return rc;
   o.resources_given = resources_flag->count() > 0;
+  if (o.connects.empty()) o.connects.push_back(broker_endpoints{}.workers);
+  if (o.announces.empty()) o.announces.push_back(broker_endpoints{}.announce);
+  if (o.connects.size() != o.announces.size()) {
+    std::cerr << "pool-worker: --connect and --announce come in pairs, one broker each (got " << o.connects.size()
+              << " and " << o.announces.size() << ")\n";
+    return 2;
+  }
   if (!valid_pool_id(o.id)) {
     std::cerr << "pool-worker: --id must be non-empty and contain no '/'\n";
     return 2;

@@ -8,6 +8,7 @@
 
 #include "actors/deterministic_system.hpp"
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -31,11 +32,13 @@ struct counting_manager : alloc_manager {
 struct broker_sink : frame_sink {
   std::mutex mutex;
   std::vector<worker_reply> replies;
+  std::vector<std::vector<std::string>> sent;  // every broker message's frames
   void post(outbound_frames message) override {
     if (message.via != channel::broker) return;
-    auto decoded = decode_worker_message(message.frames.at(0));
+    auto decoded = decode_worker_message(message.frames.back());
     REQUIRE(decoded.ok());
     std::lock_guard<std::mutex> guard(mutex);
+    sent.push_back(message.frames);
     if (auto* reply = std::get_if<worker_reply>(&*decoded)) replies.push_back(*reply);
   }
 };
@@ -45,7 +48,7 @@ struct worker_fixture : test::deterministic_system {
   worker_pool_actor pool;
   caf::actor worker;
 
-  worker_fixture() {
+  explicit worker_fixture(std::vector<std::string> brokers = {}) {
     pool_actor_config config;
     config.id = "w1";
     config.run = "run-1";
@@ -59,6 +62,7 @@ struct worker_fixture : test::deterministic_system {
     wc.run = "run-1";
     wc.pool_actor = pool;
     wc.sink = sink;
+    wc.brokers = std::move(brokers);
     wc.heartbeat_ms = 1000;
     wc.clock = wall_clock::simulated();
     worker = spawn_worker_actor(sys, wc);
@@ -80,7 +84,48 @@ struct worker_fixture : test::deterministic_system {
   }
 };
 
+// A worker serving two brokers over one ROUTER.
+struct two_broker_fixture : worker_fixture {
+  two_broker_fixture() : worker_fixture({"broker-0", "broker-1"}) {}
+};
+
 }  // namespace
+
+TEST_CASE_METHOD(two_broker_fixture, "worker actor: with several brokers, hello goes to each, a reply to its sender") {
+  {
+    std::lock_guard<std::mutex> guard(sink->mutex);
+    // The hellos so far (at the start and the first heartbeat), to each broker alike.
+    REQUIRE_FALSE(sink->sent.empty());
+    size_t to_first = 0, to_second = 0;
+    for (const auto& frames : sink->sent) {
+      REQUIRE(frames.size() == 2);
+      to_first += frames.front() == "broker-0";
+      to_second += frames.front() == "broker-1";
+    }
+    CHECK(to_first == sink->sent.size() / 2);
+    CHECK(to_second == sink->sent.size() / 2);
+    sink->sent.clear();
+  }
+  auto from_second = accept(7);
+  from_second.broker = 1;
+  caf::anon_send(worker, wrequest_atom::value, from_second);
+  auto from_first = accept(7);  // the same rid from the other broker: rids are each broker's own
+  caf::anon_send(worker, wrequest_atom::value, from_first);
+  sched.run();
+  std::lock_guard<std::mutex> guard(sink->mutex);
+  REQUIRE(sink->sent.size() == 2);
+  std::vector<std::string> to;
+  for (const auto& frames : sink->sent) {
+    CHECK(frames.size() == 2);
+    to.push_back(frames.front());
+  }
+  std::sort(to.begin(), to.end());
+  CHECK(to == std::vector<std::string>{"broker-0", "broker-1"});
+  REQUIRE(sink->replies.size() == 2);
+  CHECK(sink->replies[0].ok);
+  CHECK(sink->replies[1].ok);
+  CHECK(sink->replies[0].alloc.id != sink->replies[1].alloc.id);  // one pool, two allocs
+}
 
 TEST_CASE_METHOD(worker_fixture, "worker actor: each request gets one reply with its rid, errors included") {
   caf::anon_send(worker, wrequest_atom::value, accept(7));
