@@ -263,6 +263,7 @@ struct io_thread::state {
     s.set(zmq::sockopt::rcvhwm, spec.rcvhwm);
     s.set(zmq::sockopt::maxmsgsize, spec.max_message_bytes);
     if (spec.attach == socket_attach::connect) s.set(zmq::sockopt::reconnect_ivl, spec.reconnect_ivl_ms);
+    if (spec.connect_timeout_ms > 0) s.set(zmq::sockopt::connect_timeout, spec.connect_timeout_ms);
     if (spec.heartbeat_ivl_ms > 0) {
       s.set(zmq::sockopt::heartbeat_ivl, spec.heartbeat_ivl_ms);
       s.set(zmq::sockopt::heartbeat_timeout, spec.heartbeat_timeout_ms);

@@ -54,6 +54,8 @@ struct socket_spec {
   int64_t max_message_bytes = 16 << 20;  // a larger inbound frame closes that connection
   int heartbeat_ivl_ms = 0;              // > 0: ZMTP heartbeats, so a dead peer's pipe goes away...
   int heartbeat_timeout_ms = 0;          // ...after this long without traffic
+  int connect_timeout_ms = 0;            // connect: > 0 gives up a TCP connect after this long and retries
+                                         // (else a SYN lost in a partition waits out the kernel's backoff)
   socket_curve curve;
 
   static socket_spec bound(channel via, socket_kind kind, std::string endpoint) {

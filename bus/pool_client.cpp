@@ -22,8 +22,9 @@ api_request request_of(api_op op) {
 
 }  // namespace
 
-pool_client::pool_client(std::vector<std::unique_ptr<api_client>> brokers, int64_t timeout_ms)
-    : brokers_(std::move(brokers)), timeout_ms_(timeout_ms) {}
+pool_client::pool_client(std::vector<std::unique_ptr<api_client>> brokers, int64_t timeout_ms,
+                         std::optional<curve_client_keys> curve)
+    : brokers_(std::move(brokers)), timeout_ms_(timeout_ms), curve_(std::move(curve)) {}
 
 outcome<std::unique_ptr<pool_client>> pool_client::connect(const std::string& api_endpoints, int64_t timeout_ms,
                                                            const std::optional<curve_client_keys>& curve) {
@@ -37,7 +38,7 @@ outcome<std::unique_ptr<pool_client>> pool_client::connect(const std::string& ap
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
-  return std::unique_ptr<pool_client>(new pool_client(std::move(brokers), timeout_ms));
+  return std::unique_ptr<pool_client>(new pool_client(std::move(brokers), timeout_ms, curve));
 }
 
 outcome<std::string> pool_client::call_raw(api_request request, int64_t extra_ms) {
@@ -47,6 +48,10 @@ outcome<std::string> pool_client::call_raw(api_request request, int64_t extra_ms
     request.id_raw = pack_id(next_id_++);  // a fresh id: a late answer of the last one is never taken
     reply = brokers_[current_]->call(encode_api_request(request), timeout_ms_ + extra_ms);
     if (reply || reply.error().kind != error_kind::timeout) return reply;
+    // A fresh connection: the request must not wait in the old one's queue
+    // and reach the broker later, after we told the caller it timed out.
+    if (auto fresh = api_client::connect(brokers_[current_]->endpoint(), curve_))
+      brokers_[current_] = std::move(*fresh);
   }
   return reply;
 }

@@ -5,7 +5,8 @@
 // Several brokers: given "EP1,EP2,...", it keeps one connection per broker
 // and uses one at a time. A call that gets no answer within its timeout is
 // sent to the next broker, and so on once round; the one that answered is
-// used from then on. A broker's own error reply (even `timeout`: its worker
+// used from then on. After a timeout the connection is made anew, so the
+// unanswered request never reaches that broker later. A broker's own error reply (even `timeout`: its worker
 // did not answer) is an answer, not a failover.
 #pragma once
 
@@ -54,12 +55,14 @@ class pool_client {
   const std::string& endpoint() const { return brokers_[current_]->endpoint(); }
 
  private:
-  explicit pool_client(std::vector<std::unique_ptr<api_client>> brokers, int64_t timeout_ms);
+  pool_client(std::vector<std::unique_ptr<api_client>> brokers, int64_t timeout_ms,
+              std::optional<curve_client_keys> curve);
   outcome<api_reply> call(api_request request, int64_t extra_ms = 0);
 
   std::vector<std::unique_ptr<api_client>> brokers_;  // never empty
   size_t current_ = 0;
   int64_t timeout_ms_;
+  std::optional<curve_client_keys> curve_;  // to connect again after a timeout
   uint64_t next_id_ = 1;
 };
 

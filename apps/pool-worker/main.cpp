@@ -185,6 +185,15 @@ std::vector<socket_spec> worker_sockets(const worker_options& o, const std::opti
   auto announce_socket = socket_spec::connected(channel::announce, socket_kind::pub, o.announces.front());
   announce_socket.more_endpoints.assign(o.announces.begin() + 1, o.announces.end());
   std::vector<socket_spec> specs{announce_socket, broker_socket};
+  // A link that went silent (a partition) is given up after three heartbeats
+  // (at least a second: a loaded machine's late PONG is no partition) and made
+  // again, each attempt bounded by a heartbeat: after a heal the brokers hear
+  // this pool within a few heartbeats, not after TCP's retransmission backoff.
+  for (auto& spec : specs) {
+    spec.heartbeat_ivl_ms = static_cast<int>(o.heartbeat_ms);
+    spec.heartbeat_timeout_ms = static_cast<int>(std::max<int64_t>(3 * o.heartbeat_ms, 1000));
+    spec.connect_timeout_ms = static_cast<int>(o.heartbeat_ms);
+  }
   if (curve)
     for (auto& spec : specs)
       spec.curve = socket_curve{{}, curve->own.public_key, curve->own.secret_key, curve->server_public, {}, {}};

@@ -169,17 +169,18 @@ class Client(_ClosesOnExit):
         self.curve = curve
         self._own_context = context is None
         self._context = context or zmq.Context()
-        self._sockets = []
-        for endpoint in self.endpoints:
-            sock = self._context.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            _apply_curve(sock, curve)
-            sock.connect(endpoint)
-            self._sockets.append(sock)
+        self._sockets = [self._connect(endpoint) for endpoint in self.endpoints]
         self._current = 0
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._closed = False
+
+    def _connect(self, endpoint):
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        _apply_curve(sock, self.curve)
+        sock.connect(endpoint)
+        return sock
 
     @property
     def api(self):
@@ -221,6 +222,10 @@ class Client(_ClosesOnExit):
                 todo = [slot for slot in todo if replies[slot] is None]
                 if not todo:
                     break
+                # A fresh socket: what went unanswered must not wait in the old one's
+                # queue and reach the broker later, after the caller was told timeout.
+                self._sockets[self._current].close(0)
+                self._sockets[self._current] = self._connect(self.endpoints[self._current])
             return replies
 
     def _exchange(self, sock, requests, slots, replies, deadline):
