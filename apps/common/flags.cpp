@@ -74,6 +74,10 @@ CLI::Option* add_resources_flag(CLI::App& app, const std::string& name, Resource
       description + " (RES: cpu=4,mem=8GiB,disk=100GiB)");
 }
 
+void add_config_flag(CLI::App& app) {
+  app.set_config("--config", "", "read flags from this TOML file (the command line wins; docs/operations.md)");
+}
+
 int parse_flags(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);

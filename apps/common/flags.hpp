@@ -27,6 +27,11 @@ CLI::Option* add_endpoint_list_flag(CLI::App& app, const std::string& name, std:
 CLI::Option* add_resources_flag(CLI::App& app, const std::string& name, Resources& target,
                                 const std::string& description);
 
+// --config FILE: every flag of the program read from a TOML (or INI) file, one
+// `name = value` per flag (`connect = ["tcp://a:7702", "tcp://b:7702"]` for a
+// repeated one); a flag given on the command line wins over the file.
+void add_config_flag(CLI::App& app);
+
 // Runs app.parse; on error prints one line "<program>: <error>" and returns the exit code to use.
 // Returns -1 when the program should go on.
 int parse_flags(CLI::App& app, int argc, char** argv);

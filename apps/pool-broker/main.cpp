@@ -209,6 +209,7 @@ int main(int argc, char** argv) {
   CLI::App app{"pool-broker: places work on the pools of many workers", "pool-broker"};
   broker_options o;
   add_broker_flags(app, o);
+  add_config_flag(app);
   if (int rc = parse_flags(app, argc, argv); rc >= 0) return rc;
   if (!setup_logging("pool-broker", o.log_level)) {
     std::cerr << "pool-broker: unknown --log-level " << o.log_level << "\n";

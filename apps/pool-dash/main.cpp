@@ -106,6 +106,7 @@ int main(int argc, char** argv) {
   CLI::App app{"pool-dash: the live web dashboard and Prometheus metrics of a poolbus broker", "pool-dash"};
   dash_options o;
   add_flags(app, o);
+  add_config_flag(app);
   if (int rc = parse_flags(app, argc, argv); rc >= 0) return rc;
   if (!setup_logging("pool-dash", o.log_level)) return std::cerr << "pool-dash: unknown --log-level\n", 2;
   auto http = split_host_port(o.http);

@@ -252,6 +252,7 @@ int main(int argc, char** argv) {
   CLI::App app{"pool-worker: serves this machine's resources as a pool to a poolbus broker", "pool-worker"};
   worker_options o;
   auto* resources_flag = add_worker_flags(app, o);
+  add_config_flag(app);
   if (int rc = parse_flags(app, argc, argv); rc >= 0) return rc;
   o.resources_given = resources_flag->count() > 0;
   if (o.connects.empty()) o.connects.push_back(broker_endpoints{}.workers);

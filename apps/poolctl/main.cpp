@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   CLI::App app{"poolctl: inspect and use a poolbus broker", "poolctl"};
   app.require_subcommand(1);
   app.fallthrough();  // global flags (--json, --api, ...) may follow the subcommand
+  add_config_flag(app);
   broker_endpoints endpoints;
   bool json = false;
   int64_t timeout_ms = 10000;
