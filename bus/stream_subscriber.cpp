@@ -1,7 +1,10 @@
 #include "bus/stream_subscriber.hpp"
 
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <iterator>
+#include <unordered_set>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -16,9 +19,31 @@ using steady = std::chrono::steady_clock;
 constexpr int64_t max_event_bytes = 16 << 20;
 }  // namespace
 
+// The last messages yielded, by a hash of their bytes: with several brokers
+// each republishes a worker's message verbatim, so a copy is an exact repeat.
+class recent_messages {
+ public:
+  static constexpr size_t window = 4096;
+  // Whether (topic, body) was among the last `window`; remembers it either way.
+  bool repeat(const std::string& topic, const std::string& body) {
+    const size_t key = std::hash<std::string>{}(topic)*31 + std::hash<std::string>{}(body);
+    const bool seen = keys_.count(key) > 0;
+    order_.push_back(key);
+    keys_.insert(key);
+    if (order_.size() > window) keys_.erase(keys_.find(order_.front())), order_.pop_front();
+    return seen;
+  }
+
+ private:
+  std::deque<size_t> order_;
+  std::unordered_multiset<size_t> keys_;
+};
+
 struct stream_subscriber::connection {
   zmq::context_t context{1};
   zmq::socket_t socket{context, zmq::socket_type::sub};
+  bool several = false;  // connected to more than one broker: drop repeats
+  recent_messages recent;
 };
 
 outcome<std::unique_ptr<stream_subscriber>> stream_subscriber::connect(const std::string& endpoint,
@@ -33,7 +58,13 @@ outcome<std::unique_ptr<stream_subscriber>> stream_subscriber::connect(const std
     if (curve) {
       set_curve_client(conn->socket, curve->server_public, curve->own.public_key, curve->own.secret_key);
     }
-    conn->socket.connect(endpoint);
+    for (size_t start = 0;;) {
+      const size_t comma = endpoint.find(',', start);
+      conn->socket.connect(endpoint.substr(start, comma - start));
+      if (comma == std::string::npos) break;
+      conn->several = true;
+      start = comma + 1;
+    }
   } catch (const zmq::error_t& e) {
     return make_pool_error(error_kind::invalid, "cannot connect to " + endpoint + ": " + e.what());
   }
@@ -68,7 +99,9 @@ outcome<stream_subscriber::topic_and_body> stream_subscriber::next(int64_t timeo
         spdlog::debug("stream_subscriber: skipped a message of {} frames", frames.size());
         continue;
       }
-      return topic_and_body{frames[0].to_string(), frames[1].to_string()};
+      topic_and_body message{frames[0].to_string(), frames[1].to_string()};
+      if (conn_->several && conn_->recent.repeat(message.first, message.second)) continue;  // the other broker's copy
+      return message;
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       return make_pool_error(error_kind::internal, std::string("stream receive failed: ") + e.what());

@@ -19,7 +19,9 @@ class stream_subscriber {
   using topic_and_body = std::pair<std::string, std::string>;
 
   // Connects and subscribes to `topic_prefix` ("" = every topic). Fails only on
-  // a bad endpoint. As with any SUB socket, messages published before the
+  // a bad endpoint. "EP1,EP2,...": the streams of several brokers at once; a
+  // message that repeats, byte for byte, one of the last 4096 yielded (the same
+  // worker message republished by another broker) is dropped. As with any SUB socket, messages published before the
   // connection is up are not seen.
   // With `curve` the subscription is CURVE-authenticated (any authorized key).
   static outcome<std::unique_ptr<stream_subscriber>> connect(

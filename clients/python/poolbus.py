@@ -16,6 +16,7 @@ With a CURVE broker (docs/security.md), pass the keys:
     c = Client(api, curve=load_curve("~/.poolbus", "alice"))
 """
 
+import collections
 import itertools
 import os
 import random
@@ -634,8 +635,14 @@ class Subscriber(_ClosesOnExit):
 
     recv(timeout_ms) returns one (topic, body) or None when nothing came in time."""
 
+    REPEAT_WINDOW = 4096
+
     def __init__(self, stream=DEFAULT_STREAM, topic="", context=None, curve=None):
+        """stream: one endpoint, or several brokers' ("EP1,EP2" or a list). With
+        several, a message that repeats byte for byte one of the last 4096
+        received (the same worker message republished by each broker) is dropped."""
         self.stream = stream
+        endpoints = [e for e in (stream.split(",") if isinstance(stream, str) else list(stream)) if e]
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._socket = self._context.socket(zmq.SUB)
@@ -644,14 +651,30 @@ class Subscriber(_ClosesOnExit):
         topics = [topic] if isinstance(topic, (str, bytes)) else list(topic)
         for t in topics:
             self._socket.setsockopt(zmq.SUBSCRIBE, t.encode() if isinstance(t, str) else t)
-        self._socket.connect(stream)
+        for endpoint in endpoints:
+            self._socket.connect(endpoint)
+        self._dedupe = len(endpoints) > 1
+        self._recent = collections.deque()
+        self._recent_set = collections.Counter()
+
+    def _repeat(self, frames):
+        key = (bytes(frames[0]), bytes(frames[1]))
+        seen = self._recent_set[key] > 0
+        self._recent.append(key)
+        self._recent_set[key] += 1
+        if len(self._recent) > self.REPEAT_WINDOW:
+            old = self._recent.popleft()
+            self._recent_set[old] -= 1
+            if not self._recent_set[old]:
+                del self._recent_set[old]
+        return seen
 
     def recv(self, timeout_ms=None):
         while True:
             if timeout_ms is not None and not self._socket.poll(int(timeout_ms), zmq.POLLIN):
                 return None
             frames = self._socket.recv_multipart()
-            if len(frames) != 2:
+            if len(frames) != 2 or (self._dedupe and self._repeat(frames)):
                 continue
             try:
                 body = msgpack.unpackb(frames[1], raw=False, strict_map_key=False)

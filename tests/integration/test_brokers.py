@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import unittest
 
 from harness import (PoolError, Process, bin_dir, binaries_present, free_ports, poolbus, wait_until)
@@ -117,6 +118,22 @@ class SeveralBrokersTest(unittest.TestCase):
                    what="the restarted broker lists both pools again")
         self.assertEqual(fresh.inspect(alloc["id"])["id"], alloc["id"])
         both.free(alloc["id"])
+
+    def test_a_subscriber_of_both_streams_sees_each_worker_event_once(self):
+        streams = [b.stream for b in self.brokers]
+        with poolbus.Subscriber(streams, ["allocs.", "offers.w1"]) as sub:
+            wait_until(lambda: sub.recv(200) is not None, 5.0, what="the subscription is live")
+            alloc = self.clients[0].accept("w1/1", {"cpu": 1})
+            self.clients[1].free(alloc["id"])
+            events, deadline = [], time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                got = sub.recv(200)
+                if got and got[0] == "allocs.w1" and got[1]["alloc"]["id"] == alloc["id"]:
+                    events.append(got[1]["event"])
+            self.assertEqual(events, ["created", "freed"], "each once, though both brokers republish them")
+        with poolbus.Subscriber(streams[0], "allocs.") as one:  # one broker: nothing is dropped
+            wait_until(lambda: self.clients[0].ping(), 1.0)
+            self.assertFalse(one._dedupe)
 
     def test_worker_flags_come_in_pairs(self):
         r = Process("bad", [os.path.join(bin_dir(), "pool-worker"), "--id", "x", "--connect", "tcp://127.0.0.1:1",
