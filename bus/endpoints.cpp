@@ -14,4 +14,14 @@ bool valid_endpoint(const std::string& endpoint) {
   return false;
 }
 
+std::vector<std::string> split_endpoints(const std::string& endpoints) {
+  std::vector<std::string> out;
+  for (size_t start = 0;;) {
+    const size_t comma = endpoints.find(',', start);
+    out.push_back(endpoints.substr(start, comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
 }  // namespace poolbus

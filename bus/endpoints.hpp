@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace poolbus {
 
@@ -16,5 +17,8 @@ struct broker_endpoints {
 // Whether `endpoint` is a ZeroMQ endpoint this project can bind or connect
 // (tcp://host:port, ipc://path, inproc://name).
 bool valid_endpoint(const std::string& endpoint);
+
+// "EP1,EP2,..." into its endpoints, in order (several brokers: failover, streams).
+std::vector<std::string> split_endpoints(const std::string& endpoints);
 
 }  // namespace poolbus

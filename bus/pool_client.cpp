@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "bus/endpoints.hpp"
+
 namespace poolbus {
 namespace {
 
@@ -29,14 +31,10 @@ pool_client::pool_client(std::vector<std::unique_ptr<api_client>> brokers, int64
 outcome<std::unique_ptr<pool_client>> pool_client::connect(const std::string& api_endpoints, int64_t timeout_ms,
                                                            const std::optional<curve_client_keys>& curve) {
   std::vector<std::unique_ptr<api_client>> brokers;
-  size_t start = 0;
-  for (;;) {
-    const size_t comma = api_endpoints.find(',', start);
-    auto api = api_client::connect(api_endpoints.substr(start, comma - start), curve);
+  for (const std::string& endpoint : split_endpoints(api_endpoints)) {
+    auto api = api_client::connect(endpoint, curve);
     if (!api) return api.error();
     brokers.push_back(std::move(*api));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   return std::unique_ptr<pool_client>(new pool_client(std::move(brokers), timeout_ms, curve));
 }

@@ -12,6 +12,7 @@
 #include <zmq_addon.hpp>
 
 #include "bus/curve_socket.hpp"
+#include "bus/endpoints.hpp"
 
 namespace poolbus {
 namespace {
@@ -58,13 +59,9 @@ outcome<std::unique_ptr<stream_subscriber>> stream_subscriber::connect(const std
     if (curve) {
       set_curve_client(conn->socket, curve->server_public, curve->own.public_key, curve->own.secret_key);
     }
-    for (size_t start = 0;;) {
-      const size_t comma = endpoint.find(',', start);
-      conn->socket.connect(endpoint.substr(start, comma - start));
-      if (comma == std::string::npos) break;
-      conn->several = true;
-      start = comma + 1;
-    }
+    const auto endpoints = split_endpoints(endpoint);
+    for (const std::string& one : endpoints) conn->socket.connect(one);
+    conn->several = endpoints.size() > 1;
   } catch (const zmq::error_t& e) {
     return make_pool_error(error_kind::invalid, "cannot connect to " + endpoint + ": " + e.what());
   }

@@ -95,8 +95,8 @@ view_change cluster_view::on_alloc_event(std::string_view body) {
   auto decoded = decode_alloc_event(body);
   if (!decoded) return ++counters_.malformed, view_change{};
   const alloc_event& e = *decoded;
-  return on_life_event(counters_.alloc_events, {allocs_topic(e.pool), "allocs", std::string(to_string(e.event)),
-                                                e.pool, e.ts_ms, std::string(body)});
+  return on_life_event(counters_.alloc_events, {allocs_topic(e.pool), "allocs", std::string(to_string(e.event)), e.pool,
+                                                e.ts_ms, std::string(body)});
 }
 
 view_change cluster_view::on_exec_event(std::string_view body) {

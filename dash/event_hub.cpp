@@ -21,11 +21,6 @@ void event_hub::publish(std::string chunk) {
   changed_.notify_all();
 }
 
-uint64_t event_hub::cursor_now() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return first_ + chunks_.size();
-}
-
 event_hub::reading event_hub::read(uint64_t& cursor, std::chrono::milliseconds wait) {
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait_for(lock, wait, [&] { return closed_ || cursor < first_ + chunks_.size(); });
@@ -37,7 +32,7 @@ event_hub::reading event_hub::read(uint64_t& cursor, std::chrono::milliseconds w
     return out;
   }
   std::vector<std::shared_ptr<const std::string>> taken(chunks_.begin() + static_cast<long>(cursor - first_),
-                                                         chunks_.end());
+                                                        chunks_.end());
   cursor = first_ + chunks_.size();
   lock.unlock();  // 200 readers copying under the lock would hold up the writer and each other
   for (const auto& chunk : taken) out.data += *chunk;

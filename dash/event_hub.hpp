@@ -37,8 +37,6 @@ class event_hub {
     bool behind = false;  // the cursor fell out of the ring: reset
     bool closed = false;  // the hub shut down
   };
-  // The cursor a new reader starts from (it sees what is published after).
-  uint64_t cursor_now() const;
   // Waits up to `wait` for chunks after `cursor` and advances it past them.
   reading read(uint64_t& cursor, std::chrono::milliseconds wait);
   // Wakes every reader for good (shutdown).
@@ -64,7 +62,7 @@ class event_hub {
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<std::shared_ptr<const std::string>> chunks_;  // shared: readers copy them outside the lock
-  uint64_t first_ = 0;  // the sequence number of chunks_.front()
+  uint64_t first_ = 0;                                     // the sequence number of chunks_.front()
   bool closed_ = false;
   size_t readers_ = 0;
   uint64_t dropped_ = 0;

@@ -18,17 +18,6 @@ std::string describe(const Constraints& constraints) {
   return out;
 }
 
-// How many allocs of `min` fit side by side in `room` (min has something in it).
-int64_t copies(const Resources& room, const Resources& min) {
-  int64_t fit = -1;
-  for (const auto& [key, need] : min.amounts()) {
-    if (need <= 0) continue;
-    const int64_t here = room.units(key) / need;
-    fit = fit < 0 ? here : std::min(fit, here);
-  }
-  return fit < 0 ? 0 : fit;
-}
-
 // How much of `min` fits in `room`, as a fraction (1.5: one and a half copies).
 double share(const Resources& room, const Resources& min) {
   double fit = -1;
@@ -54,8 +43,8 @@ std::string waiting_reason(const queue_entry& request, const std::map<std::strin
   for (const offer_announcement* pool : matching) {
     if (pool->draining) continue;
     ++undrained;
-    whole_fit += copies(pool->resources, request.min);
-    free_now += copies(pool->available, request.min);
+    whole_fit += copies_that_fit(pool->resources, request.min);
+    free_now += copies_that_fit(pool->available, request.min);
     if (largest->draining || share(pool->resources, request.min) > share(largest->resources, request.min))
       largest = pool;
   }

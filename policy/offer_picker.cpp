@@ -38,16 +38,6 @@ Resources plan_want(const Resources& available, const Resources& max) {
   return want;
 }
 
-int64_t copies_that_fit(const Resources& available, const Resources& min) {
-  int64_t copies = -1;
-  for (const auto& [key, need] : min.amounts()) {
-    if (need <= 0) continue;
-    int64_t here = available.units(key) / need;
-    copies = copies < 0 ? here : std::min(copies, here);
-  }
-  return std::max<int64_t>(copies, 0);
-}
-
 bool gang_could_fit(const std::vector<OfferInfo>& offers, const Resources& min, int64_t count, bool spread) {
   int64_t placed = 0;
   for (const auto& offer : offers) {

@@ -36,8 +36,6 @@ Resources allocate_max(const Resources& min, int64_t width);
 // would leave cpu, mem or disk at <= 0 (the remainder would be unusable).
 Resources plan_want(const Resources& available, const Resources& max);
 
-// How many allocs of `min` fit side by side in `available` (0 when min is zero).
-int64_t copies_that_fit(const Resources& available, const Resources& min);
 // Whether `count` allocs of `min` could be placed on these offers now (each on
 // a different offer when `spread`): the queue's cheap test before it tries.
 bool gang_could_fit(const std::vector<OfferInfo>& offers, const Resources& min, int64_t count, bool spread);

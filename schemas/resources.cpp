@@ -1,5 +1,6 @@
 #include "schemas/resources.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -148,6 +149,16 @@ std::string format_size(double bytes) {
   else
     std::snprintf(buf, sizeof buf, "%.1f%s", v, units[i]);
   return buf;
+}
+
+int64_t copies_that_fit(const Resources& available, const Resources& min) {
+  int64_t copies = -1;
+  for (const auto& [key, need] : min.amounts()) {
+    if (need <= 0) continue;
+    int64_t here = available.units(key) / need;
+    copies = copies < 0 ? here : std::min(copies, here);
+  }
+  return std::max<int64_t>(copies, 0);
 }
 
 }  // namespace poolbus

@@ -72,6 +72,9 @@ class Resources {
   std::map<std::string, amount> amounts_;
 };
 
+// How many allocs of `min` fit side by side in `available` (0 when min is zero).
+int64_t copies_that_fit(const Resources& available, const Resources& min);
+
 constexpr double KiB = 1024.0;
 constexpr double MiB = 1024.0 * KiB;
 constexpr double GiB = 1024.0 * MiB;

@@ -49,14 +49,8 @@ CLI::Option* add_endpoint_list_flag(CLI::App& app, const std::string& name, std:
   return app.add_option_function<std::string>(
       name,
       [&target, name](const std::string& text) {
-        size_t start = 0;
-        for (;;) {
-          const size_t comma = text.find(',', start);
-          const std::string one = text.substr(start, comma - start);
+        for (const std::string& one : split_endpoints(text))
           if (!valid_endpoint(one)) throw CLI::ValidationError(name, "not an endpoint: " + one);
-          if (comma == std::string::npos) break;
-          start = comma + 1;
-        }
         target = text;
       },
       description + " (default " + target + ")");

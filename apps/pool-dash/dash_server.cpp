@@ -103,14 +103,7 @@ void install_view_reads(httplib::Server& server, dashboard_state& state) {
   server.Get("/api/stats", [&state](const Request& req, Response& res) {
     if (!read_query(req, res, {})) return;
     std::lock_guard<std::mutex> lock(state.mutex);
-    const int64_t now = wall_ms();
-    dash_stats stats{now,
-                     state.view.events_per_second(now),
-                     state.view.pools().size(),
-                     state.view.queue().size(),
-                     state.broker_up.load(),
-                     state.hub.readers()};
-    reply_json(res, 200, stats_json(stats));
+    reply_json(res, 200, stats_json(stats_of(state, wall_ms())));
   });
 }
 

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "dash/cluster_view.hpp"
+#include "dash/dash_json.hpp"
 #include "dash/event_hub.hpp"
 #include "dash/metrics_text.hpp"
 
@@ -21,5 +22,15 @@ struct dashboard_state {
   std::atomic<bool> broker_up{false};  // the last ping was answered
   std::atomic<uint64_t> api_errors{0};
 };
+
+// The figures of /api/stats and the stream's `stats` tick (hold state.mutex).
+inline dash_stats stats_of(const dashboard_state& state, int64_t now_ms) {
+  return {now_ms,
+          state.view.events_per_second(now_ms),
+          state.view.pools().size(),
+          state.view.queue().size(),
+          state.broker_up,
+          state.hub.readers()};
+}
 
 }  // namespace poolbus

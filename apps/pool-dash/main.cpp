@@ -34,7 +34,8 @@ struct dash_options {
 
 void add_flags(CLI::App& app, dash_options& o) {
   add_endpoint_list_flag(app, "--api", o.endpoints.api, "the broker's client API; EP1,EP2,...: fail over in turn");
-  add_endpoint_list_flag(app, "--stream", o.endpoints.stream, "the broker's offer stream; EP1,EP2,...: several brokers'");
+  add_endpoint_list_flag(app, "--stream", o.endpoints.stream,
+                         "the broker's offer stream; EP1,EP2,...: several brokers'");
   app.add_option("--http", o.http, "HOST:PORT to serve on (default 127.0.0.1:7710; loopback unless told)");
   add_duration_flag(app, "--timeout", o.timeout_ms, "how long one API call may take (default 5s)");
   app.add_option("--curve-dir", o.curve_dir, "CURVE: DIR holds the key pairs and broker.pub (docs/security.md)");

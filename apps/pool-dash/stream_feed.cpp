@@ -90,13 +90,7 @@ void stream_feed::tick(int64_t now_ms) {
   {
     std::lock_guard<std::mutex> lock(state_.mutex);
     chunk += event_hub::frame("seen", seen_json(state_.view.take_quiet(), now_ms));
-    dash_stats stats{now_ms,
-                     state_.view.events_per_second(now_ms),
-                     state_.view.pools().size(),
-                     state_.view.queue().size(),
-                     state_.broker_up.load(),
-                     state_.hub.readers()};
-    chunk += event_hub::frame("stats", stats_json(stats));
+    chunk += event_hub::frame("stats", stats_json(stats_of(state_, now_ms)));
   }
   state_.hub.publish(std::move(chunk));
 }

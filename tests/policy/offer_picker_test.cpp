@@ -285,12 +285,8 @@ TEST_CASE("allocate_plan: sequential allocates fill every pool once (reflow Test
   CHECK(run_allocate(pools, one_more).error.kind == error_kind::unavailable);
 }
 
-TEST_CASE("offer picker: copies that fit, and whether a gang could fit") {
+TEST_CASE("offer picker: whether a gang could fit") {
   const Resources min{{"cpu", 1}, {"mem", 2 * GiB}};
-  CHECK(copies_that_fit(Resources{{"cpu", 4}, {"mem", 4 * GiB}}, min) == 2);
-  CHECK(copies_that_fit(Resources{{"cpu", 0.5}, {"mem", 64 * GiB}}, min) == 0);
-  CHECK(copies_that_fit(Resources{{"cpu", 4}}, min) == 0);  // no mem
-  CHECK(copies_that_fit(Resources{{"cpu", 4}}, Resources{}) == 0);
   std::vector<OfferInfo> offers{{"1", "a", Resources{{"cpu", 4}, {"mem", 4 * GiB}}},
                                 {"1", "b", Resources{{"cpu", 1}, {"mem", 2 * GiB}}}};
   CHECK(gang_could_fit(offers, min, 3, false));

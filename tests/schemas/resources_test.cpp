@@ -95,3 +95,11 @@ TEST_CASE("resources: from_values validates outside input") {
   CHECK_FALSE(Resources::from_values({{"", 1}}).ok());
   CHECK_FALSE(Resources::from_values({{"mem", 1e17}}).ok());
 }
+
+TEST_CASE("resources: copies that fit side by side") {
+  const Resources min{{"cpu", 1}, {"mem", 2 * GiB}};
+  CHECK(copies_that_fit(Resources{{"cpu", 4}, {"mem", 4 * GiB}}, min) == 2);
+  CHECK(copies_that_fit(Resources{{"cpu", 0.5}, {"mem", 64 * GiB}}, min) == 0);
+  CHECK(copies_that_fit(Resources{{"cpu", 4}}, min) == 0);  // no mem
+  CHECK(copies_that_fit(Resources{{"cpu", 4}}, Resources{}) == 0);
+}
