@@ -149,6 +149,11 @@ class _ClosesOnExit:
         self.close()
 
 
+def _endpoints(spec):
+    """"EP1,EP2" or a list of endpoints -> the list (several brokers)."""
+    return [e for e in (spec.split(",") if isinstance(spec, str) else list(spec)) if e]
+
+
 class Client(_ClosesOnExit):
     """Request/reply client over one DEALER socket.
 
@@ -163,7 +168,7 @@ class Client(_ClosesOnExit):
         "timeout", is an answer). curve: (client_public, client_secret,
         server_public) Z85 keys, e.g. load_curve(dir, name), for a broker with CURVE
         on; None = plaintext."""
-        self.endpoints = [e for e in (api.split(",") if isinstance(api, str) else list(api)) if e]
+        self.endpoints = _endpoints(api)
         if not self.endpoints:
             raise ValueError("no API endpoint")
         self.timeout_ms = int(timeout_ms)
@@ -642,7 +647,7 @@ class Subscriber(_ClosesOnExit):
         several, a message that repeats byte for byte one of the last 4096
         received (the same worker message republished by each broker) is dropped."""
         self.stream = stream
-        endpoints = [e for e in (stream.split(",") if isinstance(stream, str) else list(stream)) if e]
+        endpoints = _endpoints(stream)
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._socket = self._context.socket(zmq.SUB)
