@@ -14,6 +14,7 @@
 #include "actors/proxy_actor.hpp"
 #include "policy/allocate_queue.hpp"
 #include "policy/demand_queue.hpp"
+#include "policy/heartbeat_pace.hpp"
 #include "policy/offer_picker.hpp"
 #include "policy/pool_directory.hpp"
 #include "policy/quota_ledger.hpp"
@@ -33,6 +34,7 @@ struct queued_allocs {
 struct mux_state {
   mux_config config;
   std::unique_ptr<pool_directory> directory;
+  std::unique_ptr<heartbeat_pace> pace;
   std::map<std::string, proxy_actor> proxies;  // one per joined pool, by pool id
   std::unique_ptr<allocate_queue> allocates;
   std::unique_ptr<quota_ledger> quotas;
@@ -60,6 +62,32 @@ void publish_pool_event(mux_pointer self, const std::string& pool, pool_event_ki
   self->state.config.sink->post({channel::stream, {pools_topic(pool), encode_pool_event({pool, kind, now_ms(self)})}});
 }
 
+// Tells `pool` the broker's pace. Fire and forget: rid 0 is never pending in
+// its proxy, so the worker's reply is dropped there.
+void send_pace(mux_pointer self, const std::string& pool) {
+  worker_request pace;
+  pace.op = worker_op::pace;
+  pace.heartbeat_ms = self->state.pace->interval_ms();
+  self->state.config.sink->post({channel::workers, {pool, encode_worker_request(pace)}});
+}
+
+// The joined pools changed in number: when the pace moves with them, every
+// pool hears it, and so does the I/O thread; a pool that just joined hears it
+// anyway (a broker before this one may have paced it otherwise).
+void repace(mux_pointer self, const std::string& joined_pool) {
+  auto& st = self->state;
+  if (!st.pace->on_pool_count(st.directory->joined_count())) {
+    if (!joined_pool.empty()) send_pace(self, joined_pool);
+    return;
+  }
+  auto ms = st.pace->interval_ms();
+  spdlog::info("{} pools: asking each to heartbeat {}", st.directory->joined_count(),
+               ms == 0 ? std::string("at its own pace") : "every " + std::to_string(ms) + " ms");
+  st.directory->on_paced(ms);
+  if (st.config.paced) st.config.paced(ms);
+  for (const auto& [pool, _] : st.proxies) send_pace(self, pool);
+}
+
 void on_joined(mux_pointer self, const std::string& pool) {
   auto& st = self->state;
   auto proxy = spawn_proxy_actor(self->system(),
@@ -68,6 +96,7 @@ void on_joined(mux_pointer self, const std::string& pool) {
   st.proxies.emplace(pool, std::move(proxy));
   spdlog::info("pool {} joined", pool);
   publish_pool_event(self, pool, pool_event_kind::joined);
+  repace(self, pool);
 }
 
 // `why`: left (silent; published) or stopped (the worker published it itself).
@@ -80,6 +109,7 @@ void on_departed(mux_pointer self, const pool_departure& gone, pool_event_kind w
     self->state.proxies.erase(proxy);
   }
   if (why == pool_event_kind::left) publish_pool_event(self, gone.pool, why);
+  repace(self, "");
 }
 
 void drive_queue(mux_pointer self);
@@ -517,6 +547,7 @@ mux_actor::behavior_type mux_behavior(mux_pointer self, mux_config config) {
   auto& st = self->state;
   st.config = std::move(config);
   st.directory = std::make_unique<pool_directory>(st.config.worker_timeout_ms);
+  st.pace = std::make_unique<heartbeat_pace>(st.config.max_heartbeats_per_second);
   st.allocates = make_allocate_queue(self);
   st.quotas = std::make_unique<quota_ledger>(st.config.quotas);
   return {

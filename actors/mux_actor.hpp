@@ -97,6 +97,11 @@ struct mux_config {
   // Called with a pool that repeated a heartbeat the mux does not hold: its
   // next message must come in full (worker_intake::forget).
   std::function<void(const std::string& pool)> forget_pool;
+  // Heartbeats per second from all pools together before the mux paces them
+  // (heartbeat_pace); `paced` hears each new pace (0: none), for the code on
+  // the I/O thread that judges silence too (the intake, the gate).
+  int64_t max_heartbeats_per_second = liveness::default_max_heartbeats_per_second;
+  std::function<void(int64_t heartbeat_ms)> paced;
 };
 
 mux_actor spawn_mux_actor(caf::actor_system& sys, mux_config config);

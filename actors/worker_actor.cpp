@@ -33,12 +33,21 @@ struct worker_state {
   uint64_t answered_at_beat = 0;
   int64_t silent_ms = 0;  // with calls in flight, time since an answer came (in heartbeats)
   bool stall_reported = false;
+  // What each broker asked in its latest `pace` (0: no ask), by broker index.
+  std::vector<int64_t> paced_ms;
   static inline const char* name = "worker";
 };
 
 using worker_pointer = caf::stateful_actor<worker_state>*;
 
 int64_t now_ms(worker_pointer self) { return self->state.config.clock.now_ms(self->clock()); }
+
+// The heartbeat in force: the worker's own, or the slowest its brokers ask.
+int64_t heartbeat_ms(const worker_state& st) {
+  int64_t ms = st.config.heartbeat_ms;
+  for (auto asked : st.paced_ms) ms = std::max(ms, asked);
+  return ms;
+}
 
 void announce(worker_pointer self) {
   auto& st = self->state;
@@ -135,7 +144,7 @@ void check_stalled(worker_pointer self) {
     st.stall_reported = false;
     return;
   }
-  st.silent_ms += st.config.heartbeat_ms;
+  st.silent_ms += heartbeat_ms(st);
   if (st.silent_ms < stalled_after_ms || st.stall_reported) return;
   st.stall_reported = true;
   spdlog::error("pool {}: {} requests to the local pool unanswered, none answered for {} ms (a bug?)", st.config.pool,
@@ -150,6 +159,19 @@ void serve_exec(worker_pointer self, const worker_request& req) {
   serve_within<exec_answer>(
       self, deadline, reply_to_of(req), [](worker_reply& r, exec_answer& answer) { r.exec = std::move(answer); },
       exec_atom::value, req.exec);
+}
+
+// A broker's pace: kept per broker, in force from the next heartbeat (the
+// broker judges silence by the slower of its pace and what the pool announced).
+void on_pace(worker_pointer self, const worker_request& req) {
+  auto& st = self->state;
+  st.paced_ms.resize(std::max<size_t>({1, st.config.brokers.size(), st.paced_ms.size()}), 0);
+  int64_t before = heartbeat_ms(st);
+  if (req.broker < st.paced_ms.size()) st.paced_ms[req.broker] = req.heartbeat_ms;
+  int64_t now = heartbeat_ms(st);
+  if (now != before) spdlog::info("pool {}: heartbeat every {} ms (paced by broker {})", st.config.pool, now, req.broker);
+  st.last.heartbeat_ms = now;
+  send_reply(self, reply_to_of(req), worker_reply{});
 }
 
 void handle(worker_pointer self, const worker_request& req) {
@@ -187,6 +209,9 @@ void handle(worker_pointer self, const worker_request& req) {
           self, reply_to_of(req), [](worker_reply& r, std::vector<OfferInfo>& o) { r.offers = std::move(o); },
           offers_atom::value);
       return;
+    case worker_op::pace:
+      on_pace(self, req);
+      return;
     default:  // exec ops
       serve_exec(self, req);
       return;
@@ -221,7 +246,7 @@ caf::behavior worker_behavior(worker_pointer self, worker_actor_config config) {
         auto& st = self->state;
         a.pool = st.config.pool;
         a.run = st.config.run;
-        a.heartbeat_ms = st.config.heartbeat_ms;
+        a.heartbeat_ms = heartbeat_ms(st);
         st.last = std::move(a);
         st.announced = true;
         announce(self);
@@ -244,7 +269,7 @@ caf::behavior worker_behavior(worker_pointer self, worker_actor_config config) {
         hello(self);
         check_stalled(self);
         if (st.config.max_idle_ms > 0) check_idle(self);
-        self->delayed_send(self, std::chrono::milliseconds(st.config.heartbeat_ms), heartbeat_atom::value);
+        self->delayed_send(self, std::chrono::milliseconds(heartbeat_ms(st)), heartbeat_atom::value);
       },
   };
 }

@@ -3,7 +3,9 @@
 // the pool's change notifications into announcements on the announce PUB, and
 // keeps the broker's view alive: every heartbeat it repeats the last
 // announcement and says hello to each broker (so a restarted broker relearns
-// the route). With max_idle set it runs reflow's StopIfIdleFor each heartbeat.
+// the route). A broker's `pace` slows the heartbeat (the slowest any broker
+// asks, never faster than its own). With max_idle set it runs reflow's
+// StopIfIdleFor each heartbeat.
 // With several brokers it serves them all against the one pool actor, which
 // stays the one authority over the pool's resources.
 //

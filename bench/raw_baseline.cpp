@@ -1,5 +1,8 @@
 #include "bench/raw_baseline.hpp"
 
+#include <signal.h>
+
+#include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <zmq.hpp>
@@ -196,6 +199,38 @@ std::vector<double> raw_pubsub_latency_us(size_t payload_bytes, int count) {
     if (i >= 0) samples.push_back(us_since(t0));
   }
   return samples;
+}
+
+namespace {
+std::atomic<bool> sink_stopping{false};
+void on_sink_signal(int) { sink_stopping = true; }
+}  // namespace
+
+int run_raw_sink(const std::string& workers, const std::string& announce) {
+  signal(SIGTERM, on_sink_signal);
+  signal(SIGINT, on_sink_signal);
+  zmq::context_t ctx(1);
+  zmq::socket_t router(ctx, zmq::socket_type::router), sub(ctx, zmq::socket_type::sub);
+  for (auto* s : {&router, &sub}) {
+    s->set(zmq::sockopt::linger, 0);
+    s->set(zmq::sockopt::rcvhwm, 100000);  // as the broker's
+  }
+  sub.set(zmq::sockopt::subscribe, "");
+  router.bind(workers);
+  sub.bind(announce);
+  zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {sub.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::message_t frame;
+  while (!sink_stopping) {
+    try {
+      zmq::poll(items, 2, std::chrono::milliseconds(100));
+    } catch (const zmq::error_t&) {  // EINTR at SIGTERM
+      continue;
+    }
+    for (auto* s : {&router, &sub})
+      while (s->recv(frame, zmq::recv_flags::dontwait)) {
+      }
+  }
+  return 0;
 }
 
 }  // namespace poolbus::bench

@@ -49,4 +49,10 @@ class raw_two_hop {
 // One PUB -> SUB hop on loopback, one message in flight: latency in microseconds.
 std::vector<double> raw_pubsub_latency_us(size_t payload_bytes, int count);
 
+// The broker's two worker-facing sockets and nothing else: a ROUTER on
+// `workers` and a SUB on `announce` that read every message and drop it.
+// Simulated pools heartbeating into it give the memory and CPU that libzmq
+// alone spends per pool connection. Runs until SIGTERM (`pool-bench --raw-sink`).
+int run_raw_sink(const std::string& workers, const std::string& announce);
+
 }  // namespace poolbus::bench

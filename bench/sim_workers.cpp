@@ -35,6 +35,13 @@ struct sim_pool {
 };
 
 class sim_world {
+  // ZeroMQ's "tcp://source;destination": each simulator its own loopback
+  // source address, since one address has only ~28,000 ephemeral ports.
+  std::string connect_address(const std::string& endpoint) const {
+    if (config_.source_address.empty() || endpoint.rfind("tcp://", 0) != 0) return endpoint;
+    return "tcp://" + config_.source_address + ":0;" + endpoint.substr(6);
+  }
+
  public:
   explicit sim_world(const sim_workers_config& config) : config_(config), run_("sim" + std::to_string(getpid())) {}
 
@@ -44,7 +51,7 @@ class sim_world {
     zmq::socket_t pub(ctx, zmq::socket_type::pub);
     pub.set(zmq::sockopt::linger, 0);
     pub.set(zmq::sockopt::sndhwm, 1000000);
-    pub.connect(config_.announce_endpoint);
+    pub.connect(connect_address(config_.announce_endpoint));
     pub_ = &pub;
     int epoll_fd = epoll_create1(0);
     pools_.reserve(config_.count);
@@ -57,7 +64,7 @@ class sim_world {
       d.set(zmq::sockopt::routing_id, pools_.back().id);
       d.set(zmq::sockopt::sndhwm, 10000);
       d.set(zmq::sockopt::rcvhwm, 10000);
-      d.connect(config_.workers_endpoint);
+      d.connect(connect_address(config_.workers_endpoint));
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.u32 = static_cast<uint32_t>(i);
@@ -73,7 +80,7 @@ class sim_world {
       int n = epoll_wait(epoll_fd, events.data(), static_cast<int>(events.size()), 5);
       for (int k = 0; k < n; ++k) drain(events[k].data.u32);
       auto now = std::chrono::steady_clock::now();
-      beats_due += std::chrono::duration<double, std::milli>(now - last).count() / config_.heartbeat_ms *
+      beats_due += std::chrono::duration<double, std::milli>(now - last).count() / heartbeat_ms() *
                    static_cast<double>(pools_.size());
       last = now;
       while (beats_due >= 1) {
@@ -88,6 +95,9 @@ class sim_world {
   }
 
  private:
+  // As a real worker: the slower of its own heartbeat and the broker's pace.
+  int64_t heartbeat_ms() const { return std::max(config_.heartbeat_ms, paced_ms_); }
+
   void announce(sim_pool& p) {
     offer_announcement a;
     a.pool = p.id;
@@ -99,7 +109,7 @@ class sim_world {
       a.offers.push_back(OfferInfo{p.id + "/1", p.id, p.available});
     a.allocs = static_cast<int64_t>(p.allocs.size());
     a.ts_ms = epoch_ms();
-    a.heartbeat_ms = config_.heartbeat_ms;
+    a.heartbeat_ms = heartbeat_ms();
     auto topic = offers_topic(p.id);
     auto body = encode_offer_announcement(a);
     pub_->send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
@@ -197,6 +207,9 @@ class sim_world {
         if (p.available.get("cpu") > 0 && p.available.get("mem") > 0 && p.available.get("disk") > 0)
           reply.offers.push_back(OfferInfo{"1", p.id, p.available});
         return encode_worker_reply(reply);
+      case worker_op::pace:  // one broker paces all of them alike: the process keeps one pace
+        paced_ms_ = request->heartbeat_ms;
+        return encode_worker_reply(reply);
       default:  // exec ops: a simulated worker runs no execs
         break;
     }
@@ -207,6 +220,7 @@ class sim_world {
   std::string run_;
   std::vector<sim_pool> pools_;
   zmq::socket_t* pub_ = nullptr;
+  int64_t paced_ms_ = 0;
 };
 
 }  // namespace

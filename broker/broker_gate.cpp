@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "policy/alloc_ownership.hpp"
+#include "policy/liveness.hpp"
 #include "schemas/worker_messages.hpp"
 
 namespace poolbus {
@@ -77,6 +78,7 @@ outcome<void> broker_gate::start_zap(io_thread& io) {
 void broker_gate::stop_zap() { zap_.reset(); }
 
 bool broker_gate::admit_pool(const std::string& pool, const std::string& user_id, const char* where, int64_t now_ms) {
+  claims_.set_expiry_ms(liveness::silent_after_ms(worker_timeout_ms_, paced_ms_));
   if (claims_.claim(pool, user_id, now_ms)) return true;
   auto holder = claims_.holder(pool, now_ms);
   // An impostor repeats itself every heartbeat: warn once per worker timeout.

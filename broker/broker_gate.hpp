@@ -6,6 +6,7 @@
 // allowed on its socket, and a pool id is served by one worker key at a time.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -43,6 +44,10 @@ class broker_gate {
 
   const std::string& public_key() const { return keys_.public_key; }
 
+  // Thread-safe: the mux paces every pool to this heartbeat (0: none); a
+  // pool's claim then lapses only after three of them.
+  void on_paced(int64_t heartbeat_ms) { paced_ms_ = heartbeat_ms; }
+
  private:
   broker_gate(curve_keypair keys, authorized_keys authorized, int64_t worker_timeout_ms);
   bool admit_pool(const std::string& pool, const std::string& user_id, const char* where, int64_t now_ms);
@@ -50,6 +55,7 @@ class broker_gate {
   curve_keypair keys_;
   authorized_keys authorized_;
   int64_t worker_timeout_ms_;
+  std::atomic<int64_t> paced_ms_{0};
   pool_claims claims_;
   std::map<std::string, int64_t> last_warned_ms_;  // "<pool>\n<identity>" -> when a drop was last logged
   std::unique_ptr<zap_handler> zap_;

@@ -133,7 +133,7 @@ void worker_intake::flush(int64_t now_ms) {
   take_forgotten();
   if (!announced_seen_.empty() || !hello_seen_.empty()) outputs_.seen(drain(announced_seen_), drain(hello_seen_));
   // Swept a few times per period.
-  int64_t silent_after = liveness::intake_forget_ms(worker_timeout_ms_);
+  int64_t silent_after = liveness::intake_forget_ms(liveness::silent_after_ms(worker_timeout_ms_, paced_ms_));
   if (now_ms - last_forget_sweep_ms_ >= silent_after / 4) {
     last_forget_sweep_ms_ = now_ms;
     announcements_.forget_silent(now_ms - silent_after);

@@ -8,10 +8,12 @@
 // collected and handed over in one batch per flush.
 // Invariant: each valid announcement is republished exactly once, in arrival
 // order; nothing malformed reaches the stream or an actor; a sender silent for
-// half the worker timeout (the mux may drop it after a whole one) or
+// half the time the mux drops it after (the worker timeout, or three paced
+// heartbeats when longer) or
 // named by forget() is heard afresh next time, never as a repeat.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -60,6 +62,10 @@ class worker_intake {
   // heard afresh. For the mux, when it hears of a pool it no longer knows.
   void forget(const std::string& pool);
 
+  // Thread-safe: the broker now paces every pool to this heartbeat (0: none),
+  // so a sender is silent only after three of them (liveness::silent_after_ms).
+  void on_paced(int64_t heartbeat_ms) { paced_ms_ = heartbeat_ms; }
+
  private:
   void publish(std::string&& topic, std::string&& body);
   void take_forgotten();
@@ -67,6 +73,7 @@ class worker_intake {
   frame_sink& stream_;
   worker_intake_outputs outputs_;
   int64_t worker_timeout_ms_;
+  std::atomic<int64_t> paced_ms_{0};
   repeat_filter announcements_;                    // by topic offers.<pool>
   repeat_filter hellos_;                           // by routing id (= pool id)
   std::map<std::string, int64_t> announced_seen_;  // this batch: pool -> newest ts

@@ -20,6 +20,23 @@ constexpr int64_t default_heartbeat_ms = 1000;
 // message or a short pause of the worker never drops a live pool.
 constexpr int64_t default_worker_timeout_ms = 3000;
 
+// The heartbeats per second a broker takes from all its pools together
+// before it asks them to slow down (heartbeat_pace): 10,000 pools at the
+// default second cost it about a fifth of a core (docs/performance.md).
+constexpr int64_t default_max_heartbeats_per_second = 10000;
+
+// A pool is silent once it missed this many heartbeats, so one lost message
+// or a short pause never drops a live pool (default_worker_timeout_ms is
+// three default heartbeats).
+constexpr int64_t heartbeats_before_silent = 3;
+
+// When the broker drops a pool: after the worker timeout, or after three of
+// the pool's heartbeats when it heartbeats more slowly than that (its own
+// --heartbeat, or the pace the broker asked, whichever is slower).
+inline int64_t silent_after_ms(int64_t worker_timeout_ms, int64_t heartbeat_ms) {
+  return std::max(worker_timeout_ms, heartbeats_before_silent * heartbeat_ms);
+}
+
 // A worker's time to answer one request the broker forwards to it, before
 // the client gets `timeout` (a durable accept takes a few ms; this allows
 // for a loaded disk).

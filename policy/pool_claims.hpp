@@ -2,7 +2,8 @@
 // broker, so no other worker can take over a live pool by using its name.
 // Invariant: a pool id is held by one identity at a time; another identity's
 // claim is refused until the holder has been silent for `expiry_ms` (the
-// broker's worker timeout: the pool has left) or has released it (stopped).
+// broker's worker timeout, or three paced heartbeats: the pool has left) or
+// has released it (stopped).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +29,9 @@ class pool_claims {
   std::optional<std::string> holder(const std::string& pool, int64_t now_ms) const;
 
   size_t size() const { return held_.size(); }
+
+  // The broker paced its pools' heartbeats: a holder is silent after this now.
+  void set_expiry_ms(int64_t expiry_ms) { expiry_ms_ = expiry_ms; }
 
  private:
   struct hold {

@@ -1,5 +1,6 @@
 #include "policy/pool_directory.hpp"
 
+#include <algorithm>
 #include <cassert>
 
 #include "policy/liveness.hpp"
@@ -131,7 +132,8 @@ pool_directory::flush_result pool_directory::on_flushed(int64_t io_now_ms) {
   }
   std::vector<std::string> silent;
   for (const auto& [pool, r] : records_)
-    if (io_now_ms - r.heard_ms > worker_timeout_ms_) silent.push_back(pool);
+    if (io_now_ms - r.heard_ms > liveness::silent_after_ms(worker_timeout_ms_, std::max(paced_ms_, r.latest.heartbeat_ms)))
+      silent.push_back(pool);
   for (const auto& pool : silent) out.silent.push_back(*remove(pool));
   return out;
 }

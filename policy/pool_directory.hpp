@@ -8,7 +8,8 @@
 // both announced and said hello (so the broker can route to it); a pool's
 // announcement never goes backwards (schemas' `supersedes` rule); a pool
 // leaves when it is silent for the worker timeout by the intake's clock, not
-// judged at a flush that follows a stall of the I/O thread, or when it says
+// judged at a flush that follows a stall of the I/O thread (or for three of
+// its heartbeats when it or the broker's pace makes them slower), or when it says
 // `stopped`; a draining pool extends no offer (not in `offers`, not to
 // allocate), whatever it announced; the spliced arrays are byte for byte
 // what encoding the joined pools' values would give.
@@ -83,6 +84,10 @@ class pool_directory {
     int64_t stalled_ms = 0;  // > 0: the I/O thread was busy this long, nothing judged
   };
   flush_result on_flushed(int64_t io_now_ms);
+  // The broker now asks every pool to heartbeat at most this often (0: no
+  // ask; heartbeat_pace). A pool is silent after three of the slower of
+  // this and its own announced heartbeat, or the worker timeout if longer.
+  void on_paced(int64_t heartbeat_ms) { paced_ms_ = heartbeat_ms; }
 
   // ---- reads, over joined pools only
   const pool_record* joined(const std::string& pool) const;
@@ -112,6 +117,7 @@ class pool_directory {
   }
 
   int64_t worker_timeout_ms_;
+  int64_t paced_ms_ = 0;
   std::map<std::string, pool_record> records_;  // by pool id, joined or not
   std::size_t joined_count_ = 0;
   // The intake's clock: the now_ms of its latest flush (0: none yet).

@@ -14,7 +14,7 @@ using codec::map_view;
 using codec::pack_string;
 using codec::packer;
 
-constexpr std::array<std::pair<worker_op, std::string_view>, 14> op_names{{
+constexpr std::array<std::pair<worker_op, std::string_view>, 15> op_names{{
     {worker_op::accept, "accept"},
     {worker_op::free, "free"},
     {worker_op::keepalive, "keepalive"},
@@ -22,6 +22,7 @@ constexpr std::array<std::pair<worker_op, std::string_view>, 14> op_names{{
     {worker_op::allocs, "allocs"},
     {worker_op::offers, "offers"},
     {worker_op::drain, "drain"},
+    {worker_op::pace, "pace"},
     {worker_op::exec_put, "exec_put"},
     {worker_op::exec_inspect, "exec_inspect"},
     {worker_op::execs, "execs"},
@@ -30,6 +31,9 @@ constexpr std::array<std::pair<worker_op, std::string_view>, 14> op_names{{
     {worker_op::exec_remove, "exec_remove"},
     {worker_op::repo_get, "repo_get"},
 }};
+
+// A broker may slow its pools' heartbeats to at most one an hour.
+constexpr int64_t max_paced_heartbeat_ms = 3600 * 1000;
 
 // The exec op a worker op carries (nullopt for the alloc ops).
 std::optional<exec_op> exec_op_of(worker_op op) {
@@ -92,6 +96,11 @@ worker_request read_request(const map_view& view, uint64_t* rid_out) {
     case worker_op::free:
     case worker_op::inspect: request.alloc_id = read_local_id(view, "alloc"); break;
     case worker_op::drain: request.drain = view.require_bool("drain"); break;
+    case worker_op::pace:
+      request.heartbeat_ms = view.require_int("heartbeat_ms");
+      if (request.heartbeat_ms < 0 || request.heartbeat_ms > max_paced_heartbeat_ms)
+        codec::fail("heartbeat_ms", "must be in 0..3600000 (an hour)");
+      break;
     default: break;
   }
   return request;
@@ -166,6 +175,7 @@ std::string encode_worker_request(const worker_request& request) {
       case worker_op::allocs:
       case worker_op::offers: break;
       case worker_op::drain: out.boolean("drain", request.drain); break;
+      case worker_op::pace: out.int64("heartbeat_ms", request.heartbeat_ms); break;
       default:  // exec ops
         out.text("alloc", request.alloc_id);
         codec::pack_exec_call_fields(out, request.exec);

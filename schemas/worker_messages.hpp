@@ -30,6 +30,7 @@ enum class worker_op : uint8_t {
   allocs,
   offers,
   drain,  // the pool's drain set (drain) or undone
+  pace,   // the slowest heartbeat this broker asks (heartbeat_ms; 0 = no ask)
   // Execs inside allocs: the same names and fields as the client API, alloc by local id.
   exec_put,
   exec_inspect,
@@ -50,12 +51,13 @@ struct worker_request {
   AllocMeta meta;           // accept
   int64_t interval_ms = 0;  // keepalive
   bool drain = true;        // drain
+  int64_t heartbeat_ms = 0; // pace
   exec_call exec;           // exec ops (exec.alloc == alloc_id)
   uint32_t broker = 0;      // NOT on the wire: which of the worker's brokers sent it (the reply goes back there)
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, worker_request& x) {
-    return f(x.rid, x.op, x.offer_id, x.alloc_id, x.meta, x.interval_ms, x.drain, x.exec, x.broker);
+    return f(x.rid, x.op, x.offer_id, x.alloc_id, x.meta, x.interval_ms, x.drain, x.heartbeat_ms, x.exec, x.broker);
   }
 };
 std::string encode_worker_request(const worker_request& request);

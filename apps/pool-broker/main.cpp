@@ -2,6 +2,8 @@
 // the worker intake and CURVE gate (broker/), and the I/O thread that owns the api ROUTER, stream PUB, workers
 // ROUTER and announce SUB. Malformed client requests are answered on the I/O
 // thread itself and never reach an actor.
+#include <sys/resource.h>
+
 #include <fstream>
 #include <sstream>
 #include <caf/all.hpp>
@@ -102,6 +104,7 @@ struct broker_options {
   broker_endpoints endpoints;
   int64_t worker_timeout_ms = liveness::default_worker_timeout_ms;
   int64_t request_timeout_ms = liveness::default_request_timeout_ms;
+  int64_t max_heartbeats = liveness::default_max_heartbeats_per_second;
   std::string log_level = "info";
   std::string curve_dir;
   bool curve_generate = false;
@@ -127,6 +130,9 @@ void add_broker_flags(CLI::App& app, broker_options& o) {
   add_endpoint_flag(app, "--announce", o.endpoints.announce, "announce SUB");
   add_duration_flag(app, "--worker-timeout", o.worker_timeout_ms, "drop a pool silent this long (default 3s)");
   add_duration_flag(app, "--request-timeout", o.request_timeout_ms, "a worker's time to answer (default 5s)");
+  app.add_option("--max-heartbeats", o.max_heartbeats,
+                 "heartbeats per second from all pools before the broker slows them (default 10000)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000000}));
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error");
   app.add_option("--curve-dir", o.curve_dir,
                  "turn CURVE on: DIR holds broker.key (0600) and authorized_keys (docs/security.md)");
@@ -149,13 +155,18 @@ std::vector<socket_spec> broker_sockets(const broker_endpoints& endpoints) {
 }
 
 void spawn_broker_actors(caf::actor_system& sys, const broker_options& o, std::shared_ptr<io_thread> io,
-                         std::shared_ptr<worker_intake> intake, broker_actors& actors) {
+                         std::shared_ptr<worker_intake> intake, broker_gate* gate, broker_actors& actors) {
   mux_config mux_settings;
   mux_settings.sink = io;
   mux_settings.worker_timeout_ms = o.worker_timeout_ms;
   mux_settings.request_timeout_ms = o.request_timeout_ms;
   mux_settings.forget_pool = [intake](const std::string& pool) { intake->forget(pool); };
   mux_settings.quotas = o.quotas;
+  mux_settings.max_heartbeats_per_second = o.max_heartbeats;
+  mux_settings.paced = [intake, gate](int64_t heartbeat_ms) {
+    intake->on_paced(heartbeat_ms);
+    if (gate) gate->on_paced(heartbeat_ms);
+  };
   actors.mux = spawn_mux_actor(sys, std::move(mux_settings));
   actors.api = spawn_api_actor(sys, api_actor_config{actors.mux, io, o.request_timeout_ms});
 }
@@ -185,7 +196,7 @@ int serve(const broker_options& o, broker_gate* gate, shutdown_latch& latch) {
       std::cerr << "pool-broker: " << zap.error().message << "\n";
       return 1;
     }
-  spawn_broker_actors(sys, o, io, intake, actors);
+  spawn_broker_actors(sys, o, io, intake, gate, actors);
   int exit_code = 1;
   if (auto started = io->start(); !started) {
     std::cerr << "pool-broker: " << started.error().message << "\n";
@@ -204,6 +215,16 @@ int serve(const broker_options& o, broker_gate* gate, shutdown_latch& latch) {
 
 }  // namespace
 
+// A pool holds one descriptor in the broker (its workers connection), so the
+// soft limit goes up to the hard one (Debian's soft default is 1024); the
+// packaged unit sets LimitNOFILE=1048576.
+void raise_open_file_limit() {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == files.rlim_max) return;
+  files.rlim_cur = files.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &files) == 0) spdlog::debug("open file limit raised to {}", files.rlim_cur);
+}
+
 int main(int argc, char** argv) {
   shutdown_latch latch;
   CLI::App app{"pool-broker: places work on the pools of many workers", "pool-broker"};
@@ -215,6 +236,7 @@ int main(int argc, char** argv) {
     std::cerr << "pool-broker: unknown --log-level " << o.log_level << "\n";
     return 2;
   }
+  raise_open_file_limit();
   if (!o.quota_file.empty()) {
     auto book = read_quota_file(o.quota_file);
     if (!book) {

@@ -118,7 +118,9 @@ struct broker_mux_fixture : test::deterministic_system {
     return out;
   }
 
-  // Requests to workers posted since the last call.
+  std::vector<sent_request> paces;  // the pace requests take_requests set aside
+
+  // Requests to workers posted since the last call (paces go to `paces`).
   std::vector<sent_request> take_requests() {
     std::vector<sent_request> out;
     std::lock_guard<std::mutex> lock(sink->mutex);
@@ -128,7 +130,7 @@ struct broker_mux_fixture : test::deterministic_system {
       uint64_t rid = 0;
       auto r = decode_worker_request(f.frames.at(1), &rid);
       REQUIRE(r.ok());
-      out.push_back({f.frames.at(0), *r});
+      (r->op == worker_op::pace ? paces : out).push_back({f.frames.at(0), *r});
     }
     return out;
   }

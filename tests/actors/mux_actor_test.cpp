@@ -219,3 +219,40 @@ TEST_CASE("mux: small allocs gathers are not held back; a pool filter asks that 
   CHECK(f.ask<encoded_array>(allocs_atom::value, encoded_atom::value, std::string("nobody")).value().count == 0);
   f.advance(milliseconds(6000));
 }
+
+TEST_CASE("mux: past its heartbeat rate the mux paces every pool, and a silent paced pool leaves after three paced beats") {
+  mux_config config;
+  config.max_heartbeats_per_second = 2;  // 2 pools at 1 s fit; a third doubles the heartbeat
+  std::vector<int64_t> told;
+  config.paced = [&told](int64_t ms) { told.push_back(ms); };
+  broker_mux_fixture f(config);
+  f.self->send(f.m, sweep_atom::value, int64_t{10'000});
+  f.join(announcement_of("a", large, 1));
+  f.join(announcement_of("b", large, 1));
+  f.take_requests();
+  // Each pool hears the pace as it joins, even when there is none (0).
+  REQUIRE(f.paces.size() == 2);
+  CHECK(f.paces.at(1).pool == "b");
+  CHECK(f.paces.at(1).request.heartbeat_ms == 0);
+  CHECK(f.paces.at(1).request.rid == 0);
+  CHECK(told.empty());
+  f.paces.clear();
+  f.join(announcement_of("c", large, 1));
+  f.take_requests();
+  REQUIRE(f.paces.size() == 3);  // every joined pool, once
+  for (const auto& p : f.paces) CHECK(p.request.heartbeat_ms == 2000);
+  CHECK(told == std::vector<int64_t>{2000});
+  // The worker's reply to rid 0 is nobody's: dropped, nothing breaks.
+  f.answer(f.paces.at(0), worker_reply{});
+  // Silent for 5 s: not gone (three paced heartbeats are 6 s); gone after 6 s.
+  for (int64_t now = 10'100; now <= 16'000; now += 100) {
+    f.self->send(f.m, sweep_atom::value, now);
+    f.run();
+  }
+  CHECK(f.pool_events() == std::vector<std::string>{"a:joined", "b:joined", "c:joined"});
+  f.self->send(f.m, sweep_atom::value, int64_t{16'100});
+  f.run();
+  CHECK(f.pool_events().size() == 6);
+  // With the pools gone the pace is lifted.
+  CHECK(told == std::vector<int64_t>{2000, 0});
+}

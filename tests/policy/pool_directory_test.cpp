@@ -118,6 +118,25 @@ TEST_CASE_METHOD(directory_fixture, "pool_directory: silent pools leave at the w
   check_replies({}, {});
 }
 
+TEST_CASE_METHOD(directory_fixture, "pool_directory: a slow heartbeat, its own or paced, gives three of them") {
+  CHECK(dir.on_flushed(10'000).silent.empty());
+  auto slow = announcement_of("slow", large, large, 1);
+  slow.heartbeat_ms = 5000;  // its own --heartbeat 5s: silent after 15 s, not 3 s
+  join(slow);
+  join(announcement_of("usual", large, large, 1));  // heartbeat_ms 0 (unknown): the worker timeout
+  for (int64_t now = 10'100; now <= 13'000; now += 100) CHECK(dir.on_flushed(now).silent.empty());
+  auto result = dir.on_flushed(13'100);
+  REQUIRE(result.silent.size() == 1);
+  CHECK(result.silent.at(0).pool == "usual");
+  for (int64_t now = 13'200; now <= 25'000; now += 100) CHECK(dir.on_flushed(now).silent.empty());
+  CHECK(dir.on_flushed(25'100).silent.size() == 1);
+  // The broker's pace covers every pool, whatever it last announced.
+  join(announcement_of("paced", large, large, 1));
+  dir.on_paced(8000);
+  for (int64_t now = 25'200; now <= 49'100; now += 100) CHECK(dir.on_flushed(now).silent.empty());
+  CHECK(dir.on_flushed(49'200).silent.size() == 1);
+}
+
 TEST_CASE_METHOD(directory_fixture, "pool_directory: a flush after a stall of the I/O thread judges nobody") {
   CHECK(dir.on_flushed(1'000).silent.empty());
   join(announcement_of("a", large, large, 1));

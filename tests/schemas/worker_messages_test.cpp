@@ -69,6 +69,23 @@ TEST_CASE("worker: every request op round-trips with its rid") {
   for (worker_op op : {worker_op::allocs, worker_op::offers}) round_trip(worker_request{~0ull >> 1, op, "", "", {}, 0});
 }
 
+TEST_CASE("worker: a pace request carries the heartbeat the broker asks, within an hour") {
+  worker_request pace;
+  pace.op = worker_op::pace;
+  pace.heartbeat_ms = 16000;
+  CHECK(round_trip(pace).heartbeat_ms == 16000);
+  pace.heartbeat_ms = 0;  // no ask
+  CHECK(round_trip(pace).heartbeat_ms == 0);
+  for (int64_t bad : {int64_t{-1}, int64_t{3600 * 1000 + 1}}) {
+    pace.heartbeat_ms = bad;
+    uint64_t rid = 7;
+    auto decoded = decode_worker_request(encode_worker_request(pace), &rid);
+    REQUIRE_FALSE(decoded.ok());
+    CHECK(decoded.error().kind == error_kind::invalid);
+    CHECK(rid == 0);
+  }
+}
+
 TEST_CASE("worker: op names and topics") {
   CHECK(to_string(worker_op::keepalive) == "keepalive");
   CHECK(worker_op_from_string("offers") == worker_op::offers);
