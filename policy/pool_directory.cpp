@@ -27,6 +27,8 @@ PoolStatus status_of(const std::string& pool, const offer_announcement& a) {
 pool_record& pool_directory::heard(const std::string& pool) {
   auto& r = records_[pool];
   r.heard_ms = intake_now_ms_;
+  // A new pool (or one whose silence time is shorter) may fall silent first.
+  next_silence_ms_ = std::min(next_silence_ms_, r.heard_ms + silent_after_ms(r));
   return r;
 }
 
@@ -46,6 +48,7 @@ pool_directory::announcement_effect pool_directory::on_announcement(offer_announ
   announcement_effect effect;
   effect.superseded = true;
   effect.drain_changed = r.announced ? a.draining != r.latest.draining : a.draining;
+  if (a.heartbeat_ms < r.latest.heartbeat_ms) next_silence_ms_ = 0;  // it may fall silent sooner now
   r.latest = std::move(a);
   r.announced = true;
   r.offer_entries.reset();
@@ -130,12 +133,30 @@ pool_directory::flush_result pool_directory::on_flushed(int64_t io_now_ms) {
     out.stalled_ms = io_now_ms - previous;
     return out;
   }
+  // heard_ms only grows and a pool's silence time only shrinks where
+  // next_silence_ms_ is reset, so nobody can fall silent before it: most
+  // flushes walk no record (a walk over 20,000 was a tenth of the mux's CPU).
+  if (io_now_ms <= next_silence_ms_) return out;
   std::vector<std::string> silent;
-  for (const auto& [pool, r] : records_)
-    if (io_now_ms - r.heard_ms > liveness::silent_after_ms(worker_timeout_ms_, std::max(paced_ms_, r.latest.heartbeat_ms)))
+  next_silence_ms_ = INT64_MAX;
+  for (const auto& [pool, r] : records_) {
+    int64_t silent_at = r.heard_ms + silent_after_ms(r);
+    if (io_now_ms > silent_at)
       silent.push_back(pool);
+    else
+      next_silence_ms_ = std::min(next_silence_ms_, silent_at);
+  }
   for (const auto& pool : silent) out.silent.push_back(*remove(pool));
   return out;
+}
+
+int64_t pool_directory::silent_after_ms(const pool_record& r) const {
+  return liveness::silent_after_ms(worker_timeout_ms_, std::max(paced_ms_, r.latest.heartbeat_ms));
+}
+
+void pool_directory::on_paced(int64_t heartbeat_ms) {
+  if (heartbeat_ms < paced_ms_) next_silence_ms_ = 0;  // pools may fall silent sooner now
+  paced_ms_ = heartbeat_ms;
 }
 
 const pool_record* pool_directory::joined(const std::string& pool) const {

@@ -87,7 +87,7 @@ class pool_directory {
   // The broker now asks every pool to heartbeat at most this often (0: no
   // ask; heartbeat_pace). A pool is silent after three of the slower of
   // this and its own announced heartbeat, or the worker timeout if longer.
-  void on_paced(int64_t heartbeat_ms) { paced_ms_ = heartbeat_ms; }
+  void on_paced(int64_t heartbeat_ms);
 
   // ---- reads, over joined pools only
   const pool_record* joined(const std::string& pool) const;
@@ -109,6 +109,7 @@ class pool_directory {
 
  private:
   pool_record& heard(const std::string& pool);
+  int64_t silent_after_ms(const pool_record& r) const;
   bool maybe_join(pool_record& r);
   std::optional<pool_departure> remove(const std::string& pool);
   void changed() {
@@ -118,6 +119,9 @@ class pool_directory {
 
   int64_t worker_timeout_ms_;
   int64_t paced_ms_ = 0;
+  // No pool can be silent before this (intake clock): on_flushed walks the
+  // records only past it. 0: unknown, walk at the next flush.
+  int64_t next_silence_ms_ = 0;
   std::map<std::string, pool_record> records_;  // by pool id, joined or not
   std::size_t joined_count_ = 0;
   // The intake's clock: the now_ms of its latest flush (0: none yet).

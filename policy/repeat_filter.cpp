@@ -1,5 +1,6 @@
 #include "policy/repeat_filter.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "schemas/msgpack_scan.hpp"
@@ -36,16 +37,21 @@ void repeat_filter::remember(const std::string& sender, std::string body, int64_
   }
   entry.body = std::move(body);
   entry.heard_ms = now_ms;
+  oldest_heard_ms_ = std::min(oldest_heard_ms_, now_ms);
   remembered_.insert_or_assign(sender, std::move(entry));
 }
 
 std::size_t repeat_filter::forget_silent(int64_t cutoff_ms) {
+  // Times only grow, so nobody was heard before oldest_heard_ms_: skip the walk.
+  if (cutoff_ms <= oldest_heard_ms_) return 0;
   std::size_t forgotten = 0;
+  oldest_heard_ms_ = INT64_MAX;
   for (auto it = remembered_.begin(); it != remembered_.end();) {
     if (it->second.heard_ms < cutoff_ms) {
       it = remembered_.erase(it);
       ++forgotten;
     } else {
+      oldest_heard_ms_ = std::min(oldest_heard_ms_, it->second.heard_ms);
       ++it;
     }
   }

@@ -44,6 +44,9 @@ class repeat_filter {
 
   std::string ts_key_;
   std::map<std::string, last_accepted, std::less<>> remembered_;
+  // Nobody remembered was heard before this (the callers' clock never goes
+  // back): forget_silent walks only when its cutoff is past it.
+  int64_t oldest_heard_ms_ = 0;
 };
 
 }  // namespace poolbus

@@ -137,6 +137,33 @@ TEST_CASE_METHOD(directory_fixture, "pool_directory: a slow heartbeat, its own o
   CHECK(dir.on_flushed(49'200).silent.size() == 1);
 }
 
+TEST_CASE_METHOD(directory_fixture, "pool_directory: flushes skip the walk, yet a pool that can fall silent sooner is judged on time") {
+  CHECK(dir.on_flushed(10'000).silent.empty());
+  auto slow = announcement_of("slow", large, large, 1);
+  slow.heartbeat_ms = 10'000;  // silent only after 30 s
+  join(slow);
+  CHECK(dir.on_flushed(10'100).silent.empty());  // the walk: nobody before 40,000
+  CHECK(dir.on_flushed(10'200).silent.empty());
+  join(announcement_of("quick", large, large, 1));  // heard at 10,200: silent after 13,200
+  for (int64_t now = 10'300; now <= 13'200; now += 100) CHECK(dir.on_flushed(now).silent.empty());
+  auto result = dir.on_flushed(13'300);
+  REQUIRE(result.silent.size() == 1);
+  CHECK(result.silent.at(0).pool == "quick");
+  // The slow pool speeds up (a new announcement with 1 s): three of those, or the worker timeout.
+  auto faster = announcement_of("slow", large, large, 2);
+  faster.heartbeat_ms = 1000;
+  dir.on_announcement(std::move(faster));  // heard at 13,300
+  for (int64_t now = 13'400; now <= 16'300; now += 100) CHECK(dir.on_flushed(now).silent.empty());
+  CHECK(dir.on_flushed(16'400).silent.size() == 1);
+  // And a lifted pace shortens everyone's.
+  join(announcement_of("paced", large, large, 1));  // heard at 16,400
+  dir.on_paced(20'000);
+  for (int64_t now = 16'500; now <= 17'000; now += 100) CHECK(dir.on_flushed(now).silent.empty());
+  dir.on_paced(0);
+  for (int64_t now = 17'100; now <= 19'400; now += 100) CHECK(dir.on_flushed(now).silent.empty());
+  CHECK(dir.on_flushed(19'500).silent.size() == 1);
+}
+
 TEST_CASE_METHOD(directory_fixture, "pool_directory: a flush after a stall of the I/O thread judges nobody") {
   CHECK(dir.on_flushed(1'000).silent.empty());
   join(announcement_of("a", large, large, 1));

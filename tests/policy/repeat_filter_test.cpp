@@ -74,3 +74,17 @@ TEST_CASE("forget and forget_silent make the next message fresh") {
   CHECK_FALSE(filter.repeat_ts("w1", again, 700));
   CHECK(filter.size() == 0);
 }
+
+TEST_CASE("forget_silent skips its walk only while nobody can be older than its cutoff") {
+  repeat_filter filter;
+  filter.remember("w1", encode_worker_hello({"w1", "r", 1764300000000}), 100);
+  CHECK(filter.forget_silent(50) == 0);
+  filter.remember("w2", encode_worker_hello({"w2", "r", 1764300000000}), 150);
+  CHECK(filter.forget_silent(120) == 1);  // w1
+  CHECK(filter.forget_silent(140) == 0);  // w2 is the oldest, at 150
+  filter.remember("w3", encode_worker_hello({"w3", "r", 1764300000000}), 300);
+  CHECK(filter.forget_silent(200) == 1);  // w2
+  CHECK(filter.size() == 1);
+  CHECK(filter.forget_silent(301) == 1);
+  CHECK(filter.size() == 0);
+}
