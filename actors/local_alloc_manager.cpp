@@ -6,6 +6,9 @@
 #include <spdlog/spdlog.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <filesystem>
 #include <thread>
@@ -48,11 +51,10 @@ class local_alloc_manager final : public alloc_manager {
   outcome<void> kill(const AllocInspect& alloc) override {
     auto dir = dir_of(alloc);
     if (!dir) return dir.error();
-    std::error_code ec;
     if (users_) users_->release(dir->string());
     // No directory (the alloc ran no exec: the common case) costs one failed
-    // unlink; an empty one one rmdir.
-    if (fs::remove(*dir, ec) || !ec) return {};
+    // rmdir; an empty one one rmdir.
+    if (::rmdir(dir->c_str()) == 0 || errno == ENOENT) return {};
     // Anything else is closed to every exec user (0700), renamed out of the
     // way, and deleted on a thread of its own: gigabytes of outputs must not
     // hold up the pool's thread, and its uid may serve another alloc at once.

@@ -1,5 +1,7 @@
 #include "store/state_store.hpp"
 
+#include "store/alloc_record.hpp"
+
 #include <sqlite3.h>
 
 #include <fcntl.h>
@@ -88,21 +90,20 @@ outcome<void> fsync_path(const fs::path& path, int flags) {
   return {};
 }
 
-const char* const schema_sql = R"sql(
+// Schema 2: one row per alloc, its resources, want and labels in one BLOB
+// (store/alloc_record), so a change is one statement.
+const char* const allocs_table_sql = R"sql(
+CREATE TABLE allocs (
+  local_id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_ms INTEGER NOT NULL,
+  last_keepalive_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL, record BLOB NOT NULL) WITHOUT ROWID;
+)sql";
+
+// A new store: the pool's facts, then its allocs (committed with them).
+const char* const pool_tables_sql = R"sql(
 PRAGMA journal_mode = WAL;
 BEGIN;
 CREATE TABLE pool (id TEXT NOT NULL);
 CREATE TABLE pool_resources (name TEXT PRIMARY KEY, units INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE allocs (
-  local_id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_ms INTEGER NOT NULL,
-  last_keepalive_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE alloc_resources (
-  local_id TEXT NOT NULL, role TEXT NOT NULL, name TEXT NOT NULL, units INTEGER NOT NULL,
-  PRIMARY KEY (local_id, role, name)) WITHOUT ROWID;
-CREATE TABLE alloc_labels (
-  local_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-  PRIMARY KEY (local_id, key)) WITHOUT ROWID;
-COMMIT;
 )sql";
 
 // The pool's flags (drain): added after schema 1, so created when absent.
@@ -123,7 +124,8 @@ outcome<void> create_store(const fs::path& path, const std::string& pool_id) {
                    "; PRAGMA user_version = " + std::to_string(state_store::schema_version) +
                    "; PRAGMA synchronous = FULL;";
     if (auto ok = exec_sql(raw, pragmas.c_str()); !ok) return ok.error();
-    if (auto ok = exec_sql(raw, schema_sql); !ok) return ok.error();
+    auto schema = std::string(pool_tables_sql) + allocs_table_sql + "COMMIT;";
+    if (auto ok = exec_sql(raw, schema.c_str()); !ok) return ok.error();
     sqlite3_stmt* stmt = nullptr;
     if (sqlite3_prepare_v2(raw, "INSERT INTO pool (id) VALUES (?)", -1, &stmt, nullptr) != SQLITE_OK)
       return store_error(reason_of(raw));
@@ -151,6 +153,9 @@ struct state_store::statement {
     sqlite3_bind_text(stmt, i, s.c_str(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
   }
   void integer(int i, int64_t v) { sqlite3_bind_int64(stmt, i, v); }
+  void blob(int i, const std::string& b) {
+    sqlite3_bind_blob(stmt, i, b.data(), static_cast<int>(b.size()), SQLITE_TRANSIENT);
+  }
   bool run() {
     int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
@@ -197,7 +202,7 @@ outcome<std::unique_ptr<state_store>> state_store::open(const std::string& state
     return store_error("not a poolbus state store (application_id " + std::to_string(*app) + ")");
   auto version = query_int(raw, "PRAGMA user_version");
   if (!version) return version.error();
-  if (*version != schema_version)
+  if (*version != schema_version && *version != 1)
     return store_error("schema version " + std::to_string(*version) + ", this pool-worker reads version " +
                        std::to_string(schema_version));
   auto owners = query_column(raw, "SELECT id FROM pool");
@@ -213,7 +218,8 @@ outcome<std::unique_ptr<state_store>> state_store::open(const std::string& state
   if (auto ok = exec_sql(raw, synchronous); !ok) return ok.error();
 
   std::unique_ptr<state_store> store(new state_store(path.string(), pool_id, db->release()));
-  if (auto ok = store->prepare(); !ok) return ok.error();
+  // Yesterday's stores open as they are: schema 1 is rewritten in place first.
+  if (auto ready = *version == 1 ? store->upgrade_from_schema1() : store->prepare(); !ready) return ready.error();
   if (total) {
     if (auto ok = store->exec("BEGIN IMMEDIATE"); !ok) return ok.error();
     bool written = store->exec("DELETE FROM pool_resources").ok();
@@ -262,14 +268,11 @@ outcome<void> state_store::prepare() {
     return true;
   };
   bool ok = make(
-                "INSERT OR REPLACE INTO allocs (local_id, owner, created_ms, last_keepalive_ms, expires_ms) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO allocs (local_id, owner, created_ms, last_keepalive_ms, expires_ms, record) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 upsert_alloc_) &&
-            make("DELETE FROM allocs WHERE local_id = ?", delete_alloc_) &&
-            make("DELETE FROM alloc_resources WHERE local_id = ?", delete_resources_) &&
-            make("DELETE FROM alloc_labels WHERE local_id = ?", delete_labels_) &&
-            make("INSERT INTO alloc_resources (local_id, role, name, units) VALUES (?, ?, ?, ?)", insert_resource_) &&
-            make("INSERT INTO alloc_labels (local_id, key, value) VALUES (?, ?, ?)", insert_label_);
+            make("DELETE FROM allocs WHERE local_id = ?", delete_alloc_) && make("BEGIN IMMEDIATE", begin_) &&
+            make("COMMIT", commit_);
   if (!ok) return failure("malformed store: preparing statements");
   return {};
 }
@@ -303,58 +306,96 @@ outcome<void> state_store::set_draining(bool on) {
 
 outcome<int64_t> state_store::synchronous_level() { return query_int(db_, "PRAGMA synchronous"); }
 
+namespace {
+
+std::string column_text(sqlite3_stmt* stmt, int col) {
+  auto t = sqlite3_column_text(stmt, col);
+  return std::string(t ? reinterpret_cast<const char*>(t) : "");
+}
+
+// Runs `sql` and hands each row to `row`, which returns "" or what is wrong with it.
+template <class Row>
+outcome<void> read_rows(sqlite3* db, const char* sql, Row&& row) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK)
+    return store_error("reading allocs: " + reason_of(db));
+  int rc;
+  std::string bad;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && bad.empty()) bad = row(stmt);
+  sqlite3_finalize(stmt);
+  if (!bad.empty()) return store_error("malformed alloc row: " + bad);
+  if (rc != SQLITE_DONE) return store_error("reading allocs: " + reason_of(db));
+  return {};
+}
+
+// Columns 0-4 of an allocs row (local_id, owner, created, keepalive, expiry),
+// both schemas: "" or what is wrong.
+std::string read_lease_columns(sqlite3_stmt* stmt, const std::string& pool_id, AllocInspect& alloc) {
+  auto local = column_text(stmt, 0);
+  if (local.empty() || local.find('/') != std::string::npos) return "alloc id \"" + local + "\"";
+  alloc.id = make_pool_uri(pool_id, local);
+  alloc.pool = pool_id;
+  alloc.taskdb_alloc_id = taskdb_alloc_id(alloc.id);
+  alloc.meta.owner = column_text(stmt, 1);
+  alloc.created_ms = sqlite3_column_int64(stmt, 2);
+  alloc.last_keepalive_ms = sqlite3_column_int64(stmt, 3);
+  alloc.expires_ms = sqlite3_column_int64(stmt, 4);
+  return "";
+}
+
+constexpr const char* lease_columns = "local_id, owner, created_ms, last_keepalive_ms, expires_ms";
+
+}  // namespace
+
 outcome<std::vector<AllocInspect>> state_store::load() {
-  std::map<std::string, AllocInspect> by_local;
-  auto read = [&](const char* sql, auto&& row) -> outcome<void> {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) return failure("reading allocs");
-    int rc;
-    std::string bad;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && bad.empty()) bad = row(stmt);
-    sqlite3_finalize(stmt);
-    if (!bad.empty()) return store_error("malformed alloc row: " + bad);
-    if (rc != SQLITE_DONE) return failure("reading allocs");
-    return {};
-  };
-  auto text = [](sqlite3_stmt* stmt, int col) {
-    auto t = sqlite3_column_text(stmt, col);
-    return std::string(t ? reinterpret_cast<const char*>(t) : "");
-  };
-  auto ok = read("SELECT local_id, owner, created_ms, last_keepalive_ms, expires_ms FROM allocs",
-                 [&](sqlite3_stmt* stmt) -> std::string {
-                   auto local = text(stmt, 0);
-                   if (local.empty() || local.find('/') != std::string::npos) return "alloc id \"" + local + "\"";
-                   AllocInspect alloc;
-                   alloc.id = make_pool_uri(pool_id_, local);
-                   alloc.pool = pool_id_;
-                   alloc.taskdb_alloc_id = taskdb_alloc_id(alloc.id);
-                   alloc.meta.owner = text(stmt, 1);
-                   alloc.created_ms = sqlite3_column_int64(stmt, 2);
-                   alloc.last_keepalive_ms = sqlite3_column_int64(stmt, 3);
-                   alloc.expires_ms = sqlite3_column_int64(stmt, 4);
-                   by_local[local] = std::move(alloc);
-                   return "";
-                 });
+  std::vector<AllocInspect> out;
+  auto sql = std::string("SELECT ") + lease_columns + ", record FROM allocs ORDER BY local_id";
+  auto ok = read_rows(db_, sql.c_str(), [&](sqlite3_stmt* stmt) -> std::string {
+    AllocInspect alloc;
+    if (auto bad = read_lease_columns(stmt, pool_id_, alloc); !bad.empty()) return bad;
+    auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt, 5));
+    auto record = decode_alloc_record(std::string_view(bytes ? bytes : "", sqlite3_column_bytes(stmt, 5)));
+    if (!record) return "record of " + local_id_of(alloc.id) + ": " + record.error().message;
+    alloc.resources = std::move(record->resources);
+    alloc.meta.want = std::move(record->want);
+    alloc.meta.labels = std::move(record->labels);
+    out.push_back(std::move(alloc));
+    return "";
+  });
   if (!ok) return ok.error();
-  ok = read("SELECT local_id, role, name, units FROM alloc_resources", [&](sqlite3_stmt* stmt) -> std::string {
-    auto it = by_local.find(text(stmt, 0));
-    if (it == by_local.end()) return "resources of unknown alloc \"" + text(stmt, 0) + "\"";
-    auto role = text(stmt, 1);
+  return out;
+}
+
+// Schema 1 kept an alloc's resources and labels in tables of their own.
+outcome<std::vector<AllocInspect>> state_store::load_schema1() {
+  std::map<std::string, AllocInspect> by_local;
+  auto sql = std::string("SELECT ") + lease_columns + " FROM allocs";
+  auto ok = read_rows(db_, sql.c_str(), [&](sqlite3_stmt* stmt) -> std::string {
+    AllocInspect alloc;
+    if (auto bad = read_lease_columns(stmt, pool_id_, alloc); !bad.empty()) return bad;
+    by_local[local_id_of(alloc.id)] = std::move(alloc);
+    return "";
+  });
+  if (!ok) return ok.error();
+  ok = read_rows(db_, "SELECT local_id, role, name, units FROM alloc_resources", [&](sqlite3_stmt* stmt) -> std::string {
+    auto it = by_local.find(column_text(stmt, 0));
+    if (it == by_local.end()) return "resources of unknown alloc \"" + column_text(stmt, 0) + "\"";
+    auto role = column_text(stmt, 1);
     auto units = sqlite3_column_int64(stmt, 3);
-    if (units < 0) return "negative resource " + text(stmt, 2) + " of " + it->first;
+    if (units < 0) return "negative resource " + column_text(stmt, 2) + " of " + it->first;
     if (role == "resources")
-      it->second.resources.set_units(text(stmt, 2), units);
+      it->second.resources.set_units(column_text(stmt, 2), units);
     else if (role == "want")
-      it->second.meta.want.set_units(text(stmt, 2), units);
+      it->second.meta.want.set_units(column_text(stmt, 2), units);
     else
       return "resource role \"" + role + "\"";
     return "";
   });
   if (!ok) return ok.error();
-  ok = read("SELECT local_id, key, value FROM alloc_labels", [&](sqlite3_stmt* stmt) -> std::string {
-    auto it = by_local.find(text(stmt, 0));
-    if (it == by_local.end()) return "labels of unknown alloc \"" + text(stmt, 0) + "\"";
-    it->second.meta.labels[text(stmt, 1)] = text(stmt, 2);
+  ok = read_rows(db_, "SELECT local_id, key, value FROM alloc_labels", [&](sqlite3_stmt* stmt) -> std::string {
+    auto it = by_local.find(column_text(stmt, 0));
+    if (it == by_local.end()) return "labels of unknown alloc \"" + column_text(stmt, 0) + "\"";
+    it->second.meta.labels[column_text(stmt, 1)] = column_text(stmt, 2);
     return "";
   });
   if (!ok) return ok.error();
@@ -364,45 +405,49 @@ outcome<std::vector<AllocInspect>> state_store::load() {
   return out;
 }
 
+// One transaction: schema 1's three alloc tables become schema 2's one, or
+// (on any failure) the file stays as it was.
+outcome<void> state_store::upgrade_from_schema1() {
+  auto allocs = load_schema1();
+  if (!allocs) return store_error("upgrading schema 1: " + allocs.error().message);
+  auto fail = [&](const std::string& doing) {
+    auto error = failure("upgrading schema 1: " + doing);
+    if (!sqlite3_get_autocommit(db_)) exec("ROLLBACK");
+    return error;
+  };
+  auto replace = std::string("BEGIN IMMEDIATE; DROP TABLE alloc_resources; DROP TABLE alloc_labels; DROP TABLE allocs;") +
+                 allocs_table_sql;
+  if (!exec(replace.c_str())) return fail("replacing the alloc tables");
+  if (auto ok = prepare(); !ok) return fail("preparing statements");
+  for (const auto& alloc : *allocs)
+    if (!put(alloc)) return fail("copying alloc " + alloc.id);
+  if (!exec(("PRAGMA user_version = " + std::to_string(schema_version) + "; COMMIT").c_str()))
+    return fail("committing");
+  upgraded_from_ = 1;
+  return {};
+}
+
 outcome<void> state_store::erase(const std::string& local_id) {
-  for (auto* st : {delete_alloc_, delete_resources_, delete_labels_}) {
-    st->text(1, local_id);
-    if (!st->run()) return failure("deleting alloc " + local_id);
-  }
+  delete_alloc_->text(1, local_id);
+  if (!delete_alloc_->run()) return failure("deleting alloc " + local_id);
   return {};
 }
 
 outcome<void> state_store::put(const AllocInspect& alloc) {
   auto local = local_id_of(alloc.id);
-  if (auto ok = erase(local); !ok) return ok;
   upsert_alloc_->text(1, local);
   upsert_alloc_->text(2, alloc.meta.owner);
   upsert_alloc_->integer(3, alloc.created_ms);
   upsert_alloc_->integer(4, alloc.last_keepalive_ms);
   upsert_alloc_->integer(5, alloc.expires_ms);
+  upsert_alloc_->blob(6, encode_alloc_record(alloc.resources, alloc.meta.want, alloc.meta.labels));
   if (!upsert_alloc_->run()) return failure("writing alloc " + local);
-  for (const auto& [role, resources] :
-       {std::pair<const char*, const Resources*>{"resources", &alloc.resources}, {"want", &alloc.meta.want}}) {
-    for (const auto& [name, units] : resources->amounts()) {
-      insert_resource_->text(1, local);
-      insert_resource_->text(2, role);
-      insert_resource_->text(3, name);
-      insert_resource_->integer(4, units);
-      if (!insert_resource_->run()) return failure("writing the resources of alloc " + local);
-    }
-  }
-  for (const auto& [key, value] : alloc.meta.labels) {
-    insert_label_->text(1, local);
-    insert_label_->text(2, key);
-    insert_label_->text(3, value);
-    if (!insert_label_->run()) return failure("writing the labels of alloc " + local);
-  }
   return {};
 }
 
 outcome<void> state_store::commit(const std::vector<journal_change>& changes) {
   if (changes.empty()) return {};
-  if (auto ok = exec("BEGIN IMMEDIATE"); !ok) return store_error("commit: " + ok.error().message);
+  if (!begin_->run()) return failure("commit: begin");
   for (const auto& change : changes) {
     auto done = change.what == journal_change::kind::put ? put(change.alloc) : erase(local_id_of(change.alloc.id));
     if (!done) {
@@ -410,9 +455,10 @@ outcome<void> state_store::commit(const std::vector<journal_change>& changes) {
       return done;
     }
   }
-  if (auto ok = exec("COMMIT"); !ok) {
+  if (!commit_->run()) {
+    auto error = failure("commit");
     if (!sqlite3_get_autocommit(db_)) exec("ROLLBACK");
-    return store_error("commit: " + ok.error().message);
+    return error;
   }
   return {};
 }

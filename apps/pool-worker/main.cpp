@@ -156,6 +156,8 @@ outcome<std::shared_ptr<state_store>> open_state(worker_options& o) {
     return pool_error{opened.error().kind, "state store " +
                                                (std::filesystem::path(o.state_dir) / state_store::file_name).string() +
                                                ": " + opened.error().message};
+  if (int from = (*opened)->upgraded_from())
+    spdlog::info("state store {}: upgraded from schema {} to {}", (*opened)->path(), from, state_store::schema_version);
   return std::shared_ptr<state_store>(std::move(*opened));
 }
 

@@ -270,3 +270,40 @@ TEST_CASE("state store: the pool's drain is kept across reopen, beside the alloc
   }
   CHECK_FALSE(must_open(dir, "w1")->draining().value());
 }
+
+TEST_CASE("state store: a schema 1 store (made by the previous pool-worker) is upgraded in place, nothing lost") {
+  temp_dir dir;
+  // Made by the schema 1 code: allocs a (two labels) and b (none), a total, a drain.
+  fs::copy_file(fs::path(__FILE__).parent_path() / "data" / "state-schema1.db", dir.db());
+  auto a = alloc("w1", "a", 1700000120000);
+  auto b = alloc("w1", "b", 1700000360000);
+  b.meta.labels.clear();
+  {
+    auto store = must_open(dir, "w1", std::nullopt);
+    CHECK(store->upgraded_from() == 1);
+    auto loaded = store->load();
+    REQUIRE(loaded.ok());
+    CHECK(*loaded == std::vector<AllocInspect>{a, b});
+    CHECK(*store->total() == Resources{{"cpu", 4}, {"mem", 8 * GiB}});
+    CHECK(*store->draining());
+    // The upgraded file takes changes like a new one.
+    b.expires_ms += 1000;
+    REQUIRE(store->commit({journal_change::put(b), journal_change::erase(a)}).ok());
+  }
+  auto reopened = must_open(dir, "w1", std::nullopt);
+  CHECK(reopened->upgraded_from() == 0);
+  CHECK(*reopened->load() == std::vector<AllocInspect>{b});
+}
+
+TEST_CASE("state store: a repeated put replaces the alloc, an erase removes it") {
+  temp_dir dir;
+  auto store = must_open(dir, "w1");
+  auto a = alloc("w1", "a", 1700000120000);
+  for (int i = 0; i < 3; ++i) {
+    a.expires_ms += 1000;
+    REQUIRE(store->commit({journal_change::put(a)}).ok());
+  }
+  CHECK(*store->load() == std::vector<AllocInspect>{a});
+  REQUIRE(store->commit({journal_change::erase(a)}).ok());
+  CHECK(store->load()->empty());
+}
