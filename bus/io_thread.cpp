@@ -106,6 +106,7 @@ struct io_thread::state {
   std::atomic<std::thread::id> io_thread_id{};  // set by run(): posts from it send at once
   std::chrono::milliseconds tick_period{0};
   std::function<void()> tick;
+  hosted_work hosted;
   bool started = false;
   bool stopped = false;
   std::mutex lifecycle_mutex;
@@ -214,8 +215,29 @@ struct io_thread::state {
     }
   }
 
+  // Runs the hosted work once; whether it has more ready.
+  bool run_hosted() {
+    if (!hosted.run) return false;
+    try {
+      return hosted.run();
+    } catch (const std::exception& e) {
+      spdlog::error("bus: hosted work threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("bus: hosted work threw");
+    }
+    return false;
+  }
+
   void run() {
     io_thread_id.store(std::this_thread::get_id(), std::memory_order_release);
+    if (hosted.attach) hosted.attach([this] { wake(); });
+    poll_loop();
+    if (hosted.detach) hosted.detach();
+    // Posts from here on queue (and are dropped): a later thread may reuse this id.
+    io_thread_id.store(std::thread::id{}, std::memory_order_release);
+  }
+
+  void poll_loop() {
     using steady = std::chrono::steady_clock;
     auto next_tick = steady::now() + tick_period;
     std::vector<zmq::pollitem_t> items;
@@ -226,18 +248,22 @@ struct io_thread::state {
       items.push_back({sockets[i].socket.handle(), 0, ZMQ_POLLIN, 0});
       socket_of_item.push_back(i);
     }
+    // Hosted work may have been made ready before it was attached: run it first.
+    bool more_hosted = static_cast<bool>(hosted.run);
     for (;;) {
-      // No timeout but the tick's: stop() and post() both wake the poll
-      // through the eventfd.
+      // No timeout but the tick's: stop(), post() and hosted work all wake
+      // the poll through the eventfd (hosted work with more ready: no wait).
       auto timeout = std::chrono::milliseconds{-1};
       if (tick) {
         auto now = steady::now();
         if (now >= next_tick) {
           run_tick();
           next_tick = now + tick_period;
+          more_hosted = static_cast<bool>(hosted.run);  // the tick may have handed it work
         }
         timeout = std::chrono::ceil<std::chrono::milliseconds>(next_tick - now);
       }
+      if (more_hosted) timeout = std::chrono::milliseconds{0};
       try {
         zmq::poll(items.data(), items.size(), timeout);
       } catch (const zmq::error_t& e) {
@@ -248,10 +274,15 @@ struct io_thread::state {
       // Read the flag before draining: everything posted before stop() is
       // then in the queue we drain below.
       bool stop_now = stopping.load(std::memory_order_acquire);
-      if ((items[0].revents & ZMQ_POLLIN) || stop_now) send_queued();
-      if (stop_now) return;
+      if (stop_now) {
+        run_hosted();  // what the actors do with what they have, sent before the end
+        send_queued();
+        return;
+      }
+      if (items[0].revents & ZMQ_POLLIN) send_queued();
       for (size_t i = 1; i < items.size(); ++i)
         if (items[i].revents & ZMQ_POLLIN) receive_from(sockets[socket_of_item[i - 1]]);
+      more_hosted = run_hosted();
     }
   }
 
@@ -407,11 +438,9 @@ void io_thread::stop() {
 
 void io_thread::post(outbound_frames message) {
   if (state_->io_thread_id.load(std::memory_order_acquire) == std::this_thread::get_id()) {
-    // From the inbound handler or the tick: this thread owns the sockets.
-    if (!state_->stopping.load(std::memory_order_acquire)) {
-      state_->send(message);
-      return;
-    }
+    // From the inbound handler, the tick or hosted work: this thread owns the sockets.
+    state_->send(message);
+    return;
   }
   channel via = message.via;
   bool queued = false;
@@ -430,6 +459,8 @@ void io_thread::post(outbound_frames message) {
   } else
     state_->count_drop(via, "io_thread stopped", true);
 }
+
+void io_thread::host(hosted_work work) { state_->hosted = std::move(work); }
 
 void io_thread::set_tick(std::chrono::milliseconds period, std::function<void()> tick) {
   state_->tick_period = std::max(period, std::chrono::milliseconds{1});

@@ -105,14 +105,28 @@ class io_thread : public frame_sink {
   void stop();
 
   // Thread-safe. Messages posted before start() go out once it has started;
-  // after stop() they are dropped. Posted from the inbound handler (on the I/O
-  // thread itself), a message is sent at once, without the queue.
+  // after stop() they are dropped. Posted on the I/O thread itself (the
+  // inbound handler, the tick, hosted work), a message is sent at once,
+  // without the queue, until the thread ends.
   void post(outbound_frames message) override;
 
   // Runs `tick` on the I/O thread about every `period` (never more often)
   // while it runs, between socket reads: for work the inbound handler batches.
   // Call before start().
   void set_tick(std::chrono::milliseconds period, std::function<void()> tick);
+
+  // Work the I/O thread runs between socket reads: the process's actors
+  // (actors/io_scheduler), so a message and its reply cross no other thread.
+  // `attach(wake)` is called on the I/O thread as it starts (`wake`, from any
+  // thread, makes it call `run` soon); `run` after every wake-up and batch of
+  // reads, and again before the thread ends (it does what is ready and says
+  // whether more is); `detach` as the thread ends. Call before start().
+  struct hosted_work {
+    std::function<void(std::function<void()> wake)> attach;
+    std::function<bool()> run;
+    std::function<void()> detach;
+  };
+  void host(hosted_work work);
 
   // The endpoint a bound socket really listens on (resolves tcp://host:* and
   // port 0); empty for a channel that is not bound. Valid after start().

@@ -174,7 +174,7 @@ void spawn_broker_actors(caf::actor_system& sys, const broker_options& o, std::s
 // Runs the broker until the latch opens; its exit code.
 int serve(const broker_options& o, broker_gate* gate, shutdown_latch& latch) {
   caf::actor_system_config cfg;
-  caf::actor_system sys{single_thread_actors(cfg)};
+  caf::actor_system sys{io_thread_actors(cfg)};
   broker_actors actors;
   io_thread* io_ptr = nullptr;
   auto specs = broker_sockets(o.endpoints);
@@ -197,6 +197,7 @@ int serve(const broker_options& o, broker_gate* gate, shutdown_latch& latch) {
       return 1;
     }
   spawn_broker_actors(sys, o, io, intake, gate, actors);
+  host_actors(sys, *io);
   int exit_code = 1;
   if (auto started = io->start(); !started) {
     std::cerr << "pool-broker: " << started.error().message << "\n";

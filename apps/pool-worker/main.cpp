@@ -206,7 +206,7 @@ std::vector<socket_spec> worker_sockets(const worker_options& o, const std::opti
 int serve(const worker_options& o, std::shared_ptr<state_store> store, const exec_runtime& execs,
           const std::optional<curve_client_keys>& curve, shutdown_latch& latch) {
   caf::actor_system_config cfg;
-  caf::actor_system sys{single_thread_actors(cfg)};
+  caf::actor_system sys{io_thread_actors(cfg)};
   caf::actor worker;
   io_thread* io_ptr = nullptr;
   const auto brokers = broker_peers(o);
@@ -227,6 +227,7 @@ int serve(const worker_options& o, std::shared_ptr<state_store> store, const exe
                                               on_store_failure, execs, o.max_allocs});
   worker = spawn_worker_actor(sys, worker_actor_config{o.id, run, pool, io, brokers, o.heartbeat_ms, o.max_idle_ms,
                                                        wall_clock::real(), [&latch] { latch.trigger(0); }});
+  host_actors(sys, *io);
   int exit_code = 1;
   if (auto started = io->start(); !started) {
     std::cerr << "pool-worker: " << started.error().message << "\n";

@@ -363,3 +363,76 @@ TEST_CASE("io_thread: large frames (sent without a copy) arrive whole, small one
     CHECK(reply[1] == body);
   }
 }
+
+TEST_CASE("io_thread: hosted work is attached, run after each read and wake-up, and detached, all on the I/O thread",
+          "[bus]") {
+  // The hosted work here is a queue of replies the inbound handler leaves for
+  // it, plus replies another thread hands in and wakes it for.
+  std::mutex mutex;
+  std::vector<outbound_frames> ready;
+  std::function<void()> wake;
+  std::atomic<std::thread::id> attached_on{}, detached_on{};
+  std::atomic<bool> ran_elsewhere{false};
+  io_thread* self = nullptr;
+  std::vector<std::string> held_route;  // "held" is answered by another thread
+  io_thread bus({router_spec()}, [&](channel, std::vector<std::string>&& frames) {
+    auto request = split_router_message(std::move(frames));
+    std::lock_guard<std::mutex> guard(mutex);
+    if (request.body == "held")
+      held_route = std::move(request.route);
+    else
+      ready.push_back(make_reply(channel::api, std::move(request.route), "re:" + request.body));
+  });
+  self = &bus;
+  bus.host({[&](std::function<void()> w) {
+              attached_on = std::this_thread::get_id();
+              std::lock_guard<std::mutex> guard(mutex);
+              wake = std::move(w);
+            },
+            [&] {
+              if (std::this_thread::get_id() != attached_on.load()) ran_elsewhere = true;
+              std::vector<outbound_frames> batch;
+              {
+                std::lock_guard<std::mutex> guard(mutex);
+                batch.swap(ready);
+              }
+              for (auto& reply : batch) self->post(std::move(reply));  // on the I/O thread: sent at once
+              return false;
+            },
+            [&] { detached_on = std::this_thread::get_id(); }});
+  REQUIRE(bus.start().ok());
+  zmq::context_t context;
+  auto dealer = client_socket(context, zmq::socket_type::dealer, bus.bound_endpoint(channel::api));
+  for (int i = 0; i < 50; ++i) {
+    std::string body = std::to_string(i);
+    std::array<zmq::const_buffer, 2> request{zmq::str_buffer(""), zmq::buffer(body)};
+    REQUIRE(zmq::send_multipart(dealer, request));
+    auto reply = receive_strings(dealer);
+    REQUIRE(reply.size() == 2);
+    CHECK(reply[1] == "re:" + body);
+  }
+  // A reply made on another thread goes out once that thread wakes the work.
+  std::array<zmq::const_buffer, 2> held{zmq::str_buffer(""), zmq::str_buffer("held")};
+  REQUIRE(zmq::send_multipart(dealer, held));
+  REQUIRE(wait_until(
+      [&] {
+        std::lock_guard<std::mutex> guard(mutex);
+        return !held_route.empty();
+      },
+      5s));
+  std::thread([&] {
+    std::function<void()> w;
+    {
+      std::lock_guard<std::mutex> guard(mutex);
+      ready.push_back(make_reply(channel::api, held_route, "woken"));
+      w = wake;
+    }
+    if (w) w();
+  }).join();
+  CHECK(receive_strings(dealer).at(1) == "woken");
+  bus.stop();
+  CHECK(attached_on.load() != std::thread::id{});
+  CHECK(attached_on.load() != std::this_thread::get_id());
+  CHECK(detached_on.load() == attached_on.load());
+  CHECK_FALSE(ran_elsewhere.load());
+}
