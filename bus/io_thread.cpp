@@ -248,22 +248,22 @@ struct io_thread::state {
       items.push_back({sockets[i].socket.handle(), 0, ZMQ_POLLIN, 0});
       socket_of_item.push_back(i);
     }
-    // Hosted work may have been made ready before it was attached: run it first.
-    bool more_hosted = static_cast<bool>(hosted.run);
     for (;;) {
       // No timeout but the tick's: stop(), post() and hosted work all wake
-      // the poll through the eventfd (hosted work with more ready: no wait).
+      // the poll through the eventfd.
       auto timeout = std::chrono::milliseconds{-1};
       if (tick) {
         auto now = steady::now();
         if (now >= next_tick) {
           run_tick();
           next_tick = now + tick_period;
-          more_hosted = static_cast<bool>(hosted.run);  // the tick may have handed it work
         }
         timeout = std::chrono::ceil<std::chrono::milliseconds>(next_tick - now);
       }
-      if (more_hosted) timeout = std::chrono::milliseconds{0};
+      // Just before every poll, so whatever handed the work something (the
+      // last reads, the tick, anything before the attach) is followed by a
+      // run; with more ready the poll does not wait.
+      if (run_hosted()) timeout = std::chrono::milliseconds{0};
       try {
         zmq::poll(items.data(), items.size(), timeout);
       } catch (const zmq::error_t& e) {
@@ -282,7 +282,6 @@ struct io_thread::state {
       if (items[0].revents & ZMQ_POLLIN) send_queued();
       for (size_t i = 1; i < items.size(); ++i)
         if (items[i].revents & ZMQ_POLLIN) receive_from(sockets[socket_of_item[i - 1]]);
-      more_hosted = run_hosted();
     }
   }
 

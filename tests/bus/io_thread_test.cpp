@@ -68,6 +68,15 @@ std::vector<std::string> receive_strings(zmq::socket_t& socket) {
   return frames;
 }
 
+// One request on a DEALER (empty delimiter, body) and the body of its reply.
+std::string dealer_call(zmq::socket_t& dealer, const std::string& body) {
+  std::array<zmq::const_buffer, 2> request{zmq::str_buffer(""), zmq::buffer(body)};
+  REQUIRE(zmq::send_multipart(dealer, request));
+  auto reply = receive_strings(dealer);
+  REQUIRE(reply.size() == 2);
+  return reply[1];
+}
+
 zmq::socket_t client_socket(zmq::context_t& context, zmq::socket_type type, const std::string& endpoint,
                             const std::string& routing_id = {}) {
   zmq::socket_t socket(context, type);
@@ -306,14 +315,7 @@ TEST_CASE("io_thread: a reply posted from the inbound handler itself goes out at
   REQUIRE(bus.start().ok());
   zmq::context_t context;
   auto dealer = client_socket(context, zmq::socket_type::dealer, bus.bound_endpoint(channel::api));
-  for (int i = 0; i < 100; ++i) {
-    std::string body = std::to_string(i);
-    std::array<zmq::const_buffer, 2> request{zmq::str_buffer(""), zmq::buffer(body)};
-    REQUIRE(zmq::send_multipart(dealer, request));
-    auto reply = receive_strings(dealer);
-    REQUIRE(reply.size() == 2);
-    CHECK(reply[1] == "re:" + std::to_string(i));
-  }
+  for (int i = 0; i < 100; ++i) CHECK(dealer_call(dealer, std::to_string(i)) == "re:" + std::to_string(i));
   // The last reply can reach the client before the I/O thread has counted it
   // and left the handler: stop (which joins that thread) before checking.
   bus.stop();
@@ -355,12 +357,9 @@ TEST_CASE("io_thread: large frames (sent without a copy) arrive whole, small one
   for (size_t size : {size_t{100}, size_t{64 * 1024 - 1}, size_t{64 * 1024}, size_t{3 << 20}}) {
     std::string body(size, '\0');
     for (size_t i = 0; i < size; ++i) body[i] = static_cast<char>('a' + (i * 7 + size) % 26);
-    std::array<zmq::const_buffer, 2> request{zmq::str_buffer(""), zmq::buffer(body)};
-    REQUIRE(zmq::send_multipart(dealer, request));
-    auto reply = receive_strings(dealer);
-    REQUIRE(reply.size() == 2);
-    CHECK(reply[1].size() == size);
-    CHECK(reply[1] == body);
+    auto reply = dealer_call(dealer, body);
+    CHECK(reply.size() == size);
+    CHECK(reply == body);
   }
 }
 
@@ -403,14 +402,7 @@ TEST_CASE("io_thread: hosted work is attached, run after each read and wake-up, 
   REQUIRE(bus.start().ok());
   zmq::context_t context;
   auto dealer = client_socket(context, zmq::socket_type::dealer, bus.bound_endpoint(channel::api));
-  for (int i = 0; i < 50; ++i) {
-    std::string body = std::to_string(i);
-    std::array<zmq::const_buffer, 2> request{zmq::str_buffer(""), zmq::buffer(body)};
-    REQUIRE(zmq::send_multipart(dealer, request));
-    auto reply = receive_strings(dealer);
-    REQUIRE(reply.size() == 2);
-    CHECK(reply[1] == "re:" + body);
-  }
+  for (int i = 0; i < 50; ++i) CHECK(dealer_call(dealer, std::to_string(i)) == "re:" + std::to_string(i));
   // A reply made on another thread goes out once that thread wakes the work.
   std::array<zmq::const_buffer, 2> held{zmq::str_buffer(""), zmq::str_buffer("held")};
   REQUIRE(zmq::send_multipart(dealer, held));
