@@ -42,9 +42,9 @@ void pack_raw(packer& pk, std::string_view packed) {
 
 void pack_resources(packer& pk, const Resources& resources) {
   pk.pack_map(static_cast<uint32_t>(resources.amounts().size()));
-  for (const auto& [key, _] : resources.amounts()) {
+  for (const auto& [key, units] : resources.amounts()) {
     pack_string(pk, key);
-    pack_float64(pk, resources.get(key));
+    pack_float64(pk, Resources::value_of(units));
   }
 }
 
@@ -195,16 +195,23 @@ int64_t read_int(const msgpack::object& object, const std::string& path) {
   }
 }
 
+namespace {
+// A number's value, or why it is none: what read_number checks, without a path.
+const char* number_problem(const msgpack::object& object, double* v) {
+  switch (object.type) {
+    case msgpack::type::POSITIVE_INTEGER: *v = static_cast<double>(object.via.u64); break;
+    case msgpack::type::NEGATIVE_INTEGER: *v = static_cast<double>(object.via.i64); break;
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: *v = object.via.f64; break;
+    default: return "not a number";
+  }
+  return std::isfinite(*v) ? nullptr : "not finite";
+}
+}  // namespace
+
 double read_number(const msgpack::object& object, const std::string& path) {
   double v = 0;
-  switch (object.type) {
-    case msgpack::type::POSITIVE_INTEGER: v = static_cast<double>(object.via.u64); break;
-    case msgpack::type::NEGATIVE_INTEGER: v = static_cast<double>(object.via.i64); break;
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64: v = object.via.f64; break;
-    default: fail(path, "not a number");
-  }
-  if (!std::isfinite(v)) fail(path, "not finite");
+  if (const char* problem = number_problem(object, &v)) fail(path, problem);
   return v;
 }
 
@@ -218,23 +225,24 @@ bool read_bool(const msgpack::object& object, const std::string& path) {
   return object.via.boolean;
 }
 
+// The same checks as Resources::from_values, without a map in between; a
+// label's path is only spelled out for the error.
 Resources read_resources(const msgpack::object& object, const std::string& path) {
   if (object.type != msgpack::type::MAP) fail(path, "not a map");
-  std::map<std::string, double> values;
+  Resources resources;
   for (uint32_t i = 0; i < object.via.map.size; ++i) {
     const auto& entry = object.via.map.ptr[i];
     if (entry.key.type != msgpack::type::STR) fail(path, "resource name is not a string");
     std::string key(view_of(entry.key));
     if (key.empty()) fail(path, "resource name is empty");
-    std::string key_path = join_path(path, key);
-    double v = read_number(entry.val, key_path);
-    if (v < 0) fail(key_path, "negative");
-    if (v > Resources::max_value) fail(key_path, "too large");
-    values[key] = v;
+    double v = 0;
+    const char* problem = number_problem(entry.val, &v);
+    if (!problem && v < 0) problem = "negative";
+    if (!problem && v > Resources::max_value) problem = "too large";
+    if (problem) fail(join_path(path, key), problem);
+    resources.set(key, v);
   }
-  auto resources = Resources::from_values(values);
-  if (!resources) fail(path, resources.error().message);
-  return std::move(resources).value();
+  return resources;
 }
 
 Labels read_labels(const msgpack::object& object, const std::string& path) {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <set>
 
 namespace poolbus {
 namespace {
@@ -12,15 +11,27 @@ Resources::amount to_units(double value) {
   return static_cast<Resources::amount>(std::llround(value * Resources::units_per_one));
 }
 
-double to_value(Resources::amount units) { return static_cast<double>(units) / Resources::units_per_one; }
+double to_value(Resources::amount units) { return Resources::value_of(units); }
 
+// op over the union of both sides' labels (a missing one counting as 0): one
+// merge of the two sorted lists.
 template <class Op>
 Resources combine(const Resources& a, const Resources& b, Op op) {
   Resources out;
-  std::set<std::string> keys;
-  for (const auto& [k, _] : a.amounts()) keys.insert(k);
-  for (const auto& [k, _] : b.amounts()) keys.insert(k);
-  for (const auto& k : keys) out.set_units(k, op(a.units(k), b.units(k)));
+  auto i = a.amounts().begin(), a_end = a.amounts().end();
+  auto j = b.amounts().begin(), b_end = b.amounts().end();
+  while (i != a_end || j != b_end) {
+    if (j == b_end || (i != a_end && i->first < j->first)) {
+      out.set_units(i->first, op(i->second, 0));
+      ++i;
+    } else if (i == a_end || j->first < i->first) {
+      out.set_units(j->first, op(0, j->second));
+      ++j;
+    } else {
+      out.set_units(i->first, op(i->second, j->second));
+      ++i, ++j;
+    }
+  }
   return out;
 }
 
@@ -50,13 +61,35 @@ outcome<Resources> Resources::from_values(const std::map<std::string, double>& v
 
 double Resources::get(const std::string& key) const { return to_value(units(key)); }
 
-Resources::amount Resources::units(const std::string& key) const {
-  auto it = amounts_.find(key);
-  return it == amounts_.end() ? 0 : it->second;
+const Resources::amount* Resources::find(const std::string& key) const {
+  for (const auto& [k, v] : amounts_) {
+    if (k == key) return &v;
+    if (key < k) break;  // sorted: it is not further on
+  }
+  return nullptr;
 }
 
-void Resources::set(const std::string& key, double value) { amounts_[key] = to_units(value); }
-void Resources::set_units(const std::string& key, amount units) { amounts_[key] = units; }
+Resources::amount Resources::units(const std::string& key) const {
+  const amount* found = find(key);
+  return found ? *found : 0;
+}
+
+void Resources::set(const std::string& key, double value) { set_units(key, to_units(value)); }
+
+// Appending in label order (a merge, a decode of a sorted map) is the common
+// case and costs no search.
+void Resources::set_units(const std::string& key, amount units) {
+  if (amounts_.empty() || amounts_.back().first < key) {
+    amounts_.emplace_back(key, units);
+    return;
+  }
+  auto at = std::lower_bound(amounts_.begin(), amounts_.end(), key,
+                             [](const entry& e, const std::string& k) { return e.first < k; });
+  if (at != amounts_.end() && at->first == key)
+    at->second = units;
+  else
+    amounts_.emplace(at, key, units);
+}
 
 bool Resources::is_zero() const {
   for (const auto& [_, v] : amounts_)
@@ -88,20 +121,19 @@ Resources Resources::add(const Resources& other) const {
 Resources Resources::min(const Resources& other) const {
   Resources out = *this;
   for (const auto& [k, v] : other.amounts_)
-    if (v < out.units(k)) out.amounts_[k] = v;
+    if (v < out.units(k)) out.set_units(k, v);
   return out;
 }
 Resources Resources::max(const Resources& other) const {
   Resources out = *this;
   for (const auto& [k, v] : other.amounts_)
-    if (v > out.units(k)) out.amounts_[k] = v;
+    if (v > out.units(k)) out.set_units(k, v);
   return out;
 }
 
 Resources Resources::scale(double factor) const {
-  Resources out;
-  for (const auto& [k, v] : amounts_)
-    out.amounts_[k] = static_cast<amount>(std::llround(static_cast<double>(v) * factor));
+  Resources out = *this;
+  for (auto& [k, v] : out.amounts_) v = static_cast<amount>(std::llround(static_cast<double>(v) * factor));
   return out;
 }
 

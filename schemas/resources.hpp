@@ -4,12 +4,16 @@
 // Invariant: amounts are fixed-point integers in thousandths of a unit
 // (`units_per_one`), so any sequence of add/sub returns exactly to where it
 // started: a pool's availability never drifts from its total. Doubles appear
-// only at the edges (wire, scale, distance).
+// only at the edges (wire, scale, distance). The amounts are one vector
+// sorted by label, each label once: a pool has a handful of labels, and every
+// call copies, adds and compares them, which a tree of nodes made costly.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "schemas/outcome.hpp"
 
@@ -18,6 +22,8 @@ namespace poolbus {
 class Resources {
  public:
   using amount = int64_t;  // thousandths of a unit
+  using entry = std::pair<std::string, amount>;
+  using amount_list = std::vector<entry>;  // sorted by label, each label once
   static constexpr amount units_per_one = 1000;
   // Largest amount accepted from outside: ~9.2e15 units, i.e. 8 PiB of mem.
   static constexpr double max_value = 9.0e15;
@@ -30,15 +36,17 @@ class Resources {
   // Validating construction from outside values: finite, >= 0, <= max_value.
   static outcome<Resources> from_values(const std::map<std::string, double>& values);
 
+  static double value_of(amount units) { return static_cast<double>(units) / units_per_one; }
+
   double get(const std::string& key) const;  // 0 when absent
   amount units(const std::string& key) const;
   void set(const std::string& key, double value);
   void set_units(const std::string& key, amount units);
-  bool has(const std::string& key) const { return amounts_.count(key) != 0; }
+  bool has(const std::string& key) const { return find(key) != nullptr; }
   bool empty() const { return amounts_.empty(); }
   // True when every amount is zero (or there are none).
   bool is_zero() const;
-  const std::map<std::string, amount>& amounts() const { return amounts_; }
+  const amount_list& amounts() const { return amounts_; }
   std::map<std::string, double> values() const;
 
   // reflow: r.Available(s): whether r has enough of every resource in s.
@@ -69,7 +77,8 @@ class Resources {
   }
 
  private:
-  std::map<std::string, amount> amounts_;
+  const amount* find(const std::string& key) const;
+  amount_list amounts_;
 };
 
 // How many allocs of `min` fit side by side in `available` (0 when min is zero).

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "schemas/resources.hpp"
 
@@ -15,6 +17,27 @@ TEST_CASE("resources: a thousand accept/free cycles of cpu 0.1 do not drift") {
   for (int i = 0; i < 1000; ++i) available = available.add(want);
   REQUIRE(available.equal(total));
   REQUIRE(available.units("cpu") == total.units("cpu"));
+}
+
+TEST_CASE("resources: labels stay sorted and unique whatever order they are set in") {
+  Resources r;
+  for (const char* key : {"mem", "gpu", "cpu", "zeta", "disk", "cpu", "a"}) r.set_units(key, 7);
+  r.set_units("gpu", 3);
+  std::vector<std::string> keys;
+  for (const auto& [key, units] : r.amounts()) keys.push_back(key);
+  CHECK(keys == std::vector<std::string>{"a", "cpu", "disk", "gpu", "mem", "zeta"});
+  CHECK(r.units("gpu") == 3);
+  CHECK(r.units("absent") == 0);
+  CHECK_FALSE(r.has("b"));
+  // add/sub take the union of both sides' labels, each once, in order.
+  Resources other{{"b", 1}, {"cpu", 2}, {"zz", 4}};
+  auto sum = r.add(other);
+  keys.clear();
+  for (const auto& [key, units] : sum.amounts()) keys.push_back(key);
+  CHECK(keys == std::vector<std::string>{"a", "b", "cpu", "disk", "gpu", "mem", "zeta", "zz"});
+  CHECK(sum.units("cpu") == 7 + 2000);
+  CHECK(sum.sub(other) == r);
+  CHECK(other.sub(sum).units("a") == -7);
 }
 
 // Ported from reflow's resources_test.go (TestResources, TestResourcesEqual)
