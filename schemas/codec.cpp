@@ -136,7 +136,7 @@ void pack_pool_error(packer& pk, const pool_error& error) {
 }
 
 std::string repack(const msgpack::object& object) {
-  msgpack::sbuffer buffer;
+  msgpack::sbuffer buffer(first_body_buffer_bytes);
   msgpack::pack(buffer, object);
   return std::string(buffer.data(), buffer.size());
 }

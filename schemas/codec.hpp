@@ -183,10 +183,15 @@ auto guarded(Decode decode) -> outcome<decltype(decode())> {
   }
 }
 
+// A body's first buffer: most bodies are a few hundred bytes, and a buffer
+// this small comes from malloc's per-thread cache, where msgpack's default
+// 8 KiB made every free merge into the heap's top and consolidate it.
+constexpr size_t first_body_buffer_bytes = 1000;
+
 // Packs a body with `write(packer&)` and returns its bytes.
 template <class Write>
 std::string pack_body(Write write) {
-  msgpack::sbuffer buffer;
+  msgpack::sbuffer buffer(first_body_buffer_bytes);
   packer pk(&buffer);
   write(buffer, pk);
   return std::string(buffer.data(), buffer.size());
