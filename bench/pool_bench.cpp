@@ -862,7 +862,8 @@ struct peer_figures {
 // Everything the peer scenario measured in its one run.
 struct peer_run {
   peer_figures poolbus, redis;
-  std::vector<double> raw_calls_us, fdatasync_us;  // the floor's two parts
+  std::vector<double> raw_calls_us, fdatasync_us;  // the floor's two parts (the fdatasync timed last)
+  std::vector<double> fdatasync_first_us;          // the same fdatasync, timed before poolbus
   std::map<int, double> raw_calls_per_s;
 };
 
@@ -953,6 +954,19 @@ void add_peer_rates(bench_results& out, const std::string& scenario, const std::
   }
 }
 
+// This VM's disk can change regime mid-run (docs/performance.md, "Caution"):
+// the fdatasync is timed before poolbus and again after Redis, and a p50 that
+// moved by more than 2x says the poolbus / Redis ratios are not comparable.
+void add_disk_regime_rows(bench_results& out, double first_p50, double last_p50) {
+  out.add({"peer: floor", "p50 4 KiB append+fdatasync, before poolbus", "us", first_p50, {}, "", {}});
+  out.add({"peer: floor", "p50 4 KiB append+fdatasync, after redis", "us", last_p50, {}, "", {}});
+  if (first_p50 > 0 && last_p50 > 0 && std::max(first_p50, last_p50) > 2 * std::min(first_p50, last_p50))
+    log("peer: the disk changed regime during the run (fdatasync p50 %s us): do not compare poolbus with Redis "
+        "from this run",
+        std::to_string(static_cast<int64_t>(first_p50)) + " before poolbus, " +
+            std::to_string(static_cast<int64_t>(last_p50)) + " after Redis");
+}
+
 void add_peer_rows(bench_results& out, const peer_run& r) {
   const auto pb = pcts_of(r.poolbus.calls_us), rd = pcts_of(r.redis.calls_us), raw = pcts_of(r.raw_calls_us),
              disk = pcts_of(r.fdatasync_us);
@@ -975,6 +989,7 @@ void add_peer_rows(bench_results& out, const peer_run& r) {
     out.add({"peer: floor", l + " 4 KiB append+fdatasync", "us", b, {}, "", {}});
     out.add({"peer: floor", l + " floor (sum of the two)", "us", a + b, {}, "", {}});
   }
+  add_disk_regime_rows(out, pcts_of(r.fdatasync_first_us).p50, disk.p50);
 }
 
 // poolbus (a real broker and real workers, `--sync full`) beside Redis (AOF,
@@ -984,6 +999,8 @@ void scenario_peer(const bench_options& opt, bench_results& out) {
   const int pairs = opt.quick ? 200 : 20000;
   size_t request_bytes = 0, reply_bytes = 0;
   peer_run r;
+  std::filesystem::create_directories(opt.out);
+  r.fdatasync_first_us = append_fdatasync_us(opt.out + "/peer-floor.append", opt.quick ? 50 : 500);
   r.poolbus = peer_poolbus(opt, pairs, &request_bytes, &reply_bytes);
   r.redis = peer_redis(opt, pairs);
   {
