@@ -998,9 +998,9 @@ void add_peer_rows(bench_results& out, const peer_run& r) {
 void scenario_peer(const bench_options& opt, bench_results& out) {
   const int pairs = opt.quick ? 200 : 20000;
   size_t request_bytes = 0, reply_bytes = 0;
+  auto time_fdatasync = [&] { return append_fdatasync_us(opt.out + "/peer-floor.append", opt.quick ? 50 : 500); };
   peer_run r;
-  std::filesystem::create_directories(opt.out);
-  r.fdatasync_first_us = append_fdatasync_us(opt.out + "/peer-floor.append", opt.quick ? 50 : 500);
+  r.fdatasync_first_us = time_fdatasync();
   r.poolbus = peer_poolbus(opt, pairs, &request_bytes, &reply_bytes);
   r.redis = peer_redis(opt, pairs);
   {
@@ -1011,7 +1011,7 @@ void scenario_peer(const bench_options& opt, bench_results& out) {
     raw_two_hop raw(4, 400);
     r.raw_calls_per_s[w] = raw.round_trips_per_second(1, w, request_bytes, opt.seconds);
   }
-  r.fdatasync_us = append_fdatasync_us(opt.out + "/peer-floor.append", opt.quick ? 50 : 500);
+  r.fdatasync_us = time_fdatasync();
   out.add_samples("peer: poolbus accept/free call", r.poolbus.calls_us);
   out.add_samples("peer: redis accept/free call", r.redis.calls_us);
   out.add_samples("peer: raw zmq 2-hop round trip", r.raw_calls_us);

@@ -352,8 +352,8 @@ Resources read_resources_fast(const msgpack::object& object) {
     const auto& entry = object.via.map.ptr[i];
     if (entry.key.type != msgpack::type::STR || entry.key.via.str.size == 0) codec::fail(no_path, "resource name");
     double v = codec::read_number(entry.val, no_path);
-    if (v < 0 || v > Resources::max_value) codec::fail(no_path, "out of range");
-    // As Resources::from_values over read_resources' map: a repeated name keeps its last value.
+    if (Resources::value_problem(v)) codec::fail(no_path, "out of range");
+    // As read_resources: a repeated name keeps its last value.
     resources.set(std::string(entry.key.via.str.ptr, entry.key.via.str.size), v);
   }
   return resources;

@@ -225,8 +225,8 @@ bool read_bool(const msgpack::object& object, const std::string& path) {
   return object.via.boolean;
 }
 
-// The same checks as Resources::from_values, without a map in between; a
-// label's path is only spelled out for the error.
+// Resources::value_problem's checks, without a map in between; a label's
+// path is only spelled out for the error.
 Resources read_resources(const msgpack::object& object, const std::string& path) {
   if (object.type != msgpack::type::MAP) fail(path, "not a map");
   Resources resources;
@@ -237,8 +237,7 @@ Resources read_resources(const msgpack::object& object, const std::string& path)
     if (key.empty()) fail(path, "resource name is empty");
     double v = 0;
     const char* problem = number_problem(entry.val, &v);
-    if (!problem && v < 0) problem = "negative";
-    if (!problem && v > Resources::max_value) problem = "too large";
+    if (!problem) problem = Resources::value_problem(v);
     if (problem) fail(join_path(path, key), problem);
     resources.set(key, v);
   }

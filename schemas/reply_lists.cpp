@@ -2,7 +2,6 @@
 
 #include <msgpack.hpp>
 
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -79,7 +78,7 @@ class list_reader {
       std::string_view name;
       double value = 0;
       if (!str(in_, name) || name.empty() || !in_.float64(value)) return false;
-      if (!std::isfinite(value) || value < 0 || value > Resources::max_value) return false;
+      if (Resources::value_problem(value)) return false;
       if (build_) out.set(std::string(name), value);
     }
     return true;

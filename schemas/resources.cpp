@@ -11,8 +11,6 @@ Resources::amount to_units(double value) {
   return static_cast<Resources::amount>(std::llround(value * Resources::units_per_one));
 }
 
-double to_value(Resources::amount units) { return Resources::value_of(units); }
-
 // op over the union of both sides' labels (a missing one counting as 0): one
 // merge of the two sorted lists.
 template <class Op>
@@ -47,19 +45,25 @@ Resources::Resources(std::initializer_list<std::pair<const std::string, double>>
   for (const auto& [k, v] : values) set(k, v);
 }
 
+const char* Resources::value_problem(double value) {
+  if (!std::isfinite(value)) return "not finite";
+  if (value < 0) return "negative";
+  if (value > max_value) return "too large";
+  return nullptr;
+}
+
 outcome<Resources> Resources::from_values(const std::map<std::string, double>& values) {
   Resources out;
   for (const auto& [k, v] : values) {
     if (k.empty()) return make_pool_error(error_kind::invalid, "resource name is empty");
-    if (!std::isfinite(v)) return make_pool_error(error_kind::invalid, "resource " + k + " is not finite");
-    if (v < 0) return make_pool_error(error_kind::invalid, "resource " + k + " is negative");
-    if (v > max_value) return make_pool_error(error_kind::invalid, "resource " + k + " is too large");
+    if (const char* problem = value_problem(v))
+      return make_pool_error(error_kind::invalid, "resource " + k + " is " + problem);
     out.set(k, v);
   }
   return out;
 }
 
-double Resources::get(const std::string& key) const { return to_value(units(key)); }
+double Resources::get(const std::string& key) const { return value_of(units(key)); }
 
 const Resources::amount* Resources::find(const std::string& key) const {
   for (const auto& [k, v] : amounts_) {
@@ -99,7 +103,7 @@ bool Resources::is_zero() const {
 
 std::map<std::string, double> Resources::values() const {
   std::map<std::string, double> out;
-  for (const auto& [k, v] : amounts_) out[k] = to_value(v);
+  for (const auto& [k, v] : amounts_) out[k] = value_of(v);
   return out;
 }
 
@@ -160,7 +164,7 @@ std::string Resources::to_string() const {
     out += "mem:" + format_size(get("mem")) + " cpu:" + format_number(get("cpu")) + " disk:" + format_size(get("disk"));
   for (const auto& [k, v] : amounts_) {
     if (k == "mem" || k == "cpu" || k == "disk" || v == 0) continue;
-    out += " " + k + ":" + format_number(to_value(v));
+    out += " " + k + ":" + format_number(value_of(v));
   }
   return out + "}";
 }

@@ -33,6 +33,9 @@ class Resources {
   // Values must be finite and within range (asserted by rounding; use parse for input).
   Resources(std::initializer_list<std::pair<const std::string, double>> values);
 
+  // Why an outside value is no amount ("not finite", "negative", "too
+  // large"), or null when it is one: the one rule every decoder applies.
+  static const char* value_problem(double value);
   // Validating construction from outside values: finite, >= 0, <= max_value.
   static outcome<Resources> from_values(const std::map<std::string, double>& values);
 
