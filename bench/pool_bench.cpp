@@ -853,64 +853,133 @@ void scenario_dashboard(const bench_options& opt, bench_results& out) {
 
 // --- peer: poolbus beside the lease table teams build in Redis ------------------
 
-// What one system gave in the peer scenario.
+// The peer scenario measures in rounds: each round times one block of every
+// system back to back (the disk, poolbus and Redis, raw ZeroMQ), so a change
+// of the machine's or the disk's regime mid-run lands on all of them alike
+// (docs/performance.md, "Caution"), and the per-round ratios show the
+// spread. poolbus and Redis swap places from one round to the next.
+constexpr int peer_rounds = 5;
+const int peer_windows[] = {64, 256};
+
+// What one system gave in the peer scenario, over all rounds.
 struct peer_figures {
   std::vector<double> calls_us;       // one client, one call in flight; accepts at even indexes
   std::map<int, double> calls_per_s;  // accepts + frees per second, by calls in flight
+  // CPU per call in flight, by calls in flight: the servers' (broker and
+  // workers, or redis-server) and the client's (this process); and the
+  // seconds of CPU they are computed from, summed over the rounds.
+  std::map<int, double> server_cpu_us, client_cpu_us;
+  std::map<int, double> server_cpu_s, client_cpu_s;
+  std::vector<double> round_p50_us;                      // the single client's p50, each round
+  std::map<int, std::vector<double>> round_calls_per_s;  // each round's rate, by calls in flight
 };
 
 // Everything the peer scenario measured in its one run.
 struct peer_run {
   peer_figures poolbus, redis;
-  std::vector<double> raw_calls_us, fdatasync_us;  // the floor's two parts (the fdatasync timed last)
-  std::vector<double> fdatasync_first_us;          // the same fdatasync, timed before poolbus
+  std::vector<double> raw_calls_us, fdatasync_us;  // the floor's two parts
+  std::vector<double> round_fdatasync_p50_us;      // the disk's p50, each round
   std::map<int, double> raw_calls_per_s;
 };
-
-const int peer_windows[] = {64, 256};
 
 // A Resources in the Redis table's fixed point (milli-cpu, bytes).
 lease_amounts lease_of(const Resources& r) { return {r.units("cpu"), r.units("mem") / Resources::units_per_one}; }
 
-// poolbus: a real broker and one real worker (its durable default, --sync
-// full) for the single client, then 3 more workers for the calls in flight.
-peer_figures peer_poolbus(const bench_options& opt, int pairs, size_t* request_bytes, size_t* reply_bytes) {
-  zmq::context_t ctx(1);
-  auto run = start_broker(opt, ctx, "peer");
-  start_worker(opt, *run, "p0", big_pool);
-  api_driver api(ctx, run->endpoints.api);
-  wait_pools(api, 1, 20);
-  peer_figures f;
-  f.calls_us = accept_free_calls_us(api, "p0", pairs, request_bytes, reply_bytes);
-  std::vector<std::string> pools{"p0"};
-  for (int i = 1; i < 4; ++i) {
-    pools.push_back("p" + std::to_string(i));
-    start_worker(opt, *run, pools.back(), big_pool);
+double self_cpu_seconds() { return cpu_seconds(getpid()); }
+
+// One system of the peer scenario, up for the whole scenario: a single
+// client's block of accept/free pairs, and a block of calls with some in flight.
+class peer_system {
+ public:
+  virtual ~peer_system() = default;
+  virtual std::vector<double> calls_us(int pairs) = 0;
+  virtual double calls_per_second(int in_flight, double seconds, uint64_t* errors) = 0;
+  virtual double server_cpu_seconds() = 0;
+};
+
+// poolbus: a real broker and 4 real workers with their durable default (--sync
+// full); the single client uses pool p0.
+class peer_poolbus final : public peer_system {
+ public:
+  explicit peer_poolbus(const bench_options& opt) : run_(start_broker(opt, ctx_, "peer")) {
+    for (int i = 0; i < 4; ++i) {
+      pools_.push_back("p" + std::to_string(i));
+      start_worker(opt, *run_, pools_.back(), big_pool);
+    }
+    api_ = std::make_unique<api_driver>(ctx_, run_->endpoints.api);
+    wait_pools(*api_, 4, 20, run_.get());
   }
-  wait_pools(api, 4, 20);
-  uint64_t errors = 0;
-  accept_free_pairs_per_second(api, pools, 16, opt.quick ? 0.1 : 0.5, &errors);  // warm-up
-  for (int w : peer_windows) f.calls_per_s[w] = 2 * accept_free_pairs_per_second(api, pools, w, opt.seconds, &errors);
-  if (errors) log("peer: poolbus: %s failed requests", std::to_string(errors));
-  return f;
-}
+  std::vector<double> calls_us(int pairs) override {
+    return accept_free_calls_us(*api_, "p0", pairs, &request_bytes, &reply_bytes);
+  }
+  double calls_per_second(int in_flight, double seconds, uint64_t* errors) override {
+    return 2 * accept_free_pairs_per_second(*api_, pools_, in_flight, seconds, errors);
+  }
+  double server_cpu_seconds() override { return cpu_seconds(run_->process->pid()) + workers_cpu_seconds(*run_); }
+  size_t request_bytes = 0, reply_bytes = 0;  // of the single client's calls
+
+ private:
+  zmq::context_t ctx_{1};
+  std::unique_ptr<broker_run> run_;
+  std::unique_ptr<api_driver> api_;
+  std::vector<std::string> pools_;
+};
 
 // Redis: its own redis-server (AOF, appendfsync always) with 4 pools the size
 // of a worker's, the same single-client loop and the same shape in flight
 // (4 connections, each completed accept followed by its free).
-peer_figures peer_redis(const bench_options& opt, int pairs) {
-  redis_server server(opt.out + "/state-peer-redis", opt.out + "/logs/peer-redis.log");
-  redis_lease_table table(server.port(), 4, lease_of(res(big_pool)));
-  table.check_semantics();
-  const auto want = lease_of(small_want);
-  peer_figures f;
-  f.calls_us = table.accept_free_calls_us(pairs, want);
-  uint64_t errors = 0;
-  table.calls_per_second(16, 4, want, opt.quick ? 0.1 : 0.5, &errors);  // warm-up
-  for (int w : peer_windows) f.calls_per_s[w] = table.calls_per_second(w, 4, want, opt.seconds, &errors);
-  table.check_drained();
-  if (errors) log("peer: redis: %s failed calls", std::to_string(errors));
-  return f;
+class peer_redis final : public peer_system {
+ public:
+  explicit peer_redis(const bench_options& opt)
+      : server_(opt.out + "/state-peer-redis", opt.out + "/logs/peer-redis.log"),
+        table_(server_.port(), 4, lease_of(res(big_pool))) {
+    table_.check_semantics();
+  }
+  std::vector<double> calls_us(int pairs) override { return table_.accept_free_calls_us(pairs, want_); }
+  double calls_per_second(int in_flight, double seconds, uint64_t* errors) override {
+    return table_.calls_per_second(in_flight, 4, want_, seconds, errors);
+  }
+  double server_cpu_seconds() override { return cpu_seconds(server_.pid()); }
+  void check_drained() { table_.check_drained(); }
+
+ private:
+  redis_server server_;
+  redis_lease_table table_;
+  lease_amounts want_ = lease_of(small_want);
+};
+
+void append_all(std::vector<double>& to, const std::vector<double>& from) {
+  to.insert(to.end(), from.begin(), from.end());
+}
+
+// One round's single-client block of `system`.
+void peer_latency_block(peer_system& system, int pairs, peer_figures& f) {
+  auto calls = system.calls_us(pairs);
+  auto copy = calls;
+  f.round_p50_us.push_back(percentile(copy, 50));
+  append_all(f.calls_us, calls);
+}
+
+// One round's block of `system` with `in_flight` calls outstanding for `seconds`.
+void peer_rate_block(peer_system& system, int in_flight, double seconds, peer_figures& f, uint64_t* errors) {
+  double server0 = system.server_cpu_seconds(), client0 = self_cpu_seconds();
+  double rate = system.calls_per_second(in_flight, seconds, errors);
+  f.server_cpu_s[in_flight] += system.server_cpu_seconds() - server0;
+  f.client_cpu_s[in_flight] += self_cpu_seconds() - client0;
+  f.round_calls_per_s[in_flight].push_back(rate);
+}
+
+// Each window's mean rate over its rounds (blocks of `block_seconds`), and the CPU per call it cost.
+void settle_rates(peer_figures& f, double block_seconds) {
+  for (const auto& [w, rates] : f.round_calls_per_s) {
+    double sum = 0;
+    for (double r : rates) sum += r;
+    f.calls_per_s[w] = sum / rates.size();
+    const double calls = sum * block_seconds;
+    if (calls <= 0) continue;
+    f.server_cpu_us[w] = 1e6 * f.server_cpu_s[w] / calls;
+    f.client_cpu_us[w] = 1e6 * f.client_cpu_s[w] / calls;
+  }
 }
 
 struct peer_pcts {
@@ -955,16 +1024,43 @@ void add_peer_rates(bench_results& out, const std::string& scenario, const std::
 }
 
 // This VM's disk can change regime mid-run (docs/performance.md, "Caution"):
-// the fdatasync is timed before poolbus and again after Redis, and a p50 that
-// moved by more than 2x says the poolbus / Redis ratios are not comparable.
-void add_disk_regime_rows(bench_results& out, double first_p50, double last_p50) {
-  out.add({"peer: floor", "p50 4 KiB append+fdatasync, before poolbus", "us", first_p50, {}, "", {}});
-  out.add({"peer: floor", "p50 4 KiB append+fdatasync, after redis", "us", last_p50, {}, "", {}});
-  if (first_p50 > 0 && last_p50 > 0 && std::max(first_p50, last_p50) > 2 * std::min(first_p50, last_p50))
-    log("peer: the disk changed regime during the run (fdatasync p50 %s us): do not compare poolbus with Redis "
-        "from this run",
-        std::to_string(static_cast<int64_t>(first_p50)) + " before poolbus, " +
-            std::to_string(static_cast<int64_t>(last_p50)) + " after Redis");
+// every round times the fdatasync, and a round's p50 more than 2x another's
+// says the rounds ran on different disks, so the pooled poolbus / Redis
+// ratios mix regimes: the per-round ones ("peer: rounds") do not.
+void add_disk_regime_rows(bench_results& out, const std::vector<double>& round_p50s) {
+  if (round_p50s.empty()) return;
+  const auto [fastest, slowest] = std::minmax_element(round_p50s.begin(), round_p50s.end());
+  out.add({"peer: floor", "p50 4 KiB append+fdatasync, fastest round", "us", *fastest, {}, "", {}});
+  out.add({"peer: floor", "p50 4 KiB append+fdatasync, slowest round", "us", *slowest, {}, "", {}});
+  if (*fastest > 0 && *slowest > 2 * *fastest)
+    log("peer: the disk changed regime during the run (fdatasync p50 %s us across the rounds): read the "
+        "per-round ratios (peer: rounds), not the pooled ones",
+        std::to_string(static_cast<int64_t>(*fastest)) + " to " + std::to_string(static_cast<int64_t>(*slowest)));
+}
+
+// The spread over the rounds of poolbus / Redis for `what`: min, median, max.
+void add_round_ratio_rows(bench_results& out, const std::string& what, const std::vector<double>& poolbus,
+                          const std::vector<double>& redis) {
+  std::vector<double> ratios;
+  for (size_t i = 0; i < poolbus.size() && i < redis.size(); ++i)
+    if (redis[i] > 0) ratios.push_back(poolbus[i] / redis[i]);
+  if (ratios.empty()) return;
+  std::sort(ratios.begin(), ratios.end());
+  out.add({"peer: rounds", what + " poolbus/redis, lowest round", "x", ratios.front(), {}, "", {}});
+  out.add({"peer: rounds", what + " poolbus/redis, median round", "x", ratios[ratios.size() / 2], {}, "", {}});
+  out.add({"peer: rounds", what + " poolbus/redis, highest round", "x", ratios.back(), {}, "", {}});
+}
+
+// CPU per call, poolbus beside Redis: the servers' and the client's.
+void add_peer_cpu_rows(bench_results& out, const peer_figures& poolbus, const peer_figures& redis) {
+  for (int w : peer_windows) {
+    const std::string at = ", " + std::to_string(w) + " in flight";
+    if (!poolbus.server_cpu_us.count(w) || !redis.server_cpu_us.count(w)) continue;
+    out.add({"peer: cpu/call poolbus/redis", "servers (broker + workers; redis-server)" + at, "us",
+             poolbus.server_cpu_us.at(w), redis.server_cpu_us.at(w), "", {}});
+    out.add({"peer: cpu/call poolbus/redis", "client (pool-bench)" + at, "us", poolbus.client_cpu_us.at(w),
+             redis.client_cpu_us.at(w), "", {}});
+  }
 }
 
 void add_peer_rows(bench_results& out, const peer_run& r) {
@@ -989,29 +1085,60 @@ void add_peer_rows(bench_results& out, const peer_run& r) {
     out.add({"peer: floor", l + " 4 KiB append+fdatasync", "us", b, {}, "", {}});
     out.add({"peer: floor", l + " floor (sum of the two)", "us", a + b, {}, "", {}});
   }
-  add_disk_regime_rows(out, pcts_of(r.fdatasync_first_us).p50, disk.p50);
+  add_disk_regime_rows(out, r.round_fdatasync_p50_us);
+  add_round_ratio_rows(out, "p50 accept|free", r.poolbus.round_p50_us, r.redis.round_p50_us);
+  for (int w : peer_windows)
+    add_round_ratio_rows(out, "calls/s, " + std::to_string(w) + " in flight", r.poolbus.round_calls_per_s.at(w),
+                         r.redis.round_calls_per_s.at(w));
+  add_peer_cpu_rows(out, r.poolbus, r.redis);
 }
 
 // poolbus (a real broker and real workers, `--sync full`) beside Redis (AOF,
 // appendfsync always) running the same accept/free, beside raw ZeroMQ and
-// the floor (a raw 2-hop round trip + one fdatasync of a 4 KiB append).
+// the floor (a raw 2-hop round trip + one fdatasync of a 4 KiB append), all
+// measured in alternating rounds (peer_rounds).
 void scenario_peer(const bench_options& opt, bench_results& out) {
-  const int pairs = opt.quick ? 200 : 20000;
-  size_t request_bytes = 0, reply_bytes = 0;
-  auto time_fdatasync = [&] { return append_fdatasync_us(opt.out + "/peer-floor.append", opt.quick ? 50 : 500); };
+  const int pairs = (opt.quick ? 200 : 20000) / peer_rounds;
+  const int appends = (opt.quick ? 50 : 500) / peer_rounds;
+  const double block_seconds = opt.seconds / peer_rounds;
+  peer_poolbus poolbus(opt);
+  peer_redis redis(opt);
   peer_run r;
-  r.fdatasync_first_us = time_fdatasync();
-  r.poolbus = peer_poolbus(opt, pairs, &request_bytes, &reply_bytes);
-  r.redis = peer_redis(opt, pairs);
+  // poolbus first in even rounds, Redis first in odd ones.
+  auto both = [&](int round, auto&& block) {
+    if (round % 2 == 0) block(poolbus, r.poolbus), block(redis, r.redis);
+    else block(redis, r.redis), block(poolbus, r.poolbus);
+  };
   {
-    raw_two_hop raw(1, reply_bytes);
-    r.raw_calls_us = raw.latency_us(request_bytes, 2 * pairs);
+    poolbus.calls_us(pairs / 10);  // the request and reply sizes the raw round trip copies
+    raw_two_hop raw(1, poolbus.reply_bytes);
+    for (int round = 0; round < peer_rounds; ++round) {
+      auto disk = append_fdatasync_us(opt.out + "/peer-floor.append", appends);
+      r.round_fdatasync_p50_us.push_back(percentile(disk, 50));
+      append_all(r.fdatasync_us, disk);
+      both(round, [&](peer_system& system, peer_figures& f) { peer_latency_block(system, pairs, f); });
+      append_all(r.raw_calls_us, raw.latency_us(poolbus.request_bytes, 2 * pairs));
+    }
   }
-  for (int w : peer_windows) {
+  uint64_t errors = 0;
+  poolbus.calls_per_second(16, opt.quick ? 0.1 : 0.5, &errors);  // warm-up
+  redis.calls_per_second(16, opt.quick ? 0.1 : 0.5, &errors);
+  {
     raw_two_hop raw(4, 400);
-    r.raw_calls_per_s[w] = raw.round_trips_per_second(1, w, request_bytes, opt.seconds);
+    for (int w : peer_windows) {
+      double raw_sum = 0;
+      for (int round = 0; round < peer_rounds; ++round) {
+        both(round,
+             [&](peer_system& system, peer_figures& f) { peer_rate_block(system, w, block_seconds, f, &errors); });
+        raw_sum += raw.round_trips_per_second(1, w, poolbus.request_bytes, block_seconds);
+      }
+      r.raw_calls_per_s[w] = raw_sum / peer_rounds;
+    }
   }
-  r.fdatasync_us = time_fdatasync();
+  settle_rates(r.poolbus, block_seconds);
+  settle_rates(r.redis, block_seconds);
+  redis.check_drained();
+  if (errors) log("peer: %s failed calls", std::to_string(errors));
   out.add_samples("peer: poolbus accept/free call", r.poolbus.calls_us);
   out.add_samples("peer: redis accept/free call", r.redis.calls_us);
   out.add_samples("peer: raw zmq 2-hop round trip", r.raw_calls_us);

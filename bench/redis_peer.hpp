@@ -32,6 +32,7 @@ class redis_server {
   // output; returns once it answers PING. Throws when redis-server is missing.
   redis_server(const std::string& dir, const std::string& log_path);
   int port() const { return port_; }
+  pid_t pid() const { return process_->pid(); }
 
  private:
   int port_ = 0;
