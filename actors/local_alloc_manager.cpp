@@ -3,6 +3,10 @@
 // first exec: exec_records::create), so an alloc that runs no exec costs no
 // mkdir and no rmdir (on ext4 an rmdir writes the freed inode synchronously).
 // Killing the alloc removes the directory when there is one.
+// Invariant: every directory under allocs/ that is not trash belongs to a
+// local id in may_exist_ (what the first scan found, and every opened alloc),
+// so kill of any other alloc touches no path: a lookup of a name that does
+// not exist costs the kernel a new negative dentry per freed alloc.
 #include <spdlog/spdlog.h>
 
 #include <sys/stat.h>
@@ -11,8 +15,9 @@
 #include <cerrno>
 
 #include <filesystem>
-#include <thread>
 #include <system_error>
+#include <thread>
+#include <unordered_set>
 
 #include "actors/alloc_manager.hpp"
 #include "store/alloc_users.hpp"
@@ -48,20 +53,30 @@ class local_alloc_manager final : public alloc_manager {
     return {};
   }
 
+  void opened(const AllocInspect& alloc) override {
+    scan_once();
+    may_exist_.insert(local_id_of(alloc.id));
+  }
+
   outcome<void> kill(const AllocInspect& alloc) override {
     auto dir = dir_of(alloc);
     if (!dir) return dir.error();
+    scan_once();
+    const auto local = dir->filename().string();
+    if (may_exist_.erase(local) == 0) return {};  // never opened, and no earlier run's: no directory
     if (users_) users_->release(dir->string());
-    // No directory (the alloc ran no exec: the common case) costs one failed
-    // rmdir; an empty one one rmdir.
+    // An opened alloc whose execs wrote nothing costs one failed rmdir; an
+    // empty directory one rmdir.
     if (::rmdir(dir->c_str()) == 0 || errno == ENOENT) return {};
     // Anything else is closed to every exec user (0700), renamed out of the
     // way, and deleted on a thread of its own: gigabytes of outputs must not
     // hold up the pool's thread, and its uid may serve another alloc at once.
     ::chmod(dir->c_str(), 0700);
-    auto trash = allocs_dir_ / (trash_prefix + dir->filename().string());
-    if (::rename(dir->c_str(), trash.c_str()) != 0)
+    auto trash = allocs_dir_ / (trash_prefix + local);
+    if (::rename(dir->c_str(), trash.c_str()) != 0) {
+      may_exist_.insert(local);  // still there: a later kill tries again
       return make_pool_error(error_kind::internal, "cannot remove the directory of alloc " + alloc.id);
+    }
     std::thread([trash] {
       std::error_code ignored;
       fs::remove_all(trash, ignored);
@@ -73,6 +88,18 @@ class local_alloc_manager final : public alloc_manager {
  private:
   // Directories of freed allocs still being deleted: ".gone-<local id>".
   static constexpr const char* trash_prefix = ".gone-";
+
+  // The directories an earlier run left, once: they may be killed without
+  // having been opened in this run.
+  void scan_once() {
+    if (scanned_) return;
+    scanned_ = true;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(allocs_dir_, ec)) {
+      auto name = entry.path().filename().string();
+      if (name.rfind(trash_prefix, 0) != 0) may_exist_.insert(std::move(name));
+    }
+  }
 
   // What an earlier run was still deleting when it stopped.
   void remove_leftover_trash() {
@@ -94,6 +121,8 @@ class local_alloc_manager final : public alloc_manager {
   fs::path allocs_dir_;
   std::shared_ptr<alloc_users> users_;
   bool allocs_dir_made_ = false;  // the pool actor is the only caller: no lock
+  bool scanned_ = false;
+  std::unordered_set<std::string> may_exist_;  // local ids whose directory may exist
 };
 
 }  // namespace

@@ -295,6 +295,7 @@ outcome<void> restore_from_journal(pool_self self) {
 // ---------------------------------------------------------------- alloc actors
 
 local_alloc_actor spawn_alloc_actor(pool_self self, const AllocInspect& alloc) {
+  self->state.config.manager->opened(alloc);  // before its actor can write into the backing
   auto local = local_id_of(alloc.id);
   pool_actor me = caf::actor_cast<pool_actor_impl>(self);
   alloc_exec_context execs{self->state.config.execs, alloc.resources, caf::actor_cast<caf::actor>(self),

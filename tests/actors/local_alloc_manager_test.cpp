@@ -46,11 +46,39 @@ TEST_CASE("local alloc manager: <state_dir>/allocs/<id> comes with its first wri
   REQUIRE(manager->kill(a).ok());  // nothing to remove: fine
 
   REQUIRE(manager->create(a, 120000, {}).ok());
+  manager->opened(a);                                                    // the pool spawns its actor
   fs::create_directories(dir / "execs" / "e-1");                         // as its first exec makes it
   std::ofstream(dir / "execs" / "e-1" / "output.txt") << "exec output";  // contents go with the alloc
   REQUIRE(manager->kill(a).ok());
   REQUIRE_FALSE(fs::exists(dir));
   REQUIRE(manager->kill(a).ok());  // killing twice is harmless
+}
+
+TEST_CASE("local alloc manager: a directory an earlier run left is removed on kill without being opened") {
+  temp_dir state;
+  auto left = state.path / "allocs" / "00000000000000aa";
+  fs::create_directories(left / "execs" / "e-1");
+  fs::create_directories(state.path / "allocs" / ".gone-00000000000000bb");  // trash is no alloc's
+  auto manager = make_local_alloc_manager(state.path.string());
+  REQUIRE(manager->kill(alloc_named("w1/00000000000000aa")).ok());
+  REQUIRE_FALSE(fs::exists(left));
+}
+
+TEST_CASE("local alloc manager: kill looks only where a directory can be") {
+  temp_dir state;
+  auto manager = make_local_alloc_manager(state.path.string());
+  auto opened = alloc_named("w1/00000000000000a1"), untouched = alloc_named("w1/00000000000000a2");
+  REQUIRE(manager->create(opened, 120000, {}).ok());
+  REQUIRE(manager->create(untouched, 120000, {}).ok());
+  manager->opened(opened);
+  fs::create_directories(state.path / "allocs" / "00000000000000a1");
+  // Made behind the manager's back (nothing in a worker does: only an opened
+  // alloc's actor writes): kill of an alloc never opened does not look for it.
+  fs::create_directories(state.path / "allocs" / "00000000000000a2");
+  REQUIRE(manager->kill(opened).ok());
+  REQUIRE(manager->kill(untouched).ok());
+  REQUIRE_FALSE(fs::exists(state.path / "allocs" / "00000000000000a1"));
+  REQUIRE(fs::exists(state.path / "allocs" / "00000000000000a2"));
 }
 
 TEST_CASE("local alloc manager: ids that would escape the allocs directory are internal errors") {
