@@ -4,7 +4,7 @@
 // mkdir and no rmdir (on ext4 an rmdir writes the freed inode synchronously).
 // Killing the alloc removes the directory when there is one.
 // Invariant: every directory under allocs/ that is not trash belongs to a
-// local id in may_exist_ (what the first scan found, and every opened alloc),
+// local id in may_exist_ (what an earlier run left, and every opened alloc),
 // so kill of any other alloc touches no path: a lookup of a name that does
 // not exist costs the kernel a new negative dentry per freed alloc.
 #include <spdlog/spdlog.h>
@@ -30,7 +30,9 @@ namespace fs = std::filesystem;
 class local_alloc_manager final : public alloc_manager {
  public:
   local_alloc_manager(std::string state_dir, std::shared_ptr<alloc_users> users)
-      : allocs_dir_(fs::path(std::move(state_dir)) / "allocs"), users_(std::move(users)) {}
+      : allocs_dir_(fs::path(std::move(state_dir)) / "allocs"), users_(std::move(users)) {
+    note_leftover_dirs();
+  }
 
   std::string name() const override { return "local(" + allocs_dir_.string() + ")"; }
   bool needs_existing() const override { return false; }
@@ -53,15 +55,11 @@ class local_alloc_manager final : public alloc_manager {
     return {};
   }
 
-  void opened(const AllocInspect& alloc) override {
-    scan_once();
-    may_exist_.insert(local_id_of(alloc.id));
-  }
+  void opened(const AllocInspect& alloc) override { may_exist_.insert(local_id_of(alloc.id)); }
 
   outcome<void> kill(const AllocInspect& alloc) override {
     auto dir = dir_of(alloc);
     if (!dir) return dir.error();
-    scan_once();
     const auto local = dir->filename().string();
     if (may_exist_.erase(local) == 0) return {};  // never opened, and no earlier run's: no directory
     if (users_) users_->release(dir->string());
@@ -89,11 +87,9 @@ class local_alloc_manager final : public alloc_manager {
   // Directories of freed allocs still being deleted: ".gone-<local id>".
   static constexpr const char* trash_prefix = ".gone-";
 
-  // The directories an earlier run left, once: they may be killed without
-  // having been opened in this run.
-  void scan_once() {
-    if (scanned_) return;
-    scanned_ = true;
+  // The directories an earlier run left, before this run writes any: they
+  // may be killed without having been opened in this run.
+  void note_leftover_dirs() {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(allocs_dir_, ec)) {
       auto name = entry.path().filename().string();
@@ -121,7 +117,6 @@ class local_alloc_manager final : public alloc_manager {
   fs::path allocs_dir_;
   std::shared_ptr<alloc_users> users_;
   bool allocs_dir_made_ = false;  // the pool actor is the only caller: no lock
-  bool scanned_ = false;
   std::unordered_set<std::string> may_exist_;  // local ids whose directory may exist
 };
 

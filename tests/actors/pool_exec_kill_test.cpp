@@ -197,3 +197,17 @@ TEST_CASE_METHOD(exec_kill_fixture, "pool actor: an idle stop frees allocs with 
   }
   REQUIRE(stopped.value_or(false));
 }
+
+TEST_CASE_METHOD(exec_kill_fixture, "pool actor: a freed alloc's directory goes with it once an exec wrote into it") {
+  auto alloc = accept(1);
+  auto alloc_dir = dir / "allocs" / local_id_of(alloc.id);
+  exec_call put;
+  put.op = exec_op::put;
+  put.alloc = alloc.id;
+  put.exec = "e1";
+  put.config.cmd = {"true"};
+  REQUIRE(call<exec_answer>(exec_atom::value, put).ok());
+  REQUIRE(fs::is_directory(alloc_dir));  // the exec's records are in it
+  REQUIRE(call<caf::ok_atom>(free_atom::value, alloc.id).ok());
+  CHECK_FALSE(fs::exists(alloc_dir));  // the pool opened the alloc for its exec, so kill looked
+}
