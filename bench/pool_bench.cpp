@@ -952,11 +952,13 @@ void append_all(std::vector<double>& to, const std::vector<double>& from) {
   to.insert(to.end(), from.begin(), from.end());
 }
 
+// The p50 of a copy: percentile sorts, and the samples keep their time order.
+double p50_of(std::vector<double> samples) { return percentile(samples, 50); }
+
 // One round's single-client block of `system`.
 void peer_latency_block(peer_system& system, int pairs, peer_figures& f) {
   auto calls = system.calls_us(pairs);
-  auto copy = calls;
-  f.round_p50_us.push_back(percentile(copy, 50));
+  f.round_p50_us.push_back(p50_of(calls));
   append_all(f.calls_us, calls);
 }
 
@@ -1114,7 +1116,7 @@ void scenario_peer(const bench_options& opt, bench_results& out) {
     raw_two_hop raw(1, poolbus.reply_bytes);
     for (int round = 0; round < peer_rounds; ++round) {
       auto disk = append_fdatasync_us(opt.out + "/peer-floor.append", appends);
-      r.round_fdatasync_p50_us.push_back(percentile(disk, 50));
+      r.round_fdatasync_p50_us.push_back(p50_of(disk));
       append_all(r.fdatasync_us, disk);
       both(round, [&](peer_system& system, peer_figures& f) { peer_latency_block(system, pairs, f); });
       append_all(r.raw_calls_us, raw.latency_us(poolbus.request_bytes, 2 * pairs));
